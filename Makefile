@@ -1,0 +1,25 @@
+# Two commands for a fresh machine with Python 3.11 and make: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; other machines may use any torch>=2.1 (see pyproject.toml).
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: demo test clean
+
+$(BIN)/stackmff: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(BIN)/stackmff
+	$(BIN)/stackmff fuse examples/pcb -o out/pcb_fused.png --focus-map out/pcb_focus_map.png
+	@echo "wrote out/pcb_fused.png and out/pcb_focus_map.png"
+
+test: $(BIN)/stackmff
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,7 @@
+"""``python -m stackmff`` runs the command-line tool."""
+
+import sys
+
+from stackmff.cli import main
+
+sys.exit(main())

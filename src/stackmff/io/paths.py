@@ -1,0 +1,63 @@
+"""Turn what the user typed (folders, globs, files) into an ordered list of image files."""
+
+from __future__ import annotations
+
+import glob
+import re
+import warnings
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jpe", ".jp2"}
+)
+TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
+
+
+def natural_key(path: Path) -> list[object]:
+    """Sort key that orders ``2.png`` before ``10.png`` (digits compare as numbers)."""
+    parts = re.split(r"(\d+)", path.name.lower())
+    return [int(p) if p.isdigit() else p for p in parts]
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def expand_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Expand folders (natural order) and glob patterns; keep explicit files in given order.
+
+    Non-image files found inside folders or globs are skipped with a warning. An explicit
+    file is kept whatever its name, so that reading it reports a clear error if it is not an
+    image.
+    """
+    from stackmff.errors import StackError
+
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted((p for p in path.iterdir() if p.is_file()), key=natural_key)
+            files.extend(_keep_images(found, where=str(path)))
+        elif path.is_file():
+            files.append(path)
+        elif glob.has_magic(str(item)):
+            found = sorted((Path(p) for p in glob.glob(str(item)) if Path(p).is_file()),
+                           key=natural_key)
+            if not found:
+                raise StackError(f"no files match {item!r}")
+            files.extend(_keep_images(found, where=str(item)))
+        else:
+            raise StackError(f"no such file or folder: {item}")
+    return files
+
+
+def _keep_images(paths: list[Path], where: str) -> list[Path]:
+    images = [p for p in paths if is_image_path(p) and not p.name.startswith(".")]
+    skipped = [p.name for p in paths if p not in images and not p.name.startswith(".")]
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        warnings.warn(f"skipped {len(skipped)} non-image file(s) in {where}: {shown}",
+                      stacklevel=3)
+    return images
