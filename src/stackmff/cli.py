@@ -83,16 +83,17 @@ def _run_methods() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    warnings.simplefilter("always")
-    warnings.showwarning = _show_warning
+    if args.command is None:
+        parser.print_help()
+        return 2
     try:
-        if args.command == "fuse":
-            _run_fuse(args)
-        elif args.command == "methods":
-            _run_methods()
-        else:
-            parser.print_help()
-            return 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            if args.command == "fuse":
+                _run_fuse(args)
+            else:
+                _run_methods()
     except (StackError, ValueError) as exc:
         print(f"stackmff: error: {exc}", file=sys.stderr)
         return 1

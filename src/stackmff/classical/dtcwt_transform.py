@@ -127,11 +127,11 @@ def _level_filter(tree: str, level: int) -> tuple[np.ndarray, int]:
     return (h0a, 0) if tree == "a" else (h0a[::-1].copy(), 0)
 
 
-def max_levels(shape: tuple[int, int], wanted: int = 5) -> int:
-    """Levels such that the coarsest band is still longer than the filter."""
+def max_levels(shape: tuple[int, int], wanted: int = 6, smallest: int = 8) -> int:
+    """Levels such that the coarsest band keeps at least ``smallest`` samples."""
     levels = 0
     size = min(shape)
-    while levels < wanted and size // 2 >= 2 * QSHIFT_LENGTH:
+    while levels < wanted and size // 2 >= smallest:
         size //= 2
         levels += 1
     return max(levels, 1)

@@ -35,10 +35,16 @@ def _check_pair(result: np.ndarray, reference: np.ndarray) -> None:
         raise ValueError(f"images differ in size: {result.shape} vs reference {reference.shape}")
 
 
+def _psnr8(result: np.ndarray, reference: np.ndarray) -> float:
+    if np.array_equal(result, reference):
+        return float("inf")
+    return float(peak_signal_noise_ratio(reference, result, data_range=255))
+
+
 def psnr(result: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB on 8-bit grey."""
     _check_pair(result, reference)
-    return float(peak_signal_noise_ratio(grey8(reference), grey8(result), data_range=255))
+    return _psnr8(grey8(result), grey8(reference))
 
 
 def ssim(result: np.ndarray, reference: np.ndarray) -> float:
@@ -50,7 +56,7 @@ def ssim(result: np.ndarray, reference: np.ndarray) -> float:
 def psnr_colour(result: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB on 8-bit RGB (equals grey PSNR for grey images)."""
     _check_pair(result, reference)
-    return float(peak_signal_noise_ratio(to_uint8(reference), to_uint8(result), data_range=255))
+    return _psnr8(to_uint8(result), to_uint8(reference))
 
 
 @dataclass

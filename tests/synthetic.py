@@ -1,0 +1,54 @@
+"""Tiny focus stacks with a known focus map, made on the fly for the tests."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def texture(height: int, width: int, colour: bool, seed: int) -> np.ndarray:
+    """A sharp, detailed image in [0.05, 0.95]: noise at two scales plus edges."""
+    rng = np.random.default_rng(seed)
+    shape = (height, width, 3) if colour else (height, width)
+    fine = cv2.GaussianBlur(rng.random(shape, dtype=np.float32), (0, 0), 0.8)
+    coarse = cv2.resize(rng.random((height // 8, width // 8) + shape[2:], dtype=np.float32),
+                        (width, height), interpolation=cv2.INTER_NEAREST)
+    image = 0.6 * (fine - fine.min()) / (np.ptp(fine) + 1e-9) + 0.4 * coarse
+    return (0.05 + 0.9 * image).astype(np.float32)
+
+
+def band_focus_map(height: int, width: int, n_layers: int) -> np.ndarray:
+    """Vertical bands, one per layer, in a shuffled order (so layer order != position)."""
+    order = np.random.default_rng(1).permutation(n_layers)
+    return order[(np.arange(width) * n_layers) // width][None, :].repeat(height, axis=0)
+
+
+def make_stack(n_layers: int = 4, height: int = 90, width: int = 124, colour: bool = False,
+               seed: int = 0, blur_per_layer: float = 1.6):
+    """Return ``(layers, truth, focus_map)``: layer k is sharp where ``focus_map == k`` and
+    blurred elsewhere with sigma ``blur_per_layer * |k - focus_map|``."""
+    truth = texture(height, width, colour, seed)
+    focus_map = band_focus_map(height, width, n_layers)
+    blurred = [truth] + [cv2.GaussianBlur(truth, (0, 0), blur_per_layer * d)
+                         for d in range(1, n_layers)]
+    layers = np.empty((n_layers,) + truth.shape, np.float32)
+    for k in range(n_layers):
+        distance = np.abs(focus_map - k)
+        for d in range(n_layers):
+            mask = distance == d
+            layers[k][mask] = blurred[d][mask]
+    return layers, truth, focus_map
+
+
+def write_stack(folder, layers: np.ndarray, dtype=np.uint8, suffix: str = ".png",
+                names=None) -> list:
+    """Write float layers as image files (RGB order) and return their paths."""
+    from stackmff.io import write_image
+    from stackmff.io.image import from_float
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = names or [f"layer_{k}{suffix}" for k in range(len(layers))]
+    paths = [folder / name for name in names]
+    for layer, path in zip(layers, paths):
+        write_image(from_float(layer, np.dtype(dtype)), path)
+    return paths
