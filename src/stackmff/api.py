@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stackmff.classical import get_method
+from stackmff.classical import get_method, list_methods
 from stackmff.errors import StackError
 from stackmff.io import Stack, write_files_atomically
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
@@ -14,21 +14,50 @@ from stackmff.io.image import encode_image
 from stackmff.result import FusionResult
 
 DEFAULT_METHOD = "depthmap"
+NETWORK_METHOD = "v3"
+NETWORK_SUMMARY = ("StackMFF V3 network: per-pixel classification of the sharpest layer, "
+                   "pixels copied (needs --checkpoint)")
 
 
-def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD) -> FusionResult:
+def method_names() -> list[str]:
+    """Every method ``fuse_stack`` accepts: the network and the classical registry."""
+    return [NETWORK_METHOD] + [m.name for m in list_methods()]
+
+
+def check_method(method: str, checkpoint: str | Path | None = None) -> None:
+    """Fail early, before any work, on an unknown method or a network without weights."""
+    if method == NETWORK_METHOD:
+        if checkpoint is None:
+            raise StackError("method v3 needs trained weights: pass --checkpoint PATH "
+                             "(no default model ships yet)")
+        return
+    get_method(method)
+
+
+def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
+               checkpoint: str | Path | None = None, fuser=None, **fuser_options) -> FusionResult:
     """Fuse a focus stack into one all-in-focus image.
 
     Args:
         stack: a :class:`Stack` from :func:`load_stack`, or a float array
             ``(L, H, W[, 3])`` in [0, 1].
-        method: a registered method name (see :func:`list_methods`).
+        method: ``"v3"`` (the network) or a classical method (see :func:`method_names`).
+        checkpoint: weights for ``"v3"`` (ignored if ``fuser`` is given).
+        fuser: an already loaded :class:`stackmff.fusion.StackFuser`, to reuse across stacks.
+        **fuser_options: ``device``, ``tile``, ``margin``, ``precision`` for a new fuser.
 
     Returns:
         A :class:`FusionResult` with the fused image (float32, [0, 1]) and, where the method
         has them, the focus map and confidence.
     """
     layers = stack.layers if isinstance(stack, Stack) else np.asarray(stack)
+    if method == NETWORK_METHOD:
+        if fuser is None:
+            from stackmff.fusion import StackFuser
+
+            check_method(method, checkpoint)
+            fuser = StackFuser.from_checkpoint(checkpoint, **fuser_options)
+        return fuser.fuse(layers)
     return get_method(method).fuse(layers)
 
 

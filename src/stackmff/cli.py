@@ -13,8 +13,17 @@ import warnings
 from collections.abc import Sequence
 
 from stackmff import __version__
-from stackmff.api import DEFAULT_METHOD, fuse_stack, output_paths, save_result
-from stackmff.classical import get_method, list_methods
+from stackmff.api import (
+    DEFAULT_METHOD,
+    NETWORK_METHOD,
+    NETWORK_SUMMARY,
+    check_method,
+    fuse_stack,
+    output_paths,
+    save_result,
+)
+from stackmff.classical import list_methods
+from stackmff.fusion.predictor import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS
 from stackmff.errors import StackError
 from stackmff.io import load_stack
 
@@ -39,6 +48,16 @@ def _build_parser() -> argparse.ArgumentParser:
     method.add_argument("-m", "--method", default=DEFAULT_METHOD,
                         help=f"fusion method (default: {DEFAULT_METHOD}; "
                              "see `stackmff methods`)")
+    network = fuse.add_argument_group("network (--method v3)")
+    network.add_argument("--checkpoint", metavar="PATH", help="trained weights (.pt)")
+    network.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    network.add_argument("--tile", type=_tile_size, default=DEFAULT_TILE, metavar="N",
+                         help=f"tile side in pixels, 0 for one pass (default {DEFAULT_TILE}); "
+                              "bounds memory for any image size")
+    network.add_argument("--tile-margin", type=int, default=DEFAULT_MARGIN, metavar="N",
+                         help=f"context around each tile (default {DEFAULT_MARGIN})")
+    network.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                         help="autocast precision of the per-layer network (default fp32)")
     output = fuse.add_argument_group("output")
     output.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="fused image (.png/.tif keep 16 bit; .jpg is 8-bit)")
@@ -54,13 +73,26 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tile_size(text: str) -> int | None:
+    value = int(text)
+    if value != 0 and value < 32:
+        raise argparse.ArgumentTypeError(f"tile must be 0 or at least 32, got {value}")
+    return value or None
+
+
 def _run_fuse(args: argparse.Namespace) -> None:
-    get_method(args.method)  # unknown names fail before any work
+    check_method(args.method, args.checkpoint)  # fail before any work
     output_paths(args.output, args.focus_map, args.confidence)
     started = time.perf_counter()
+    fuser = None
+    if args.method == NETWORK_METHOD:
+        from stackmff.fusion import StackFuser
+
+        fuser = StackFuser.from_checkpoint(args.checkpoint, device=args.device, tile=args.tile,
+                                           margin=args.tile_margin, precision=args.precision)
     stack = load_stack(args.inputs)
     loaded = time.perf_counter()
-    result = fuse_stack(stack, method=args.method)
+    result = fuse_stack(stack, method=args.method, fuser=fuser)
     fused = time.perf_counter()
     written = save_result(result, stack, args.output, args.focus_map, args.confidence)
     done = time.perf_counter()
@@ -74,10 +106,11 @@ def _run_fuse(args: argparse.Namespace) -> None:
 
 
 def _run_methods() -> None:
-    width = max(len(m.name) for m in list_methods())
-    for m in list_methods():
-        default = " (default)" if m.name == DEFAULT_METHOD else ""
-        print(f"{m.name:<{width}}  {m.summary}{default}")
+    rows = [(NETWORK_METHOD, NETWORK_SUMMARY)] + [(m.name, m.summary) for m in list_methods()]
+    width = max(len(name) for name, _ in rows)
+    for name, summary in rows:
+        default = " (default)" if name == DEFAULT_METHOD else ""
+        print(f"{name:<{width}}  {summary}{default}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

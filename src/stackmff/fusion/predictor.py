@@ -1,0 +1,101 @@
+"""Fuse stacks with the StackMFF V3 network: the model is loaded once, stacks go through it
+tile by tile.
+
+Luma goes to the network; the focus map (argmax of the per-pixel softmax over layers) then
+gathers the original colour, full-bit-depth pixels, so every output pixel is an input pixel.
+Sizes that are not multiples of 32 are padded by reflection and cropped back: no resize.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stackmff.classical.common import check_layers, gather, luma
+from stackmff.errors import StackError
+from stackmff.fusion.tiling import plan_tiles
+from stackmff.io.checkpoint import load_checkpoint
+from stackmff.model import StackMFFV3
+from stackmff.progress import progress
+from stackmff.result import FusionResult
+
+ALIGN = 32  # the encoder's total stride
+DEFAULT_TILE = 1024
+DEFAULT_MARGIN = 128
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class StackFuser:
+    """A loaded network ready to fuse stacks of any size and any number of layers.
+
+    Args:
+        model: the network (put in eval mode here).
+        device: ``"cpu"`` or ``"cuda"``.
+        tile: largest core tile side in pixels, ``None`` for the whole image in one pass.
+        margin: context added around each tile core.
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast for the per-layer network
+            (the cross-layer attention stays in fp32).
+    """
+
+    def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | None = DEFAULT_TILE,
+                 margin: int = DEFAULT_MARGIN, precision: str = "fp32") -> None:
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise StackError("--device cuda asked for, but no CUDA device is available")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        plan_tiles(64, 64, tile, margin)  # validates tile and margin
+        self.model = model.to(device).eval()
+        self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
+        if device == "cpu":
+            torch.set_flush_denormal(True)  # denormals make CPU convolutions crawl
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **options) -> StackFuser:
+        model, _ = load_checkpoint(path)
+        return cls(model, **options)
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device, dtype=dtype)
+
+    @torch.inference_mode()
+    def logits(self, grey: np.ndarray) -> torch.Tensor:
+        """Network logits ``[N, H, W]`` for a luma stack ``(N, H, W)`` in one pass (one tile)."""
+        x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).to(self.device)
+        h, w = x.shape[1:]
+        pad_h, pad_w = (-h) % ALIGN, (-w) % ALIGN
+        x = x[None, :, None]
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = F.pad(x[0], (0, pad_w, 0, pad_h), mode=mode)[None]
+        with self._autocast():
+            volume = self.model.estimate(x, layers_per_batch=1)
+        logits = self.model.attention.logits(volume.float())
+        return logits[0, :, :h, :w]
+
+    def fuse(self, layers: np.ndarray) -> FusionResult:
+        """Fuse ``(N, H, W[, 3])`` float32 layers in [0, 1]."""
+        layers = check_layers(layers)
+        n, height, width = layers.shape[:3]
+        focus_map = np.empty((height, width), np.uint16)
+        confidence = np.empty((height, width), np.float32)
+        tiles = plan_tiles(height, width, self.tile, self.margin)
+        for tile in progress(tiles, desc="v3", total=len(tiles)):
+            y0, y1, x0, x1 = tile.window
+            grey = luma(layers[:, y0:y1, x0:x1])
+            probabilities = self.logits(grey).softmax(dim=0)
+            best, winner = probabilities.max(dim=0)
+            rows, cols = tile.core_in_window()
+            cy0, cy1, cx0, cx1 = tile.core
+            focus_map[cy0:cy1, cx0:cx1] = winner[rows, cols].cpu().numpy()
+            confidence[cy0:cy1, cx0:cx1] = best[rows, cols].cpu().numpy()
+        return FusionResult(fused=gather(layers, focus_map), focus_map=focus_map,
+                            confidence=confidence, method="v3")

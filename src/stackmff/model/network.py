@@ -1,0 +1,85 @@
+"""The StackMFF V3 network: focus estimation per layer, cross-layer attention, one logit per
+layer and pixel (the maximum over the C0 channels; no learned head).
+
+The forward pass always returns :class:`StackOutput`, in training and in evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stackmff.model.attention import CrossLayerAttention
+from stackmff.model.backbone import FocusEstimator
+from stackmff.model.config import ModelConfig
+
+
+@dataclass
+class StackOutput:
+    """``logits``: ``[B, N, H, W]``, one score per layer and pixel; softmax over N gives the
+    per-pixel probability of each layer being the sharpest."""
+
+    logits: torch.Tensor
+
+    def probabilities(self) -> torch.Tensor:
+        return self.logits.softmax(dim=1)
+
+    def focus_map(self) -> torch.Tensor:
+        """``[B, H, W]`` index of the winning layer."""
+        return self.logits.argmax(dim=1)
+
+    def confidence(self) -> torch.Tensor:
+        """``[B, H, W]`` softmax probability of the winning layer."""
+        return self.probabilities().amax(dim=1)
+
+    def expected_depth(self) -> torch.Tensor:
+        """``[B, H, W]`` softmax expectation of the normalised layer position in [0, 1] (V3*)."""
+        n = self.logits.shape[1]
+        positions = torch.linspace(0, 1, n, device=self.logits.device, dtype=self.logits.dtype)
+        return torch.einsum("bnhw,n->bhw", self.probabilities(), positions)
+
+
+class StackMFFV3(nn.Module):
+    """Stack ``[B, N, 1, H, W]`` luma in [0, 1] -> :class:`StackOutput`. Any N >= 2."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        self.focus = FocusEstimator(self.config)
+        self.attention = CrossLayerAttention(self.config)
+
+    def forward(self, stack: torch.Tensor) -> StackOutput:
+        return StackOutput(self.reduce(self.attention(self.estimate(stack))))
+
+    def estimate(self, stack: torch.Tensor, layers_per_batch: int | None = None) -> torch.Tensor:
+        """Stage 1 on every layer: ``[B, N, 1, H, W] -> [B, N, C0, H, W]``."""
+        if stack.ndim != 5 or stack.shape[2] != 1:
+            raise ValueError(f"expected a stack [B, N, 1, H, W], got {tuple(stack.shape)}")
+        if stack.shape[1] < 2:
+            raise ValueError(f"a stack needs at least 2 layers, got {stack.shape[1]}")
+        b, n, _, h, w = stack.shape
+        flat = stack.reshape(b * n, 1, h, w)
+        step = layers_per_batch or flat.shape[0]
+        volume = torch.cat([self.focus(flat[i:i + step]) for i in range(0, flat.shape[0], step)])
+        return volume.reshape(b, n, -1, h, w)
+
+    @staticmethod
+    def reduce(volume: torch.Tensor) -> torch.Tensor:
+        """Stage 3: one logit per layer and pixel, the maximum over the C0 channels."""
+        return volume.amax(dim=2)
+
+
+def classification_loss(output: StackOutput, focus_map: torch.Tensor) -> torch.Tensor:
+    """V3 training loss: per-pixel cross-entropy against the 0-based true layer index."""
+    return F.cross_entropy(output.logits, focus_map.long())
+
+
+def depth_regression_loss(output: StackOutput, focus_map: torch.Tensor) -> torch.Tensor:
+    """V3* training loss: MSE between the expected normalised depth and the true layer's
+    normalised position (for ordered stacks)."""
+    n = output.logits.shape[1]
+    target = focus_map.to(output.logits.dtype) / max(n - 1, 1)
+    return F.mse_loss(output.expected_depth(), target)

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from synthetic import make_stack
+
+from stackmff.model import ModelConfig, StackMFFV3, classification_loss, depth_regression_loss
+from stackmff.model.reference import ReferenceStackMFFV3, reference_attention
+
+TINY = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
+                   attention_heads=2, attention_ffn=16)
+
+
+def test_faithful_config_has_the_papers_parameter_count():
+    count = sum(p.numel() for p in StackMFFV3().parameters())
+    assert abs(count - 2_738_268) / 2_738_268 < 0.01
+    assert sum(p.numel() for p in StackMFFV3().attention.parameters()) == 6_560
+
+
+def test_shapes_and_any_stack_size_in_one_model():
+    torch.manual_seed(0)
+    model = StackMFFV3(TINY).eval()
+    with torch.no_grad():
+        for n in (2, 5, 24):
+            output = model(torch.rand(1, n, 1, 64, 96))
+            assert output.logits.shape == (1, n, 64, 96)
+            assert output.focus_map().shape == (1, 64, 96)
+            assert int(output.focus_map().max()) < n
+            confidence = output.confidence()
+            assert float(confidence.min()) >= 1.0 / n - 1e-6 and float(confidence.max()) <= 1.0
+    with torch.no_grad():
+        volume = model.estimate(torch.rand(2, 3, 1, 64, 64))
+    assert volume.shape == (2, 3, TINY.decoder_width, 64, 64)
+    assert 0.0 <= float(volume.min()) and float(volume.max()) <= 1.0  # sigmoid volume
+
+
+def test_one_return_type_in_train_and_eval():
+    model = StackMFFV3(TINY)
+    x = torch.rand(1, 3, 1, 32, 32)
+    assert type(model.train()(x)) is type(model.eval()(x))
+
+
+def test_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    model = StackMFFV3(TINY).train()
+    output = model(torch.rand(2, 4, 1, 64, 64))
+    loss = classification_loss(output, torch.randint(0, 4, (2, 64, 64)))
+    loss = loss + depth_regression_loss(output, torch.randint(0, 4, (2, 64, 64)))
+    loss.backward()
+    missing = [name for name, p in model.named_parameters()
+               if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+def test_without_position_encoding_the_network_is_permutation_equivariant():
+    torch.manual_seed(0)
+    model = StackMFFV3(ModelConfig(pos_encoding="none")).eval()
+    stack = torch.rand(1, 6, 1, 64, 64)
+    order = torch.tensor([3, 0, 5, 1, 4, 2])
+    with torch.no_grad():
+        straight = model(stack).logits
+        permuted = model(stack[:, order]).logits
+    torch.testing.assert_close(permuted, straight[:, order], atol=1e-5, rtol=0)
+
+
+def test_rope_makes_the_attention_depend_on_order():
+    torch.manual_seed(0)
+    model = StackMFFV3(ModelConfig(pos_encoding="rope")).eval()
+    volume = torch.rand(1, 4, 16, 8, 8)
+    order = torch.tensor([2, 0, 3, 1])
+    with torch.no_grad():
+        difference = model.attention(volume[:, order]) - model.attention(volume)[:, order]
+    assert float(difference.abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("encoding", ["rope", "none"])
+def test_fast_attention_matches_the_straightforward_reference(encoding):
+    torch.manual_seed(0)
+    model = StackMFFV3(ModelConfig(pos_encoding=encoding)).eval()
+    volume = torch.rand(2, 5, 16, 24, 40)
+    with torch.no_grad():
+        expected = reference_attention(model.attention, volume)
+        torch.testing.assert_close(model.attention(volume, chunk=100), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(model.attention.logits(volume, chunk=333), expected.amax(2),
+                                   atol=1e-5, rtol=0)
+        stack = torch.rand(1, 3, 1, 64, 64)
+        torch.testing.assert_close(model(stack).logits, ReferenceStackMFFV3(model)(stack).logits,
+                                   atol=1e-5, rtol=0)
+
+
+def test_config_validation_and_round_trip():
+    with pytest.raises(ValueError, match="pos_encoding"):
+        ModelConfig(pos_encoding="sinusoid")
+    with pytest.raises(ValueError, match="head"):
+        ModelConfig(head="other")
+    assert ModelConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_tiny_model_overfits_one_stack():
+    """The one slow test: the whole pipeline can learn a focus map.
+
+    Accuracy is read in training mode: with one stack, BatchNorm's batch statistics are the
+    statistics of that stack, while the running averages lag behind the changing weights."""
+    torch.manual_seed(0)
+    layers, _, focus_map = make_stack(n_layers=3, height=64, width=64, seed=2)
+    stack = torch.from_numpy(layers)[None, :, None]
+    target = torch.from_numpy(focus_map.astype(np.int64))[None]
+    model = StackMFFV3(ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8,
+                                   decoder_width=8, attention_heads=2, attention_ffn=16,
+                                   drop_path=0.0))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(300):
+        loss = classification_loss(model(stack), target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step % 25 == 24:
+            with torch.no_grad():
+                accuracy = float((model(stack).focus_map() == target).float().mean())
+            if accuracy >= 0.95:
+                break
+    assert accuracy >= 0.95, f"accuracy {accuracy:.3f} after {step + 1} steps"
