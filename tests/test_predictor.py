@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+from synthetic import make_stack, write_stack
+
+from stackmff.classical import gather
+from stackmff.cli import main
+from stackmff.errors import StackError
+from stackmff.fusion import StackFuser, plan_tiles
+from stackmff.io import read_pages
+from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
+from stackmff.model import ModelConfig, StackMFFV3
+
+TINY = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
+                   attention_heads=2, attention_ffn=16, pos_encoding="none")
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, StackMFFV3(TINY), meta={"note": "random weights for tests"})
+    return path
+
+
+@pytest.mark.parametrize("shape", [(300, 200), (64, 64), (33, 97)])
+def test_tiles_cover_the_image_exactly_once(shape):
+    height, width = shape
+    covered = np.zeros(shape, int)
+    for tile in plan_tiles(height, width, tile=64, margin=16):
+        y0, y1, x0, x1 = tile.core
+        wy0, wy1, wx0, wx1 = tile.window
+        assert 0 <= wy0 <= y0 < y1 <= wy1 <= height and 0 <= wx0 <= x0 < x1 <= wx1 <= width
+        covered[y0:y1, x0:x1] += 1
+    assert np.all(covered == 1)
+
+
+def test_checkpoint_round_trip_keeps_config_and_weights(checkpoint):
+    model, payload = load_checkpoint(checkpoint)
+    assert model.config == TINY and payload["meta"]["note"] == "random weights for tests"
+    torch.manual_seed(0)
+    original = StackMFFV3(TINY)
+    for name, tensor in original.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor)
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    with pytest.raises(StackError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(StackError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(StackError, match="not a stackmff checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_predictor_copies_colour_pixels_at_any_size(checkpoint):
+    layers, _, _ = make_stack(n_layers=4, height=45, width=70, colour=True)
+    fuser = StackFuser.from_checkpoint(checkpoint, tile=None)
+    result = fuser.fuse(layers)
+    assert result.fused.shape == (45, 70, 3) and result.focus_map.shape == (45, 70)
+    np.testing.assert_array_equal(result.fused, gather(layers, result.focus_map))
+    assert np.all((result.confidence >= 0.25 - 1e-6) & (result.confidence <= 1.0))
+
+
+def test_predictor_matches_the_network_on_unpadded_input(checkpoint):
+    layers, _, _ = make_stack(n_layers=3, height=64, width=96)
+    fuser = StackFuser.from_checkpoint(checkpoint, tile=None)
+    with torch.no_grad():
+        expected = fuser.model(torch.from_numpy(layers)[None, :, None]).logits[0]
+    torch.testing.assert_close(fuser.logits(layers), expected, atol=1e-4, rtol=0)
+    agreement = np.mean(fuser.fuse(layers).focus_map == expected.argmax(0).numpy())
+    assert agreement > 0.99
+
+
+def test_tiles_with_whole_image_margin_equal_one_pass(checkpoint):
+    layers, _, _ = make_stack(n_layers=3, height=64, width=96)
+    one_pass = StackFuser.from_checkpoint(checkpoint, tile=None).fuse(layers)
+    tiled = StackFuser.from_checkpoint(checkpoint, tile=32, margin=96).fuse(layers)
+    assert np.mean(tiled.focus_map == one_pass.focus_map) > 0.99
+
+
+def test_cli_fuses_with_a_checkpoint(tmp_path, checkpoint, capsys):
+    layers, _, _ = make_stack(n_layers=3, colour=True)
+    write_stack(tmp_path / "stack", layers, dtype=np.uint16)
+    code = main(["fuse", str(tmp_path / "stack"), "-o", str(tmp_path / "v3.png"), "-m", "v3",
+                 "--checkpoint", str(checkpoint), "--tile", "64", "--focus-map",
+                 str(tmp_path / "map.png"), "--confidence", str(tmp_path / "conf.png")])
+    assert code == 0, capsys.readouterr().err
+    fused = read_pages(tmp_path / "v3.png")[0]
+    assert fused.dtype == np.uint16 and fused.shape == (90, 124, 3)
+
+
+def test_cli_v3_without_weights_is_a_clear_error(tmp_path, capsys):
+    layers, _, _ = make_stack(n_layers=3)
+    write_stack(tmp_path / "stack", layers)
+    code = main(["fuse", str(tmp_path / "stack"), "-o", str(tmp_path / "v3.png"), "-m", "v3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "needs trained weights" in err[0]
+    assert not (tmp_path / "v3.png").exists()
