@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
+from stackmff.fusion.optimise import optimise_for_inference
 from stackmff.fusion.tiling import plan_tiles
 from stackmff.io.checkpoint import load_checkpoint
 from stackmff.model import StackMFFV3
@@ -50,7 +51,7 @@ class StackFuser:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         plan_tiles(64, 64, tile, margin)  # validates tile and margin
-        self.model = model.to(device).eval()
+        self.model = optimise_for_inference(model, device)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         if device == "cpu":
             torch.set_flush_denormal(True)  # denormals make CPU convolutions crawl
@@ -72,10 +73,10 @@ class StackFuser:
         x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).to(self.device)
         h, w = x.shape[1:]
         pad_h, pad_w = (-h) % ALIGN, (-w) % ALIGN
-        x = x[None, :, None]
         if pad_h or pad_w:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            x = F.pad(x[0], (0, pad_w, 0, pad_h), mode=mode)[None]
+            x = F.pad(x[None], (0, pad_w, 0, pad_h), mode=mode)[0]
+        x = x[:, None].contiguous(memory_format=torch.channels_last)[None]
         with self._autocast():
             volume = self.model.estimate(x, layers_per_batch=1)
         logits = self.model.attention.logits(volume.float())

@@ -19,7 +19,7 @@ from torch import nn
 
 from stackmff.model.config import ModelConfig
 
-PIXELS_PER_CHUNK = 16384
+PIXELS_PER_CHUNK = 4096
 
 
 def rotary_tables(n_layers: int, width: int, base: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
