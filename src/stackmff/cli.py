@@ -23,7 +23,7 @@ from stackmff.api import (
     save_result,
 )
 from stackmff.classical import list_methods
-from stackmff.fusion.predictor import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS
+from stackmff.fusion.predictor import DEFAULT_MARGIN, PRECISIONS
 from stackmff.errors import StackError
 from stackmff.io import load_stack
 
@@ -51,9 +51,9 @@ def _build_parser() -> argparse.ArgumentParser:
     network = fuse.add_argument_group("network (--method v3)")
     network.add_argument("--checkpoint", metavar="PATH", help="trained weights (.pt)")
     network.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    network.add_argument("--tile", type=_tile_size, default=DEFAULT_TILE, metavar="N",
-                         help=f"tile side in pixels, 0 for one pass (default {DEFAULT_TILE}); "
-                              "bounds memory for any image size")
+    network.add_argument("--tile", type=_tile_size, default="auto", metavar="N",
+                         help="tile side in pixels, 0 for one pass (default: auto, the largest "
+                              "that bounds memory for the stack's layer count)")
     network.add_argument("--tile-margin", type=int, default=DEFAULT_MARGIN, metavar="N",
                          help=f"context around each tile (default {DEFAULT_MARGIN})")
     network.add_argument("--precision", choices=PRECISIONS, default="fp32",
@@ -73,7 +73,9 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _tile_size(text: str) -> int | None:
+def _tile_size(text: str) -> int | str | None:
+    if text == "auto":
+        return text
     value = int(text)
     if value != 0 and value < 32:
         raise argparse.ArgumentTypeError(f"tile must be 0 or at least 32, got {value}")

@@ -27,6 +27,14 @@ from stackmff.result import FusionResult
 ALIGN = 32  # the encoder's total stride
 DEFAULT_TILE = 1024
 DEFAULT_MARGIN = 128
+VOLUME_BUDGET_BYTES = 2**30  # the [N, C0, tile, tile] volume of one tile
+
+
+def auto_tile(n_layers: int, channels: int, margin: int) -> int:
+    """Largest tile (multiple of 32, at most DEFAULT_TILE) whose volume fits the budget, so
+    memory stays bounded however many layers the stack has."""
+    side = int((VOLUME_BUDGET_BYTES / (n_layers * channels * 4)) ** 0.5) - 2 * margin
+    return max(128, min(DEFAULT_TILE, side // ALIGN * ALIGN))
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -36,13 +44,14 @@ class StackFuser:
     Args:
         model: the network (put in eval mode here).
         device: ``"cpu"`` or ``"cuda"``.
-        tile: largest core tile side in pixels, ``None`` for the whole image in one pass.
+        tile: core tile side in pixels; ``"auto"`` picks the largest that keeps one tile's
+            volume within budget for the stack's N; ``None`` runs the whole image in one pass.
         margin: context added around each tile core.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast for the per-layer network
             (the cross-layer attention stays in fp32).
     """
 
-    def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | None = DEFAULT_TILE,
+    def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32") -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
@@ -50,7 +59,8 @@ class StackFuser:
             raise StackError("--device cuda asked for, but no CUDA device is available")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        plan_tiles(64, 64, tile, margin)  # validates tile and margin
+        if tile != "auto":
+            plan_tiles(64, 64, tile, margin)  # validates tile and margin
         self.model = optimise_for_inference(model, device)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         if device == "cpu":
@@ -88,7 +98,10 @@ class StackFuser:
         n, height, width = layers.shape[:3]
         focus_map = np.empty((height, width), np.uint16)
         confidence = np.empty((height, width), np.float32)
-        tiles = plan_tiles(height, width, self.tile, self.margin)
+        tile = self.tile
+        if tile == "auto":
+            tile = auto_tile(n, self.model.config.decoder_width, self.margin)
+        tiles = plan_tiles(height, width, tile, self.margin)
         for tile in progress(tiles, desc="v3", total=len(tiles)):
             y0, y1, x0, x1 = tile.window
             grey = luma(layers[:, y0:y1, x0:x1])

@@ -62,8 +62,15 @@ class StackMFFV3(nn.Module):
             raise ValueError(f"a stack needs at least 2 layers, got {stack.shape[1]}")
         b, n, _, h, w = stack.shape
         flat = stack.reshape(b * n, 1, h, w)
-        step = layers_per_batch or flat.shape[0]
-        volume = torch.cat([self.focus(flat[i:i + step]) for i in range(0, flat.shape[0], step)])
+        if layers_per_batch is None:
+            return self.focus(flat).reshape(b, n, -1, h, w)
+        volume = None
+        for i in range(0, b * n, layers_per_batch):
+            part = self.focus(flat[i:i + layers_per_batch])
+            if volume is None:  # filled in place: the volume is never held twice
+                volume = torch.empty((b * n,) + part.shape[1:], dtype=part.dtype,
+                                     device=part.device)
+            volume[i:i + layers_per_batch] = part
         return volume.reshape(b, n, -1, h, w)
 
     @staticmethod
