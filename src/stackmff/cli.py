@@ -70,6 +70,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("methods", help="list the fusion methods",
                         description="List the fusion methods, one line each.")
+
+    train = commands.add_parser(
+        "train", help="train the network on synthetic stacks",
+        description="Train StackMFF V3 on synthetic focus stacks. The TOML config is the whole "
+                    "interface; it is stored in every checkpoint (<out>/last.pt), next to a "
+                    "CSV log (<out>/log.csv).")
+    train.add_argument("--config", required=True, metavar="TOML", help="e.g. configs/default.toml")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from <out>/last.pt (weights, optimizer, step, time)")
+    train.add_argument("--max-minutes", type=float, metavar="M",
+                       help="stop after M minutes of training in total (overrides the config)")
     return parser
 
 
@@ -107,6 +118,24 @@ def _run_fuse(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
 
 
+def _run_train(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from stackmff.training import TrainConfig, train
+
+    try:
+        config = TrainConfig.load(args.config)
+    except OSError as exc:
+        raise StackError(f"cannot read config {args.config}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        raise StackError(f"bad config {args.config}: {exc}") from None
+    if args.max_minutes is not None:
+        config = dataclasses.replace(
+            config, run=dataclasses.replace(config.run, max_minutes=args.max_minutes))
+    last = train(config, resume=args.resume)
+    print(f"wrote {last}")
+
+
 def _run_methods() -> None:
     rows = [(NETWORK_METHOD, NETWORK_SUMMARY)] + [(m.name, m.summary) for m in list_methods()]
     width = max(len(name) for name, _ in rows)
@@ -127,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             if args.command == "fuse":
                 _run_fuse(args)
+            elif args.command == "train":
+                _run_train(args)
             else:
                 _run_methods()
     except (StackError, ValueError) as exc:

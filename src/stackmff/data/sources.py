@@ -1,0 +1,94 @@
+"""Where training scenes come from, drawn at random with fixed weights.
+
+``dead_leaves``: unlimited synthetic scenes with occlusion depth. ``photos``: photos with
+procedural depth (the scikit-image photos listed in TRAIN_PHOTOS, plus any folder of the
+user's own photos). ``motorcycle``: the Middlebury scene with true depth. Held-out photos
+(VALIDATION_PHOTOS) are never drawn for training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stackmff.data.scenes import (
+    Scene,
+    dead_leaves,
+    motorcycle,
+    photo_files,
+    procedural_depth,
+    random_crop,
+    skimage_photo,
+)
+
+TRAIN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina")
+VALIDATION_PHOTOS = ("hubble_deep_field", "camera", "coins", "brick", "grass", "gravel")
+
+
+@dataclass(frozen=True)
+class SourceWeights:
+    dead_leaves: float = 0.5
+    photos: float = 0.4
+    motorcycle: float = 0.1
+    photo_folder: str | None = None
+
+
+@lru_cache(maxsize=64)
+def _photo(name: str) -> np.ndarray:
+    if Path(name).is_file():
+        image = cv2.imread(name, cv2.IMREAD_COLOR)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    image = skimage_photo(name)
+    return np.dstack([image] * 3) if image.ndim == 2 else image
+
+
+@lru_cache(maxsize=1)
+def _motorcycle() -> Scene:
+    return motorcycle()
+
+
+@dataclass
+class SceneSampler:
+    """Draws training scenes of ``size`` x ``size`` (RGB) from the weighted sources."""
+
+    size: int
+    weights: SourceWeights = field(default_factory=SourceWeights)
+    photos: tuple[str, ...] = TRAIN_PHOTOS
+
+    def __post_init__(self) -> None:
+        names = list(self.photos)
+        if self.weights.photo_folder:
+            names += [str(p) for p in photo_files(self.weights.photo_folder)]
+        self._photos = names
+
+    def draw(self, rng: np.random.Generator) -> Scene:
+        w = self.weights
+        kinds = ["dead_leaves", "photos", "motorcycle"]
+        p = np.array([w.dead_leaves, w.photos if self._photos else 0.0, w.motorcycle])
+        kind = kinds[rng.choice(3, p=p / p.sum())]
+        if kind == "dead_leaves":
+            return dead_leaves(self.size, rng)
+        if kind == "motorcycle":
+            return _augment(random_crop(_motorcycle(), self.size, rng), rng)
+        image = _photo(self._photos[rng.integers(len(self._photos))])
+        # depth is made for a crop slightly larger than needed, then cropped
+        crop = random_crop(Scene(image, np.ones(image.shape[:2], np.float32)),
+                           min(self.size * 2, min(image.shape[:2])), rng).image
+        scene = Scene(crop, procedural_depth(crop, rng))
+        return _augment(random_crop(scene, self.size, rng), rng)
+
+
+def _augment(scene: Scene, rng: np.random.Generator) -> Scene:
+    """Random flips and 90-degree turns, applied to image and depth alike."""
+    image, depth = scene.image, scene.depth
+    if rng.random() < 0.5:
+        image, depth = image[:, ::-1], depth[:, ::-1]
+    if rng.random() < 0.5:
+        image, depth = image[::-1], depth[::-1]
+    turns = int(rng.integers(4))
+    image, depth = np.rot90(image, turns), np.rot90(depth, turns)
+    return Scene(np.ascontiguousarray(image), np.ascontiguousarray(depth))

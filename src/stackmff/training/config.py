@@ -1,0 +1,86 @@
+"""Training configuration, read from a TOML file; every checkpoint stores it.
+
+Sections: ``[model]`` (ModelConfig fields), ``[data]``, ``[optim]``, ``[run]``. Missing keys
+take the defaults below.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from stackmff.model import ModelConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    renderer: str = "physical"          # "physical" or "faithful" (the paper's Algorithm 1)
+    crop: int = 128
+    min_layers: int = 2
+    max_layers: int = 24
+    batch_size: int = 4
+    label: str = "error"                # physical renderer: "error" or "depth"
+    noise: float = 0.01
+    jpeg: float = 0.0
+    dead_leaves: float = 0.5
+    photos: float = 0.4
+    motorcycle: float = 0.1
+    photo_folder: str | None = None
+    workers: int = 1                    # synthesis processes beside the training process
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    decay: float = 0.9                  # lr multiplied by this every `decay_steps` steps
+    decay_steps: int = 1000
+    warmup_steps: int = 50
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out: str = "runs/default"
+    seed: int = 0
+    max_steps: int = 100_000
+    max_minutes: float | None = None
+    checkpoint_minutes: float = 5.0
+    validate_every: int = 250
+    validation_stacks: int = 8
+    validation_size: int = 128
+    bf16: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "data": asdict(self.data),
+                "optim": asdict(self.optim), "run": asdict(self.run)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        def build(kind, values):
+            known = {f.name for f in fields(kind)}
+            unknown = set(values) - known
+            if unknown:
+                raise ValueError(f"unknown {kind.__name__} keys: {', '.join(sorted(unknown))}")
+            return kind(**values)
+
+        unknown = set(data) - {"model", "data", "optim", "run"}
+        if unknown:
+            raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")
+        return cls(model=ModelConfig.from_dict(data.get("model", {})),
+                   data=build(DataConfig, data.get("data", {})),
+                   optim=build(OptimConfig, data.get("optim", {})),
+                   run=build(RunConfig, data.get("run", {})))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        with open(path, "rb") as handle:
+            return cls.from_dict(tomllib.load(handle))

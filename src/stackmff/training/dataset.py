@@ -1,0 +1,78 @@
+"""An endless stream of synthetic training batches, one stack size N per batch.
+
+Every sample is a fresh scene, a fresh random crop, flips, and a fresh layer order, so the
+network never sees the same stack twice. Synthesis runs in worker processes with their
+numeric libraries on one thread each, beside the training process.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from stackmff.classical.common import luma
+from stackmff.data.faithful import render_faithful
+from stackmff.data.physical import PhysicalOptions, render_physical
+from stackmff.data.sources import SceneSampler, SourceWeights
+from stackmff.training.config import DataConfig
+
+
+def render(config: DataConfig, sampler: SceneSampler, n_layers: int,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One training stack ``(N, H, W)`` luma and its label map ``(H, W)``."""
+    scene = sampler.draw(rng)
+    if config.renderer == "faithful":
+        stack, focus_map = render_faithful(scene, n_layers, rng)
+    elif config.renderer == "physical":
+        options = PhysicalOptions(noise=config.noise, jpeg=config.jpeg, label=config.label)
+        stack, focus_map = render_physical(scene, n_layers, rng, options)
+    else:
+        raise ValueError(f"renderer must be 'physical' or 'faithful', got {config.renderer!r}")
+    return luma(stack).astype(np.float32), focus_map
+
+
+class SyntheticStacks(IterableDataset):
+    """Yields ``(stack [B, N, 1, H, W], focus_map [B, H, W])`` forever."""
+
+    def __init__(self, config: DataConfig, seed: int) -> None:
+        super().__init__()
+        if not 2 <= config.min_layers <= config.max_layers:
+            raise ValueError(f"need 2 <= min_layers <= max_layers, got "
+                             f"{config.min_layers}..{config.max_layers}")
+        self.config, self.seed = config, seed
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = info.id if info else 0
+        cv2.setNumThreads(1)
+        rng = np.random.default_rng([self.seed, worker])
+        weights = SourceWeights(self.config.dead_leaves, self.config.photos,
+                                self.config.motorcycle, self.config.photo_folder)
+        sampler = SceneSampler(self.config.crop, weights)
+        while True:
+            n = int(rng.integers(self.config.min_layers, self.config.max_layers + 1))
+            pairs = [render(self.config, sampler, n, rng) for _ in range(self.config.batch_size)]
+            stacks = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, :, None]
+            maps = torch.from_numpy(np.stack([p[1] for p in pairs]))
+            yield stacks, maps
+
+
+def batches(config: DataConfig, seed: int) -> DataLoader:
+    """The batch stream, synthesised in ``config.workers`` background processes."""
+    return DataLoader(SyntheticStacks(config, seed), batch_size=None, num_workers=config.workers,
+                      persistent_workers=config.workers > 0,
+                      prefetch_factor=2 if config.workers > 0 else None)
+
+
+def validation_set(config: DataConfig, count: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A fixed set of stacks (seeded), N spread over the training range, from held-out
+    scene draws: a different seed from training, so no training stack repeats."""
+    from stackmff.data.sources import VALIDATION_PHOTOS
+
+    rng = np.random.default_rng(2**31 - 1)
+    weights = SourceWeights(dead_leaves=0.5, photos=0.5, motorcycle=0.0)
+    sampler = SceneSampler(size, weights, photos=VALIDATION_PHOTOS)
+    sizes = np.linspace(config.min_layers, config.max_layers, count).round().astype(int)
+    return [render(config, sampler, int(n), rng) for n in sizes]

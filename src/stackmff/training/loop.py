@@ -1,0 +1,123 @@
+"""The training loop: AdamW with warm-up and step decay, periodic validation, checkpoints
+every few minutes, resume, and a time budget. Never imported by inference code.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stackmff.classical.common import gather
+from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
+from stackmff.metrics import psnr
+from stackmff.model import StackMFFV3, classification_loss, depth_regression_loss
+from stackmff.training.config import TrainConfig
+from stackmff.training.dataset import batches, validation_set
+
+LOG_FIELDS = ["step", "minutes", "lr", "loss", "val_accuracy", "val_within_one", "val_psnr"]
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    optim = config.optim
+    warm = min(1.0, (step + 1) / max(1, optim.warmup_steps))
+    return optim.lr * warm * optim.decay ** (step // optim.decay_steps)
+
+
+@torch.no_grad()
+def validate(model: StackMFFV3, stacks) -> dict[str, float]:
+    """Focus-map accuracy (exact, within one layer) and fused PSNR on the fixed set.
+
+    PSNR is measured against the stack's own label gather (the best a selection can do), so
+    it reads as "how close to the ideal selection"."""
+    model.eval()
+    exact, near, scores = [], [], []
+    for stack, focus_map in stacks:
+        logits = model(torch.from_numpy(stack)[None, :, None]).logits[0]
+        predicted = logits.argmax(0).numpy()
+        exact.append(np.mean(predicted == focus_map))
+        near.append(np.mean(np.abs(predicted - focus_map) <= 1))
+        scores.append(psnr(gather(stack, predicted), gather(stack, focus_map)))
+    model.train()
+    finite = [s for s in scores if math.isfinite(s)]
+    return {"val_accuracy": float(np.mean(exact)), "val_within_one": float(np.mean(near)),
+            "val_psnr": float(np.mean(finite)) if finite else float("inf")}
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool | None = None) -> Path:
+    """Train; returns the path of the last checkpoint (``<out>/last.pt``)."""
+    out = Path(config.run.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last = out / "last.pt"
+    torch.manual_seed(config.run.seed)
+    torch.set_flush_denormal(True)
+    model = StackMFFV3(config.model)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.optim.lr,
+                                  weight_decay=config.optim.weight_decay)
+    step, minutes_before = 0, 0.0
+    if resume and last.is_file():
+        restored, payload = load_checkpoint(last)
+        model.load_state_dict(restored.state_dict())
+        optimiser.load_state_dict(payload["optimizer"])
+        step, minutes_before = int(payload["meta"]["step"]), float(payload["meta"]["minutes"])
+    model.train()
+    loss_fn = classification_loss if config.model.head == "classification" else depth_regression_loss
+    stacks = validation_set(config.data, config.run.validation_stacks, config.run.validation_size)
+    log_path = out / "log.csv"
+    new_log = not (resume and log_path.is_file())
+    log = open(log_path, "w" if new_log else "a", newline="")
+    writer = csv.DictWriter(log, LOG_FIELDS)
+    if new_log:
+        writer.writeheader()
+    started = time.monotonic()
+    last_save = started
+
+    def minutes() -> float:
+        return minutes_before + (time.monotonic() - started) / 60
+
+    def save() -> None:
+        meta = {"step": step, "minutes": minutes(), "train_config": config.to_dict(),
+                "torch": str(torch.__version__)}
+        save_checkpoint(last, model, meta=meta, extra={"optimizer": optimiser.state_dict()})
+
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=config.run.max_steps, initial=step, disable=not show, desc="train")
+    stream = iter(batches(config.data, config.run.seed + step))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.run.bf16)
+    try:
+        while step < config.run.max_steps:
+            if config.run.max_minutes is not None and minutes() >= config.run.max_minutes:
+                break
+            stack, focus_map = next(stream)
+            lr = learning_rate(config, step)
+            for group in optimiser.param_groups:
+                group["lr"] = lr
+            with autocast:
+                output = model(stack)
+            loss = loss_fn(type(output)(output.logits.float()), focus_map)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", N=stack.shape[1])
+            row = {"step": step, "minutes": f"{minutes():.2f}", "lr": f"{lr:.3g}",
+                   "loss": f"{loss.item():.4f}"}
+            if step % config.run.validate_every == 0 or step == config.run.max_steps:
+                row.update({k: f"{v:.4f}" for k, v in validate(model, stacks).items()})
+            writer.writerow(row)
+            log.flush()
+            if time.monotonic() - last_save >= config.run.checkpoint_minutes * 60:
+                save()
+                last_save = time.monotonic()
+    finally:
+        save()
+        log.close()
+        bar.close()
+    return last

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+from synthetic import texture
+
+from stackmff.classical.common import gather
+from stackmff.data import PhysicalOptions, Scene, dead_leaves, render_faithful, render_physical
+from stackmff.data.faithful import quantise_depth
+from stackmff.data.scenes import procedural_depth
+from stackmff.metrics import psnr
+
+
+def step_scene(size: int = 96) -> Scene:
+    """Left half near, right half far, with a texture everywhere."""
+    depth = np.ones((size, size), np.float32)
+    depth[:, size // 2:] = 5.0
+    return Scene(texture(size, size, colour=True, seed=4), depth)
+
+
+def test_faithful_synthesis_follows_algorithm_1():
+    scene = step_scene()
+    rng = np.random.default_rng(0)
+    stack, focus_map = render_faithful(scene, 4, rng)
+    assert stack.shape == (4, 96, 96, 3) and focus_map.shape == (96, 96)
+    bins = quantise_depth(scene.depth, 4)
+    assert set(np.unique(bins)) == {0, 3}
+    # the labelled layer is the sharp image itself (hard masks)
+    np.testing.assert_array_equal(gather(stack, focus_map), scene.image)
+    # shuffled: the layer sharp on the left is not always layer 0
+    orders = {int(render_faithful(scene, 4, np.random.default_rng(s))[1][0, 0]) for s in range(8)}
+    assert len(orders) > 1
+
+
+@pytest.mark.parametrize("n_layers", [2, 5, 16])
+def test_physical_labels_point_at_the_sharpest_layer(n_layers):
+    scene = step_scene()
+    stack, focus_map = render_physical(scene, n_layers, np.random.default_rng(1),
+                                       PhysicalOptions(noise=0.0))
+    assert stack.shape[0] == n_layers and focus_map.max() < n_layers
+    fused = gather(stack, focus_map)
+    best_single = max(psnr(layer, scene.image) for layer in stack)
+    assert psnr(fused, scene.image) > best_single + 3.0
+    # defocus does not vanish: the neighbours of the labelled layer are visibly worse
+    for k in range(n_layers):
+        assert psnr(stack[k], scene.image) < 40.0
+
+
+def test_physical_blur_spreads_over_depth_edges():
+    """A blurred near object veils the in-focus far side next to the edge (occlusion)."""
+    scene = step_scene()
+    stack, _ = render_physical(scene, 2, np.random.default_rng(2),
+                               PhysicalOptions(noise=0.0, label="depth"), shuffle=False)
+    far_in_focus = stack[0]
+    error = np.abs(far_in_focus - scene.image).mean(axis=(0, 2))
+    assert error[48:52].mean() > 3 * error[80:].mean()
+
+
+def test_interference_layers_are_never_the_label():
+    options = PhysicalOptions(noise=0.0)
+    stack, focus_map = render_physical(step_scene(), 4, np.random.default_rng(3), options,
+                                       shuffle=False, interference=3)
+    assert stack.shape[0] == 7 and focus_map.max() < 4
+    detail = [float(np.abs(np.diff(layer, axis=1)).mean()) for layer in stack]
+    assert max(detail[4:]) < 0.5 * min(detail[:4])  # the added layers are the blurriest
+    shuffled, shuffled_map = render_physical(step_scene(), 4, np.random.default_rng(3), options,
+                                             interference=3)
+    np.testing.assert_array_equal(gather(shuffled, shuffled_map), gather(stack, focus_map))
+
+
+def test_scene_sources_are_deterministic_and_valid():
+    a = dead_leaves(64, np.random.default_rng(5))
+    b = dead_leaves(64, np.random.default_rng(5))
+    np.testing.assert_array_equal(a.image, b.image)
+    assert a.image.shape == (64, 64, 3) and a.depth.min() > 0
+    depth = procedural_depth(a.image, np.random.default_rng(6))
+    assert depth.shape == (64, 64) and depth.min() > 0 and np.ptp(depth) > 0

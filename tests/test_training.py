@@ -1,0 +1,64 @@
+import csv
+import dataclasses
+
+import numpy as np
+import torch
+
+from stackmff.cli import main
+from stackmff.io.checkpoint import load_checkpoint
+from stackmff.training import TrainConfig, train
+from stackmff.training.config import DataConfig, RunConfig
+from stackmff.training.dataset import SyntheticStacks
+from stackmff.model import ModelConfig
+
+TINY_MODEL = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
+                         attention_heads=2, attention_ffn=16)
+
+
+def tiny_config(out, steps=3) -> TrainConfig:
+    return TrainConfig(
+        model=TINY_MODEL,
+        data=DataConfig(crop=48, min_layers=2, max_layers=4, batch_size=2, workers=0,
+                        dead_leaves=1.0, photos=0.0, motorcycle=0.0),
+        run=RunConfig(out=str(out), max_steps=steps, validate_every=2, validation_stacks=2,
+                      validation_size=48))
+
+
+def test_batches_have_one_stack_size_and_valid_labels():
+    stream = iter(SyntheticStacks(tiny_config("unused").data, seed=0))
+    sizes = set()
+    for _ in range(4):
+        stack, focus_map = next(stream)
+        n = stack.shape[1]
+        sizes.add(n)
+        assert stack.shape == (2, n, 1, 48, 48) and stack.dtype == torch.float32
+        assert focus_map.shape == (2, 48, 48) and 0 <= int(focus_map.min()) and int(focus_map.max()) < n
+    assert sizes <= {2, 3, 4}
+
+
+def test_training_writes_checkpoint_and_log_and_resumes(tmp_path):
+    config = tiny_config(tmp_path / "run")
+    last = train(config, progress=False)
+    model, payload = load_checkpoint(last)
+    assert model.config == TINY_MODEL
+    assert payload["meta"]["step"] == 3
+    assert TrainConfig.from_dict(payload["meta"]["train_config"]) == config
+    assert "optimizer" in payload
+    longer = dataclasses.replace(config, run=dataclasses.replace(config.run, max_steps=5))
+    train(longer, resume=True, progress=False)
+    _, payload = load_checkpoint(last)
+    assert payload["meta"]["step"] == 5
+    with open(tmp_path / "run" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    assert rows[1]["val_accuracy"] and 0.0 <= float(rows[1]["val_accuracy"]) <= 1.0
+
+
+def test_train_command_rejects_a_bad_config(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data]\nflavour = 'x'\n")
+    assert main(["train", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown DataConfig keys: flavour" in err[0]
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 1
