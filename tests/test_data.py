@@ -73,3 +73,17 @@ def test_scene_sources_are_deterministic_and_valid():
     assert a.image.shape == (64, 64, 3) and a.depth.min() > 0
     depth = procedural_depth(a.image, np.random.default_rng(6))
     assert depth.shape == (64, 64) and depth.min() > 0 and np.ptp(depth) > 0
+
+
+def test_synth_command_writes_stacks_with_ground_truth(tmp_path, capsys):
+    from stackmff.cli import main
+    from stackmff.io import load_stack, read_pages
+
+    assert main(["synth", "-o", str(tmp_path), "--count", "1", "--layers", "3",
+                 "--size", "64", "--renderer", "faithful"]) == 0
+    folder = tmp_path / "stack_000"
+    stack = load_stack(str(folder / "layer_*.png"))
+    truth = read_pages(folder / "all_in_focus.png")[0]
+    focus_map = read_pages(folder / "focus_map.png")[0]
+    assert len(stack) == 3 and stack.dtype == np.uint16 and focus_map.max() < 3
+    np.testing.assert_array_equal(stack.to_output(gather(stack.layers, focus_map)), truth)

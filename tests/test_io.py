@@ -1,6 +1,3 @@
-import io
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

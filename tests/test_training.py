@@ -6,10 +6,10 @@ import torch
 
 from stackmff.cli import main
 from stackmff.io.checkpoint import load_checkpoint
+from stackmff.model import ModelConfig
 from stackmff.training import TrainConfig, train
 from stackmff.training.config import DataConfig, RunConfig
 from stackmff.training.dataset import SyntheticStacks
-from stackmff.model import ModelConfig
 
 TINY_MODEL = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
                          attention_heads=2, attention_ffn=16)
@@ -18,10 +18,10 @@ TINY_MODEL = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, deco
 def tiny_config(out, steps=3) -> TrainConfig:
     return TrainConfig(
         model=TINY_MODEL,
-        data=DataConfig(crop=48, min_layers=2, max_layers=4, batch_size=2, workers=0,
+        data=DataConfig(crop=32, min_layers=2, max_layers=4, batch_size=2, workers=0,
                         dead_leaves=1.0, photos=0.0, motorcycle=0.0),
-        run=RunConfig(out=str(out), max_steps=steps, validate_every=2, validation_stacks=2,
-                      validation_size=48))
+        run=RunConfig(out=str(out), max_steps=steps, validate_every=2, validation_stacks=1,
+                      validation_size=32))
 
 
 def test_batches_have_one_stack_size_and_valid_labels():
@@ -31,8 +31,8 @@ def test_batches_have_one_stack_size_and_valid_labels():
         stack, focus_map = next(stream)
         n = stack.shape[1]
         sizes.add(n)
-        assert stack.shape == (2, n, 1, 48, 48) and stack.dtype == torch.float32
-        assert focus_map.shape == (2, 48, 48) and 0 <= int(focus_map.min()) and int(focus_map.max()) < n
+        assert stack.shape == (2, n, 1, 32, 32) and stack.dtype == torch.float32
+        assert focus_map.shape == (2, 32, 32) and 0 <= int(focus_map.min()) and int(focus_map.max()) < n
     assert sizes <= {2, 3, 4}
 
 

@@ -17,7 +17,7 @@ here (stop-band energy minimisation under orthonormality) rather than copied fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ from scipy.optimize import minimize
 QSHIFT_LENGTH = 14
 
 
-@lru_cache(maxsize=None)
+@cache
 def qshift_filter(length: int = QSHIFT_LENGTH) -> np.ndarray:
     """Design the tree-a Q-shift lowpass filter ``h0a`` (orthonormal, delay ~ 1/4 sample).
 

@@ -64,7 +64,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
     if resume and last.is_file():
         restored, payload = load_checkpoint(last)
         model.load_state_dict(restored.state_dict())
-        optimiser.load_state_dict(payload["optimizer"])
+        if "optimizer" in payload:  # a weights-only checkpoint restarts the optimizer
+            optimiser.load_state_dict(payload["optimizer"])
         step, minutes_before = int(payload["meta"]["step"]), float(payload["meta"]["minutes"])
     model.train()
     loss_fn = classification_loss if config.model.head == "classification" else depth_regression_loss
