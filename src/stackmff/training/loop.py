@@ -67,7 +67,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
         if "optimizer" in payload:  # a weights-only checkpoint restarts the optimizer
             optimiser.load_state_dict(payload["optimizer"])
         step, minutes_before = int(payload["meta"]["step"]), float(payload["meta"]["minutes"])
-    model.train()
+    # channels-last convolutions train faster on CPU (oneDNN), as in inference
+    model = model.train().to(memory_format=torch.channels_last)
     loss_fn = classification_loss if config.model.head == "classification" else depth_regression_loss
     stacks = validation_set(config.data, config.run.validation_stacks, config.run.validation_size)
     log_path = out / "log.csv"
