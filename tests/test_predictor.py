@@ -99,3 +99,14 @@ def test_cli_v3_without_weights_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "needs trained weights" in err[0]
     assert not (tmp_path / "v3.png").exists()
+
+
+def test_depth_regression_head_gives_a_valid_map(tmp_path):
+    import dataclasses
+
+    config = dataclasses.replace(TINY, head="depth_regression")
+    save_checkpoint(tmp_path / "v3star.pt", StackMFFV3(config))
+    layers, _, _ = make_stack(n_layers=5, height=40, width=40)
+    result = StackFuser.from_checkpoint(tmp_path / "v3star.pt", tile=None).fuse(layers)
+    assert result.focus_map.max() < 5
+    np.testing.assert_array_equal(result.fused, gather(layers, result.focus_map))

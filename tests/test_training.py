@@ -2,14 +2,17 @@ import csv
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
+from synthetic import texture
 
 from stackmff.cli import main
+from stackmff.data import Scene
 from stackmff.io.checkpoint import load_checkpoint
 from stackmff.model import ModelConfig
 from stackmff.training import TrainConfig, train
 from stackmff.training.config import DataConfig, RunConfig
-from stackmff.training.dataset import SyntheticStacks
+from stackmff.training.dataset import SyntheticStacks, render
 
 TINY_MODEL = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
                          attention_heads=2, attention_ffn=16)
@@ -62,3 +65,22 @@ def test_train_command_rejects_a_bad_config(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown DataConfig keys: flavour" in err[0]
     assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 1
+
+
+@pytest.mark.parametrize("renderer", ["faithful", "physical"])
+def test_ordered_data_keeps_layers_near_to_far(renderer):
+    """With ``ordered`` the layers keep their focus order: a pixel's label never changes."""
+    depth = np.ones((32, 32), np.float32)
+    depth[:, 16:] = 4.0
+    scene = Scene(texture(32, 32, colour=True, seed=0), depth)
+
+    class OneScene:
+        def draw(self, rng):
+            return scene
+
+    config = dataclasses.replace(tiny_config("unused").data, ordered=True, renderer=renderer,
+                                 noise=0.0)
+    labels = {render(config, OneScene(), 4, np.random.default_rng(s))[1][0, 0] for s in range(5)}
+    assert len(labels) == 1  # same label every draw: no shuffling
+    with pytest.raises(ValueError, match="ordered = true"):
+        TrainConfig.from_dict({"model": {"head": "depth_regression"}})

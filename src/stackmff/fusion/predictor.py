@@ -106,7 +106,13 @@ class StackFuser:
             y0, y1, x0, x1 = tile.window
             grey = luma(layers[:, y0:y1, x0:x1])
             probabilities = self.logits(grey).softmax(dim=0)
-            best, winner = probabilities.max(dim=0)
+            if self.model.config.head == "depth_regression":  # V3*: expectation over layers
+                positions = torch.linspace(0, 1, n, device=probabilities.device)
+                expected = torch.einsum("nhw,n->hw", probabilities, positions)
+                winner = torch.round(expected * (n - 1)).long()
+                best = probabilities.gather(0, winner[None])[0]
+            else:
+                best, winner = probabilities.max(dim=0)
             rows, cols = tile.core_in_window()
             cy0, cy1, cx0, cx1 = tile.core
             focus_map[cy0:cy1, cx0:cx1] = winner[rows, cols].cpu().numpy()

@@ -28,8 +28,13 @@ class StackOutput:
         return self.logits.softmax(dim=1)
 
     def focus_map(self) -> torch.Tensor:
-        """``[B, H, W]`` index of the winning layer."""
+        """``[B, H, W]`` index of the winning layer (classification head, V3)."""
         return self.logits.argmax(dim=1)
+
+    def depth_focus_map(self) -> torch.Tensor:
+        """``[B, H, W]`` layer nearest to the expected depth (regression head, V3*)."""
+        n = self.logits.shape[1]
+        return torch.round(self.expected_depth() * (n - 1)).long()
 
     def confidence(self) -> torch.Tensor:
         """``[B, H, W]`` softmax probability of the winning layer."""

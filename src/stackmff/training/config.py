@@ -28,6 +28,7 @@ class DataConfig:
     motorcycle: float = 0.1
     photo_folder: str | None = None
     workers: int = 1                    # synthesis processes beside the training process
+    ordered: bool = False               # keep layers near-to-far (for the V3* depth head)
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,14 @@ class TrainConfig:
         unknown = set(data) - {"model", "data", "optim", "run"}
         if unknown:
             raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")
-        return cls(model=ModelConfig.from_dict(data.get("model", {})),
-                   data=build(DataConfig, data.get("data", {})),
-                   optim=build(OptimConfig, data.get("optim", {})),
-                   run=build(RunConfig, data.get("run", {})))
+        config = cls(model=ModelConfig.from_dict(data.get("model", {})),
+                     data=build(DataConfig, data.get("data", {})),
+                     optim=build(OptimConfig, data.get("optim", {})),
+                     run=build(RunConfig, data.get("run", {})))
+        if config.model.head == "depth_regression" and not config.data.ordered:
+            raise ValueError("the depth_regression head (V3*) learns from ordered stacks: "
+                             "set [data] ordered = true")
+        return config
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:

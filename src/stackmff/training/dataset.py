@@ -23,11 +23,12 @@ def render(config: DataConfig, sampler: SceneSampler, n_layers: int,
            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One training stack ``(N, H, W)`` luma and its label map ``(H, W)``."""
     scene = sampler.draw(rng)
+    shuffle = not config.ordered
     if config.renderer == "faithful":
-        stack, focus_map = render_faithful(scene, n_layers, rng)
+        stack, focus_map = render_faithful(scene, n_layers, rng, shuffle=shuffle)
     elif config.renderer == "physical":
         options = PhysicalOptions(noise=config.noise, jpeg=config.jpeg, label=config.label)
-        stack, focus_map = render_physical(scene, n_layers, rng, options)
+        stack, focus_map = render_physical(scene, n_layers, rng, options, shuffle=shuffle)
     else:
         raise ValueError(f"renderer must be 'physical' or 'faithful', got {config.renderer!r}")
     return luma(stack).astype(np.float32), focus_map
