@@ -7,6 +7,7 @@ written then.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
@@ -28,6 +29,37 @@ from stackmff.fusion.predictor import DEFAULT_MARGIN, PRECISIONS
 from stackmff.io import load_stack
 
 
+def _add_registration_options(group, with_switch: bool) -> None:
+    from stackmff.registration import MODELS
+
+    if with_switch:
+        group.add_argument("--align", action="store_true",
+                           help="register the layers to a reference layer before fusing")
+    group.add_argument("--model", choices=MODELS, default="similarity",
+                       help="transform model (default similarity: shift, rotation, scale)")
+    group.add_argument("--reference", type=int, metavar="K",
+                       help="reference layer index (default: the middle layer)")
+    size = group.add_mutually_exclusive_group()
+    size.add_argument("--crop", dest="keep_size", action="store_false", default=False,
+                      help="crop to the area every layer covers (default)")
+    size.add_argument("--keep-size", dest="keep_size", action="store_true", default=False,
+                      help="keep the full frame; fill uncovered borders from the nearest layer")
+    group.add_argument("--on-failure", choices=("error", "drop", "keep"), default="error",
+                       help="a layer that cannot be aligned: stop with an error naming it "
+                            "(default), drop it, or keep it unaligned")
+    group.add_argument("--tolerance", type=float, default=0.6, metavar="SCORE",
+                       help="least correlation (0..1) of an accepted alignment (default 0.6)")
+
+
+def _align(stack, args):
+    from stackmff.registration import align_stack
+
+    reference = "middle" if args.reference is None else args.reference
+    return align_stack(stack.layers, reference=reference, model=args.model,
+                       keep_size=args.keep_size, on_failure=args.on_failure,
+                       tolerance=args.tolerance)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stackmff",
@@ -44,6 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="a folder (natural order), a glob, image files, or one "
                              "multi-page TIFF")
+    _add_registration_options(fuse.add_argument_group("registration"), with_switch=True)
     method = fuse.add_argument_group("fusion")
     method.add_argument("-m", "--method", default=DEFAULT_METHOD,
                         help=f"fusion method (default: {DEFAULT_METHOD}; "
@@ -70,6 +103,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("methods", help="list the fusion methods",
                         description="List the fusion methods, one line each.")
+
+    align = commands.add_parser(
+        "align", help="register the layers of a stack and write them",
+        description="Align every layer to a reference layer (robust to defocus and exposure "
+                    "drift) and write the aligned layers, with the same names and bit depth, "
+                    "plus transforms.json.")
+    align_inputs = align.add_argument_group("input")
+    align_inputs.add_argument("inputs", nargs="+", metavar="INPUT")
+    _add_registration_options(align.add_argument_group("registration"), with_switch=False)
+    align_output = align.add_argument_group("output")
+    align_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
 
     synth = commands.add_parser(
         "synth", help="write synthetic stacks with ground truth",
@@ -115,16 +159,22 @@ def _run_fuse(args: argparse.Namespace) -> None:
 
         fuser = StackFuser.from_checkpoint(args.checkpoint, device=args.device, tile=args.tile,
                                            margin=args.tile_margin, precision=args.precision)
-    stack = load_stack(args.inputs)
+    stack = load_stack(args.inputs, match_sizes=args.align)
     loaded = time.perf_counter()
+    if args.align:
+        alignment = _align(stack, args)
+        stack = dataclasses.replace(stack, layers=alignment.layers,
+                                    paths=[stack.paths[k] for k in alignment.indices])
+    aligned = time.perf_counter()
     result = fuse_stack(stack, method=args.method, fuser=fuser)
     fused = time.perf_counter()
     written = save_result(result, stack, args.output, args.focus_map, args.confidence)
     done = time.perf_counter()
     if not args.quiet:
         height, width = stack.layers.shape[1:3]
+        align_time = f", align {aligned - loaded:.1f} s" if args.align else ""
         print(f"fused {len(stack)} layers of {width}x{height} with {args.method} "
-              f"(load {loaded - started:.1f} s, fuse {fused - loaded:.1f} s, "
+              f"(load {loaded - started:.1f} s{align_time}, fuse {fused - aligned:.1f} s, "
               f"write {done - fused:.1f} s)")
         for path in written:
             print(f"wrote {path}")
@@ -146,6 +196,25 @@ def _run_train(args: argparse.Namespace) -> None:
             config, run=dataclasses.replace(config.run, max_minutes=args.max_minutes))
     last = train(config, resume=args.resume)
     print(f"wrote {last}")
+
+
+def _run_align(args: argparse.Namespace) -> None:
+    from stackmff.registration.output import write_aligned
+
+    stack = load_stack(args.inputs, match_sizes=True)
+    started = time.perf_counter()
+    alignment = _align(stack, args)
+    elapsed = time.perf_counter() - started
+    reference = len(stack) // 2 if args.reference is None else args.reference
+    written = write_aligned(stack, alignment, args.output, args.model, reference)
+    for k in alignment.failed:
+        verdict = "dropped" if args.on_failure == "drop" else "kept unaligned"
+        print(f"stackmff: warning: layer {k} ({stack.paths[k].name}) could not be aligned "
+              f"(score {alignment.scores[k]:.2f}); {verdict}", file=sys.stderr)
+    y0, y1, x0, x1 = alignment.crop
+    print(f"aligned {len(alignment.indices)} of {len(stack)} layers to layer {reference} in "
+          f"{elapsed:.1f} s; output {x1 - x0}x{y1 - y0}; wrote {len(written)} files to "
+          f"{args.output}")
 
 
 def _run_synth(args: argparse.Namespace) -> None:
@@ -180,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _run_train(args)
             elif args.command == "synth":
                 _run_synth(args)
+            elif args.command == "align":
+                _run_align(args)
             else:
                 _run_methods()
     except (StackError, ValueError) as exc:

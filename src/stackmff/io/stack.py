@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from stackmff.errors import StackError
@@ -40,15 +41,20 @@ class Stack:
         return from_float(image, self.dtype)
 
 
-def load_stack(inputs: str | Path | Sequence[str | Path]) -> Stack:
+def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = False) -> Stack:
     """Load a focus stack from a folder, a glob, a list of files, or a multi-page TIFF.
 
     Grey layers in a colour stack are promoted to RGB; 8-bit layers in a 16-bit stack are
     scaled, and the stack keeps the widest bit depth.
 
+    Args:
+        match_sizes: resize layers whose size differs to the middle layer's size (for
+            registration, which then corrects what the resize leaves); otherwise differing
+            sizes are an error.
+
     Raises:
         StackError: no images, a single layer, an unreadable file, or layers of different
-            sizes.
+            sizes (without ``match_sizes``).
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -64,7 +70,10 @@ def load_stack(inputs: str | Path | Sequence[str | Path]) -> Stack:
     if len(pages) < 2:
         raise StackError(f"a focus stack needs at least 2 images, got {len(pages)} "
                          f"({', '.join(map(str, paths))})")
-    _check_sizes(pages, owners)
+    if match_sizes:
+        pages = _match_sizes(pages)
+    else:
+        _check_sizes(pages, owners)
     dtype = np.dtype(np.uint16) if any(p.dtype == np.uint16 for p in pages) else np.dtype(np.uint8)
     colour = any(p.ndim == 3 for p in pages)
     height, width = pages[0].shape[:2]
@@ -85,5 +94,12 @@ def _check_sizes(pages: list[np.ndarray], owners: list[Path]) -> None:
             f"{w}x{h}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
             for (h, w), names in sizes.items()
         )
-        raise StackError(f"images differ in size ({described}); all layers must be the same "
-                         "size")
+        raise StackError(f"images differ in size ({described}); use --align to register "
+                         "layers of different sizes")
+
+
+def _match_sizes(pages: list[np.ndarray]) -> list[np.ndarray]:
+    height, width = pages[len(pages) // 2].shape[:2]
+    return [page if page.shape[:2] == (height, width)
+            else cv2.resize(page, (width, height), interpolation=cv2.INTER_CUBIC)
+            for page in pages]
