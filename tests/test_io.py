@@ -120,3 +120,12 @@ def test_unknown_output_type_writes_nothing(tmp_path):
     with pytest.raises(StackError, match="unsupported file type"):
         write_image(np.zeros((4, 4), np.uint8), tmp_path / "out.xyz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lzw_tiff_reads_without_extra_codecs(tmp_path):
+    import cv2
+
+    image = (np.random.default_rng(0).random((20, 30, 3)) * 65535).astype(np.uint16)
+    path = tmp_path / "lzw.tif"
+    cv2.imwrite(str(path), image[..., ::-1], [cv2.IMWRITE_TIFF_COMPRESSION, 5])
+    np.testing.assert_array_equal(read_pages(path)[0], image)

@@ -104,3 +104,53 @@ def test_bad_arguments():
         align_stack(layers, model="rigid")
     with pytest.raises(ValueError, match="reference layer 5"):
         align_stack(layers, reference=5)
+
+
+def write_moving_stack(folder, dtype=np.uint16):
+    from synthetic import write_stack
+
+    layers, truths, reference = make_moving_stack(n=5, blurred=())
+    return write_stack(folder, layers, dtype=dtype), truths, reference
+
+
+def test_align_command_writes_layers_and_transforms(tmp_path, capsys):
+    import json
+
+    from stackmff.cli import main
+    from stackmff.io import read_pages
+
+    paths, truths, reference = write_moving_stack(tmp_path / "in")
+    assert main(["align", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted([p.name for p in paths] + ["transforms.json"])
+    first = read_pages(tmp_path / "out" / paths[0].name)[0]
+    assert first.dtype == np.uint16 and first.shape[0] < SIZE[0]  # cropped, 16-bit kept
+    record = json.loads((tmp_path / "out" / "transforms.json").read_text())
+    assert record["reference"] == reference and record["model"] == "similarity"
+    for k, layer in enumerate(record["layers"]):
+        assert corner_error(np.array(layer["transform"]), truths[k]) < 0.5
+    assert "aligned 5 of 5 layers" in capsys.readouterr().out
+
+
+def test_fuse_with_align_and_the_hint_without_it(tmp_path, capsys):
+    from stackmff.cli import main
+
+    write_moving_stack(tmp_path / "in", dtype=np.uint8)
+    assert main(["fuse", "--align", "--keep-size", str(tmp_path / "in"), "-o",
+                 str(tmp_path / "fused.png"), "-q"]) == 0
+    assert (tmp_path / "fused.png").exists()
+    small = np.zeros((40, 50, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "in" / "z_small.png"), small)
+    assert main(["fuse", str(tmp_path / "in"), "-o", str(tmp_path / "x.png")]) == 1
+    assert "use --align" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_align_refuses_to_overwrite_inputs(tmp_path, capsys):
+    from stackmff.cli import main
+
+    paths, _, _ = write_moving_stack(tmp_path)
+    before = paths[0].read_bytes()
+    assert main(["align", str(tmp_path), "-o", str(tmp_path)]) == 1
+    assert "refusing to overwrite input" in capsys.readouterr().err
+    assert paths[0].read_bytes() == before and not (tmp_path / "transforms.json").exists()

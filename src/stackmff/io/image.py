@@ -52,7 +52,11 @@ def _decode_tiff(data: bytes, path: Path) -> list[np.ndarray]:
             array = series.asarray()
             axes = series.axes
     except Exception as exc:  # tifffile raises many types for corrupt files
-        raise StackError(f"cannot decode {path} as TIFF: {exc}") from None
+        # compressions tifffile cannot decode without extra codecs (LZW, JPEG): OpenCV can
+        ok, pages = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if not ok or not pages:
+            raise StackError(f"cannot decode {path} as TIFF: {exc}") from None
+        return [_bgr_to_rgb(page) for page in pages]
     # Keep the last two spatial axes (+ colour); fold every other axis into pages.
     spatial = "YXS" if axes.endswith("S") else "YX"
     if not axes.endswith(spatial):
@@ -65,12 +69,15 @@ def _decode_other(data: bytes, path: Path) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise StackError(f"cannot decode {path}: not an image or corrupt")
-    if image.ndim == 3:
-        if image.shape[2] == 4:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-        else:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return _apply_exif_orientation(image, data)
+    return _apply_exif_orientation(_bgr_to_rgb(image), data)
+
+
+def _bgr_to_rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def _apply_exif_orientation(image: np.ndarray, data: bytes) -> np.ndarray:
