@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; other machines may use any torch>=2.1 (see pyproject.toml).
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test clean
+.PHONY: demo test bench bench-quick clean
 
 $(BIN)/stackmff: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ demo: $(BIN)/stackmff
 
 test: $(BIN)/stackmff
 	$(BIN)/python -m pytest
+
+# Benchmarks: installs the peers (Debian enfuse, GNU time, opencv-doc's Aloe scene) first.
+bench: $(BIN)/stackmff
+	scripts/setup_bench.sh
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	$(BIN)/stackmff bench
+
+bench-quick: $(BIN)/stackmff
+	scripts/setup_bench.sh
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	$(BIN)/stackmff bench --quick --out out/benchmarks-quick.md
 
 clean:
 	rm -rf $(VENV) out

@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from stackmff import __version__
 from stackmff.api import (
@@ -25,7 +26,7 @@ from stackmff.api import (
 )
 from stackmff.classical import list_methods
 from stackmff.errors import StackError
-from stackmff.fusion.predictor import DEFAULT_MARGIN, PRECISIONS
+from stackmff.fusion.tiling import DEFAULT_MARGIN, PRECISIONS
 from stackmff.io import load_stack
 
 
@@ -114,6 +115,22 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_registration_options(align.add_argument_group("registration"), with_switch=False)
     align_output = align.add_argument_group("output")
     align_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+
+    bench = commands.add_parser(
+        "bench", help="benchmark every method on the ground-truth suites",
+        description="Run every method (ours and installed peers: enfuse, focus-stack) on "
+                    "every benchmark stack and write a Markdown report with plots.")
+    bench.add_argument("--suite", nargs="+", metavar="NAME",
+                       help="stack-size, order, interference, pairs, devernay-office, "
+                            "lytro-epfl48 (default: all)")
+    bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
+    bench.add_argument("--quick", action="store_true", help="small crops, fewer variants")
+    bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows")
+    bench.add_argument("--data", default=str(Path(__file__).resolve().parents[3].parent
+                                             / "shared" / "data"),
+                       help="folder with the real ground-truth stacks (default ../shared/data)")
+    bench.add_argument("--out", default="docs/benchmarks.md", metavar="PATH")
+    bench.add_argument("--no-plots", action="store_true")
 
     synth = commands.add_parser(
         "synth", help="write synthetic stacks with ground truth",
@@ -217,6 +234,14 @@ def _run_align(args: argparse.Namespace) -> None:
           f"{args.output}")
 
 
+def _run_bench(args: argparse.Namespace) -> None:
+    from stackmff.evaluation.bench import run_bench
+
+    out = run_bench(args.suite, args.methods, args.quick, Path(args.data), Path(args.out),
+                    args.checkpoint, plots=not args.no_plots)
+    print(f"wrote {out}")
+
+
 def _run_synth(args: argparse.Namespace) -> None:
     from stackmff.data.export import write_synthetic_stacks
 
@@ -251,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _run_synth(args)
             elif args.command == "align":
                 _run_align(args)
+            elif args.command == "bench":
+                _run_bench(args)
             else:
                 _run_methods()
     except (StackError, ValueError) as exc:

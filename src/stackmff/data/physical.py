@@ -106,7 +106,7 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
         stack[k] = result if colour else result[..., 0]
 
     if options.label == "error":
-        focus_map = _closest_layer(stack, image)
+        focus_map = closest_layer(stack, image)
     elif options.label == "depth":
         focus_map = np.rint(position * (n_layers - 1)).astype(np.int64)
     else:
@@ -121,7 +121,7 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
     return stack[order], np.argsort(order)[focus_map]
 
 
-def _closest_layer(stack: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def closest_layer(stack: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Per pixel, the layer with the smallest local (3x3 box) absolute error to the truth."""
     errors = np.abs(stack - truth[None])
     if errors.ndim == 4:

@@ -18,15 +18,13 @@ import torch.nn.functional as F
 from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
 from stackmff.fusion.optimise import optimise_for_inference
-from stackmff.fusion.tiling import plan_tiles
+from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, plan_tiles
 from stackmff.io.checkpoint import load_checkpoint
 from stackmff.model import StackMFFV3
 from stackmff.progress import progress
 from stackmff.result import FusionResult
 
 ALIGN = 32  # the encoder's total stride
-DEFAULT_TILE = 1024
-DEFAULT_MARGIN = 128
 VOLUME_BUDGET_BYTES = 2**30  # the [N, C0, tile, tile] volume of one tile
 
 
@@ -35,7 +33,6 @@ def auto_tile(n_layers: int, channels: int, margin: int) -> int:
     memory stays bounded however many layers the stack has."""
     side = int((VOLUME_BUDGET_BYTES / (n_layers * channels * 4)) ** 0.5) - 2 * margin
     return max(128, min(DEFAULT_TILE, side // ALIGN * ALIGN))
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class StackFuser:

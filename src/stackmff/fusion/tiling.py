@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_TILE = 1024
+DEFAULT_MARGIN = 128
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 @dataclass(frozen=True)
 class Tile:

@@ -1,0 +1,70 @@
+"""``stackmff bench``: every method on every suite, then docs/benchmarks.md and its plots."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stackmff.evaluation.report import write_report
+from stackmff.evaluation.runner import available_methods, run_stack
+from stackmff.evaluation.suites import real_stacks, synthetic_stacks
+from stackmff.progress import progress
+
+SUITES = ("stack-size", "order", "interference", "pairs", "devernay-office", "lytro-epfl48")
+
+
+def network_flops(sizes: list[int]) -> dict[int, float]:
+    """G multiply-accumulates of the faithful network at 256x256 for each N."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stackmff.model import StackMFFV3
+
+    model = StackMFFV3().eval()
+    flops = {}
+    for n in sizes:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.rand(1, n, 1, 256, 256))
+        flops[n] = counter.get_total_flops() / 2e9
+    return flops
+
+
+def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, data: Path,
+              out: Path, checkpoint: str | None, plots: bool = True) -> Path:
+    chosen = set(suites or SUITES)
+    unknown = chosen - set(SUITES)
+    if unknown:
+        raise ValueError(f"unknown suites: {', '.join(sorted(unknown))}; known: {', '.join(SUITES)}")
+    method_list = available_methods(methods, checkpoint)
+    stacks = [s for s in synthetic_stacks(quick) if s.suite in chosen]
+    if not quick:
+        stacks += [s for s in real_stacks(data) if s.suite in chosen]
+    results, difference_sets, shown = [], [], set()
+    for stack in progress(stacks, desc="bench", total=len(stacks)):
+        keep = stack.suite not in shown and stack.truth is not None
+        rows = run_stack(stack, method_list, keep_images=keep)
+        if keep:
+            shown.add(stack.suite)
+            fused = {r.method: r.fused for r in rows if r.fused is not None}
+            difference_sets.append((f"{stack.suite} {stack.variant} {stack.name}", stack.truth, fused))
+            for r in rows:
+                r.fused = None
+        results += rows
+        print(f"{stack.suite} / {stack.variant} / {stack.name}: "
+              + ", ".join(f"{r.method} {r.psnr:.2f}" for r in rows), file=sys.stderr, flush=True)
+    plot_paths = []
+    if plots:
+        try:
+            from stackmff.evaluation.plots import write_plots
+        except ImportError:
+            print("stackmff: warning: matplotlib is not installed; no plots "
+                  "(pip install -e '.[bench]')", file=sys.stderr)
+        else:
+            sizes = sorted({r.layers for r in results if r.suite == "stack-size"})
+            flops = network_flops(sizes) if sizes else None
+            folder = out.parent / "benchmarks"
+            plot_paths = [str(p.relative_to(out.parent)) for p in
+                          write_plots(results, folder, flops, difference_sets)]
+    command = "stackmff bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "stackmff bench"
+    write_report(results, [m.name for m in method_list], out, command, plot_paths)
+    return out

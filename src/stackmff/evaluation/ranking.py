@@ -1,0 +1,38 @@
+"""Statistical ranking of methods over many stacks, as in the paper: the Friedman test and
+the Nemenyi critical difference (J. Demsar, "Statistical comparisons of classifiers over
+multiple data sets", JMLR 7, 2006)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import friedmanchisquare, rankdata, studentized_range
+
+
+@dataclass
+class Ranking:
+    methods: list[str]
+    mean_ranks: list[float]      # 1 = best
+    friedman_statistic: float
+    friedman_p: float
+    critical_difference: float   # Nemenyi, alpha = 0.05
+    stacks: int
+
+
+def rank_methods(scores: np.ndarray, methods: list[str], alpha: float = 0.05) -> Ranking:
+    """``scores[stack, method]``, higher is better (e.g. PSNR)."""
+    n, k = scores.shape
+    if k < 2 or n < 2:
+        raise ValueError(f"need at least 2 stacks and 2 methods, got {n} x {k}")
+    ranks = np.array([rankdata(-row) for row in scores])
+    mean_ranks = ranks.mean(axis=0)
+    if k >= 3:
+        statistic, p = friedmanchisquare(*scores.T)
+    else:
+        statistic, p = float("nan"), float("nan")
+    q = studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
+    cd = float(q * np.sqrt(k * (k + 1) / (6.0 * n)))
+    order = np.argsort(mean_ranks)
+    return Ranking([methods[i] for i in order], [float(mean_ranks[i]) for i in order],
+                   float(statistic), float(p), cd, n)

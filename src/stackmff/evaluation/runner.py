@@ -1,0 +1,160 @@
+"""Run every method on every benchmark stack, each as its own process on the same files.
+
+Our methods run as ``python -m stackmff fuse`` and the peers (enfuse, focus-stack) as their
+own programs, so wall time and peak memory (the child's maximum resident set, from
+``wait4``) are measured the same way for all of them, start-up included.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stackmff.evaluation.suites import BenchStack
+from stackmff.io import read_pages, write_image
+from stackmff.io.image import from_float, to_float
+from stackmff.metrics import focus_map_accuracy, psnr, psnr_colour, qabf, ssim
+
+ENFUSE_FLAGS = ["--exposure-weight=0", "--saturation-weight=0", "--contrast-weight=1",
+                "--hard-mask"]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    command: tuple[str, ...]   # the program and its fixed arguments
+    ours: bool
+
+
+def available_methods(requested: list[str] | None, checkpoint: str | None) -> list[Method]:
+    """Our classical methods, the network when weights are given, installed peers."""
+    from stackmff.classical import list_methods
+
+    methods = [Method(m.name, (sys.executable, "-m", "stackmff", "fuse", "-q", "-m", m.name), True)
+               for m in list_methods()]
+    if checkpoint:
+        methods.insert(0, Method("v3", (sys.executable, "-m", "stackmff", "fuse", "-q", "-m", "v3",
+                                        "--checkpoint", str(checkpoint)), True))
+    if shutil.which("enfuse"):
+        methods.append(Method("enfuse", ("enfuse", *ENFUSE_FLAGS), False))
+    if shutil.which("focus-stack"):
+        methods.append(Method("focus-stack", ("focus-stack",), False))
+    if requested:
+        unknown = set(requested) - {m.name for m in methods}
+        if unknown:
+            raise ValueError(f"methods not available here: {', '.join(sorted(unknown))}")
+        methods = [m for m in methods if m.name in requested]
+    return methods
+
+
+@dataclass
+class RunResult:
+    suite: str
+    variant: str
+    scene: str
+    method: str
+    layers: int
+    seconds: float
+    peak_mb: float
+    psnr: float = float("nan")
+    ssim: float = float("nan")
+    psnr_colour: float = float("nan")
+    map_exact: float = float("nan")
+    map_within_one: float = float("nan")
+    qabf: float = float("nan")
+    error: str = ""
+    fused: np.ndarray | None = field(default=None, repr=False)
+
+
+TIME = "/usr/bin/time"  # GNU time: the child's own peak memory (a fork of this process
+# would count the benchmark's own memory as the child's)
+
+
+def _run(command: list[str], work: Path) -> tuple[float, float, int, str]:
+    """Run a program; returns (seconds, peak resident MB, exit status, stderr tail)."""
+    stats = work / "time.txt"
+    wrapped = [TIME, "-f", "%M", "-o", str(stats), *command] if os.path.exists(TIME) else command
+    started = time.perf_counter()
+    process = subprocess.run(wrapped, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - started
+    peak = float(stats.read_text().split()[-1]) / 1024.0 if stats.exists() else float("nan")
+    stderr = process.stderr.decode(errors="replace").strip().splitlines()
+    return elapsed, peak, process.returncode, (stderr[-1] if stderr else "")
+
+
+BOUNDS = ("(bound) true map", "(bound) best layer")
+
+
+def bounds(stack: BenchStack) -> list[RunResult]:
+    """Two results no real method reaches: the gather by the true focus map, and per pixel
+    the layer closest to the truth (smallest 3x3 local error)."""
+    from stackmff.classical.common import gather
+    from stackmff.data.physical import closest_layer
+
+    candidates = []
+    if stack.focus_map is not None:
+        candidates.append((BOUNDS[0], stack.focus_map))
+    candidates.append((BOUNDS[1], closest_layer(stack.layers, stack.truth)))
+    results = []
+    for name, focus_map in candidates:
+        fused = gather(stack.layers, focus_map)
+        results.append(RunResult(stack.suite, stack.variant, stack.name, name,
+                                 len(stack.layers), float("nan"), float("nan"),
+                                 psnr(fused, stack.truth), ssim(fused, stack.truth),
+                                 psnr_colour(fused, stack.truth)))
+    return results
+
+
+def run_stack(stack: BenchStack, methods: list[Method], keep_images: bool = False) -> list[RunResult]:
+    """Write the stack once, run every method on those files, score what comes back; add the
+    two bounds where the truth is known."""
+    results = bounds(stack) if stack.truth is not None else []
+    with tempfile.TemporaryDirectory(prefix="stackmff-bench-") as work:
+        work = Path(work)
+        files = []
+        for k, layer in enumerate(stack.layers):
+            path = work / f"layer_{k:02d}.png"
+            write_image(from_float(layer, stack.dtype), path)
+            files.append(str(path))
+        for method in methods:
+            out = work / f"{method.name}.{'png' if method.ours else 'tif'}"
+            map_path = work / f"{method.name}_map.png"
+            if method.name == "enfuse":
+                command = [*method.command, f"--output={out}", *files]
+            elif method.name == "focus-stack":
+                command = [*method.command, f"--output={out}", *files]
+            else:
+                command = [*method.command, *files, "-o", str(out), "--focus-map", str(map_path)]
+            seconds, peak, status, message = _run(command, work)
+            result = RunResult(stack.suite, stack.variant, stack.name, method.name,
+                               len(stack.layers), seconds, peak)
+            if status != 0 or not out.exists():
+                result.error = message or f"exit {status}"
+                results.append(result)
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # peers write RGBA: alpha dropped
+                fused = to_float(read_pages(out)[0])
+            if fused.ndim == 2 and stack.layers.ndim == 4:
+                fused = np.dstack([fused] * 3)
+            if stack.truth is not None:
+                result.psnr, result.ssim = psnr(fused, stack.truth), ssim(fused, stack.truth)
+                result.psnr_colour = psnr_colour(fused, stack.truth)
+            if stack.focus_map is not None and map_path.exists():
+                indices = read_pages(map_path.with_name(f"{map_path.stem}_indices.png"))[0]
+                accuracy = focus_map_accuracy(indices, stack.focus_map)
+                result.map_exact, result.map_within_one = accuracy.exact, accuracy.within_one
+            result.qabf = qabf(stack.layers, fused)
+            if keep_images:
+                result.fused = fused
+            results.append(result)
+    return results

@@ -1,0 +1,130 @@
+"""Benchmark suites with ground truth, built reproducibly from fixed seeds.
+
+Synthetic suites use the physical renderer on scenes with true depth (the Middlebury
+motorcycle in scikit-image; the Middlebury Aloe in Debian's opencv-doc, when installed) and on
+held-out photos with procedural depth. Variants are the paper's experiments: stack size N,
+layer order, fully blurred interference layers, pairs. Real suites come from ../shared/data
+when present (Devernay's ray-traced office, the Lytro EPFL #48 focal stack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stackmff.data.physical import PhysicalOptions, render_physical
+from stackmff.data.scenes import Scene, motorcycle, procedural_depth, skimage_photo
+
+ALOE_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
+STACK_SIZES = (2, 5, 9, 16, 24, 32)
+QUICK_STACK_SIZES = (2, 9, 24)
+OPTIONS = PhysicalOptions(noise=0.005, label="error")
+
+
+@dataclass
+class BenchStack:
+    """One stack to fuse. ``truth``: all-in-focus image or None; ``focus_map``: the true
+    layer per pixel (synthetic suites) or None; ``group`` ties the stacks that the ranking
+    compares (one stack, several variants)."""
+
+    suite: str
+    variant: str
+    name: str
+    layers: np.ndarray
+    truth: np.ndarray | None
+    focus_map: np.ndarray | None = None
+    dtype: np.dtype = np.dtype(np.uint8)
+
+
+def _centre_crop(scene: Scene, height: int, width: int) -> Scene:
+    h, w = scene.depth.shape
+    y, x = max(0, (h - height) // 2), max(0, (w - width) // 2)
+    return Scene(scene.image[y:y + height, x:x + width], scene.depth[y:y + height, x:x + width])
+
+
+def aloe() -> Scene | None:
+    """Middlebury Aloe (opencv-doc): left view, depth = 1 / ground-truth disparity."""
+    image_path, disparity_path = ALOE_DIR / "aloeL.jpg", ALOE_DIR / "aloeGT.png"
+    if not (image_path.is_file() and disparity_path.is_file()):
+        return None
+    image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    disparity = cv2.imread(str(disparity_path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    valid = disparity > 0
+    disparity = cv2.inpaint(np.where(valid, disparity, 0).astype(np.float32),
+                            (~valid).astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    return Scene(image, 1.0 / np.maximum(disparity, 1.0))
+
+
+def scenes(quick: bool) -> dict[str, Scene]:
+    """The synthetic scenes, each cropped (never resized) to a benchmark size."""
+    height, width = (192, 256) if quick else (384, 512)
+    found = {"motorcycle": _centre_crop(motorcycle(), height, width)}
+    aloe_scene = aloe()
+    if aloe_scene is not None:
+        found["aloe"] = _centre_crop(aloe_scene, height, width)
+    for i, name in enumerate(("hubble_deep_field", "camera")[: 1 if quick else 2]):
+        photo = skimage_photo(name)
+        photo = np.dstack([photo] * 3) if photo.ndim == 2 else photo
+        crop = _centre_crop(Scene(photo, np.ones(photo.shape[:2], np.float32)), height, width)
+        found[f"procedural-{name}"] = Scene(crop.image,
+                                            procedural_depth(crop.image, np.random.default_rng(i)))
+    return found
+
+
+def _render(scene: Scene, n: int, seed: int, interference: int = 0):
+    return render_physical(scene, n, np.random.default_rng(seed), OPTIONS, shuffle=False,
+                           interference=interference)
+
+
+def synthetic_stacks(quick: bool = False) -> Iterator[BenchStack]:
+    """Stack-size sweep on every scene, then order, interference and pair variants."""
+    sizes = QUICK_STACK_SIZES if quick else STACK_SIZES
+    all_scenes = scenes(quick)
+    for scene_name, scene in all_scenes.items():
+        for n in sizes:
+            layers, focus_map = _render(scene, n, seed=n)
+            yield BenchStack("stack-size", f"N={n}", scene_name, layers, scene.image, focus_map)
+    first_name, first = next(iter(all_scenes.items()))
+    layers, focus_map = _render(first, 9, seed=9)
+    orders = {"ordered": np.arange(9), "reversed": np.arange(9)[::-1]}
+    for i in range(1 if quick else 3):
+        orders[f"random {i + 1}"] = np.random.default_rng(100 + i).permutation(9)
+    for variant, order in orders.items():
+        yield BenchStack("order", variant, first_name, layers[order], first.image,
+                         np.argsort(order)[focus_map])
+    base, base_map = _render(first, 14, seed=14)
+    for extra in ((3,) if quick else (0, 3, 7, 14)):
+        junk = np.stack([cv2.GaussianBlur(first.image, (31, 31), 0)] * extra) if extra else None
+        stacked = base if junk is None else np.concatenate([base, junk])
+        order = np.random.default_rng(200 + extra).permutation(len(stacked))
+        yield BenchStack("interference", f"14 + {extra} blurred", first_name, stacked[order],
+                         first.image, np.argsort(order)[base_map])
+    if quick:  # N=2 of the sweep is the small-stack case there
+        return
+    for scene_name, scene in all_scenes.items():
+        layers, focus_map = _render(scene, 2, seed=2)
+        yield BenchStack("pairs", "N=2", scene_name, layers, scene.image, focus_map)
+
+
+def real_stacks(data: Path) -> Iterator[BenchStack]:
+    """Ground-truth stacks from ../shared/data, when present."""
+    from stackmff.io import load_stack
+
+    office = data / "devernay-office-povray" / "office_stereo1"
+    if office.is_dir():
+        truth = load_stack([office / "office_stereo1_all.png"] * 2)
+        for variant, suffix in (("blur 5", ""), ("blur 10", "2")):
+            stack = load_stack([office / f"office_stereo1_near{suffix}.png",
+                                office / f"office_stereo1_far{suffix}.png"])
+            yield BenchStack("devernay-office", variant, "office_stereo1", stack.layers,
+                             truth.layers[0], None, stack.dtype)
+    lytro = data / "lytro-refocus-epfl48"
+    if lytro.is_dir():
+        stack = load_stack(lytro / "stack")
+        reference = lytro / "reference" / "afocus_lytro.png"
+        truth = load_stack([reference, reference]).layers[0]
+        yield BenchStack("lytro-epfl48", "9 slices", "48", stack.layers, truth, None, stack.dtype)

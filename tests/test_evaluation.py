@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+from synthetic import make_stack
+
+from stackmff.evaluation.ranking import rank_methods
+from stackmff.evaluation.runner import available_methods, run_stack
+from stackmff.evaluation.suites import BenchStack, synthetic_stacks
+
+
+def test_suite_builder_is_deterministic():
+    first = [s for _, s in zip(range(4), synthetic_stacks(quick=True))]
+    second = [s for _, s in zip(range(4), synthetic_stacks(quick=True))]
+    for a, b in zip(first, second):
+        assert (a.suite, a.variant, a.name) == (b.suite, b.variant, b.name)
+        assert a.layers.tobytes() == b.layers.tobytes()
+        assert a.focus_map.tobytes() == b.focus_map.tobytes()
+
+
+def test_ranking_orders_methods_and_computes_the_critical_difference():
+    rng = np.random.default_rng(0)
+    scores = np.stack([np.array([30.0, 28.0, 25.0]) + rng.normal(0, 0.1, 3) for _ in range(12)])
+    ranking = rank_methods(scores, ["a", "b", "c"])
+    assert ranking.methods == ["a", "b", "c"] and ranking.mean_ranks == [1.0, 2.0, 3.0]
+    assert ranking.friedman_p < 0.001
+    # Demsar (2006): q_0.05 = 2.343 for 3 methods; CD = q * sqrt(k (k + 1) / (6 N))
+    assert ranking.critical_difference == pytest.approx(2.343 * np.sqrt(3 * 4 / 72), abs=1e-3)
+
+
+def test_runner_scores_a_method_and_the_bounds(tmp_path):
+    layers, truth, focus_map = make_stack(n_layers=3, colour=True)
+    stack = BenchStack("test", "N=3", "bands", layers, truth, focus_map)
+    results = run_stack(stack, available_methods(["depthmap"], None))
+    by_method = {r.method: r for r in results}
+    assert set(by_method) == {"depthmap", "(bound) true map", "(bound) best layer"}
+    ours = by_method["depthmap"]
+    assert not ours.error and ours.seconds > 0 and ours.peak_mb > 0
+    assert ours.map_exact > 0.9 and 0 < ours.qabf <= 1
+    assert by_method["(bound) true map"].psnr >= ours.psnr - 0.01
+    assert by_method["(bound) best layer"].psnr >= ours.psnr - 0.01
+
+
+def test_unknown_methods_are_refused():
+    with pytest.raises(ValueError, match="not available"):
+        available_methods(["nonesuch"], None)
