@@ -71,9 +71,8 @@ def tables(results: list[RunResult], methods: list[str]) -> list[str]:
                                  "| | | | | | | |")
                     continue
 
-                def mean(attribute):
-                    values = [getattr(r, attribute) for r in picked]
-                    return float(np.mean(values))
+                def mean(attribute, rows=picked):
+                    return float(np.mean([getattr(r, attribute) for r in rows]))
 
                 lines.append(
                     f"| {variant} | {method} | {_fmt(mean('psnr'))} | {_fmt(mean('ssim'), 4)} | "
