@@ -129,3 +129,13 @@ def test_lzw_tiff_reads_without_extra_codecs(tmp_path):
     path = tmp_path / "lzw.tif"
     cv2.imwrite(str(path), image[..., ::-1], [cv2.IMWRITE_TIFF_COMPRESSION, 5])
     np.testing.assert_array_equal(read_pages(path)[0], image)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    path = tmp_path / "out.png"
+    write_image(np.zeros((4, 4), np.uint8), path)
+    current = os.umask(0)
+    os.umask(current)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~current)

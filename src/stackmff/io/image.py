@@ -157,12 +157,14 @@ def write_files_atomically(files: dict[Path, bytes]) -> None:
     If any write fails, the temporaries are removed and no target is created or changed.
     """
     temporaries: list[tuple[Path, Path]] = []
+    mode = 0o666 & ~_umask()
     try:
         for target, data in files.items():
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
                                        dir=target.parent)
             temporaries.append((Path(tmp), target))
+            os.fchmod(fd, mode)  # mkstemp makes 0600; give the file the usual permissions
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
         for tmp, target in temporaries:
@@ -172,6 +174,12 @@ def write_files_atomically(files: dict[Path, bytes]) -> None:
             tmp.unlink(missing_ok=True)
         raise StackError(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}") \
             from None
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_image(image: np.ndarray, path: str | Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
                 "torch": str(torch.__version__)}
         save_checkpoint(last, model, meta=meta, extra={"optimizer": optimiser.state_dict()})
 
+    def stop(signum, frame):  # a polite kill still writes the last checkpoint
+        raise KeyboardInterrupt
+
+    previous_handler = signal.signal(signal.SIGTERM, stop)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=config.run.max_steps, initial=step, disable=not show, desc="train")
     stream = iter(batches(config.data, config.run.seed + step))
@@ -118,8 +123,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
             if time.monotonic() - last_save >= config.run.checkpoint_minutes * 60:
                 save()
                 last_save = time.monotonic()
+    except KeyboardInterrupt:
+        pass  # stop here; the checkpoint below keeps every finished step
     finally:
         save()
         log.close()
         bar.close()
+        signal.signal(signal.SIGTERM, previous_handler)
     return last
