@@ -164,7 +164,8 @@ def write_files_atomically(files: dict[Path, bytes]) -> None:
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
                                        dir=target.parent)
             temporaries.append((Path(tmp), target))
-            os.fchmod(fd, mode)  # mkstemp makes 0600; give the file the usual permissions
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual permissions
+                os.fchmod(fd, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
         for tmp, target in temporaries:
