@@ -126,8 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
     bench.add_argument("--quick", action="store_true", help="small crops, fewer variants")
     bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows")
-    bench.add_argument("--data", default=str(Path(__file__).resolve().parents[3].parent
-                                             / "shared" / "data"),
+    bench.add_argument("--data", default="../shared/data",
                        help="folder with the real ground-truth stacks (default ../shared/data)")
     bench.add_argument("--out", default="docs/benchmarks.md", metavar="PATH")
     bench.add_argument("--no-plots", action="store_true")
