@@ -1,9 +1,11 @@
+import os
+
 import numpy as np
 import pytest
 from synthetic import make_stack
 
 from stackmff.evaluation.ranking import rank_methods
-from stackmff.evaluation.runner import available_methods, run_stack
+from stackmff.evaluation.runner import TIME, available_methods, run_stack
 from stackmff.evaluation.suites import BenchStack, synthetic_stacks
 
 
@@ -33,7 +35,9 @@ def test_runner_scores_a_method_and_the_bounds(tmp_path):
     by_method = {r.method: r for r in results}
     assert set(by_method) == {"depthmap", "(bound) true map", "(bound) best layer"}
     ours = by_method["depthmap"]
-    assert not ours.error and ours.seconds > 0 and ours.peak_mb > 0
+    assert not ours.error and ours.seconds > 0
+    if os.path.exists(TIME):  # peak memory needs GNU time
+        assert 20 < ours.peak_mb < 4000
     assert ours.map_exact > 0.9 and 0 < ours.qabf <= 1
     assert by_method["(bound) true map"].psnr >= ours.psnr - 0.01
     assert by_method["(bound) best layer"].psnr >= ours.psnr - 0.01
