@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from stackmff.classical.common import luma  # noqa: E402
 from stackmff.io import load_stack, read_pages, write_image  # noqa: E402
 from stackmff.io.image import from_float, to_float  # noqa: E402
 from stackmff.registration import align_stack  # noqa: E402
@@ -41,7 +42,7 @@ from stackmff.registration.estimate import estimate_pair, prepare  # noqa: E402
 def gradient_ncc(a: np.ndarray, b: np.ndarray) -> float:
     """NCC of gradient magnitudes over pixels sharp in both (top 30% gradient in each)."""
     def magnitude(image):
-        grey = image @ np.array([0.299, 0.587, 0.114], np.float32) if image.ndim == 3 else image
+        grey = luma(image)
         gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
         return np.sqrt(gx * gx + gy * gy)
 

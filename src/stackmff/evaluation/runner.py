@@ -128,9 +128,7 @@ def run_stack(stack: BenchStack, methods: list[Method], keep_images: bool = Fals
         for method in methods:
             out = work / f"{method.name}.{'png' if method.ours else 'tif'}"
             map_path = work / f"{method.name}_map.png"
-            if method.name == "enfuse":
-                command = [*method.command, f"--output={out}", *files]
-            elif method.name == "focus-stack":
+            if not method.ours:  # enfuse and focus-stack both take --output=FILE
                 command = [*method.command, f"--output={out}", *files]
             else:
                 command = [*method.command, *files, "-o", str(out), "--focus-map", str(map_path)]

@@ -20,7 +20,7 @@ from stackmff.errors import StackError
 from stackmff.fusion.optimise import optimise_for_inference
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, plan_tiles
 from stackmff.io.checkpoint import load_checkpoint
-from stackmff.model import StackMFFV3
+from stackmff.model import StackMFFV3, StackOutput
 from stackmff.progress import progress
 from stackmff.result import FusionResult
 
@@ -102,14 +102,12 @@ class StackFuser:
         for tile in progress(tiles, desc="v3", total=len(tiles)):
             y0, y1, x0, x1 = tile.window
             grey = luma(layers[:, y0:y1, x0:x1])
-            probabilities = self.logits(grey).softmax(dim=0)
+            output = StackOutput(self.logits(grey)[None])
             if self.model.config.head == "depth_regression":  # V3*: expectation over layers
-                positions = torch.linspace(0, 1, n, device=probabilities.device)
-                expected = torch.einsum("nhw,n->hw", probabilities, positions)
-                winner = torch.round(expected * (n - 1)).long()
-                best = probabilities.gather(0, winner[None])[0]
+                winner = output.depth_focus_map()[0]
             else:
-                best, winner = probabilities.max(dim=0)
+                winner = output.focus_map()[0]
+            best = output.probabilities()[0].gather(0, winner[None])[0]
             rows, cols = tile.core_in_window()
             cy0, cy1, cx0, cx1 = tile.core
             focus_map[cy0:cy1, cx0:cx1] = winner[rows, cols].cpu().numpy()

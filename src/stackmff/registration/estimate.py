@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stackmff.classical.common import luma
+
 MODELS = ("translation", "similarity", "affine", "homography")
 _ECC_MOTION = {"translation": cv2.MOTION_TRANSLATION, "similarity": cv2.MOTION_AFFINE,
                "affine": cv2.MOTION_AFFINE, "homography": cv2.MOTION_HOMOGRAPHY}
@@ -30,8 +32,7 @@ class PairEstimate:
 
 def prepare(image: np.ndarray, blur: float) -> np.ndarray:
     """Grey float32 image, smoothed and with zero mean and unit variance."""
-    grey = image if image.ndim == 2 else image @ np.array([0.299, 0.587, 0.114], np.float32)
-    grey = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), blur)
+    grey = cv2.GaussianBlur(luma(image).astype(np.float32), (0, 0), blur)
     return (grey - grey.mean()) / (grey.std() + 1e-6)
 
 
