@@ -84,3 +84,25 @@ def test_ordered_data_keeps_layers_near_to_far(renderer):
     assert len(labels) == 1  # same label every draw: no shuffling
     with pytest.raises(ValueError, match="ordered = true"):
         TrainConfig.from_dict({"model": {"head": "depth_regression"}})
+
+
+def test_cosine_schedule_warms_up_then_falls_to_min_lr():
+    from stackmff.training.config import OptimConfig
+    from stackmff.training.loop import learning_rate
+
+    config = TrainConfig(optim=OptimConfig(lr=1e-3, schedule="cosine", min_lr=1e-5,
+                                           warmup_steps=10),
+                         run=RunConfig(max_steps=100))
+    rates = [learning_rate(config, step) for step in range(101)]
+    assert rates[0] == pytest.approx(1e-4, rel=0.01)          # warm-up
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # then never rises
+    assert rates[50] == pytest.approx((1e-3 + 1e-5) / 2, rel=0.01)
+    assert rates[100] == pytest.approx(1e-5)
+
+
+def test_debian_photos_missing_is_a_clear_error(tmp_path):
+    from stackmff.data.sources import installed_photos
+
+    assert installed_photos((str(tmp_path / "a.jpg"), __file__)) == [__file__]
+    with pytest.raises(FileNotFoundError, match="scripts/setup_training.sh"):
+        installed_photos((str(tmp_path / "a.jpg"),))

@@ -1,9 +1,11 @@
 """Where training scenes come from, drawn at random with fixed weights.
 
 ``dead_leaves``: unlimited synthetic scenes with occlusion depth. ``photos``: photos with
-procedural depth (the scikit-image photos listed in TRAIN_PHOTOS, plus any folder of the
-user's own photos). ``motorcycle``: the Middlebury scene with true depth. Held-out photos
-(VALIDATION_PHOTOS) are never drawn for training.
+procedural depth (the scikit-image photos listed in TRAIN_PHOTOS, optionally the sharp photos
+of the Debian packages ``opencv-doc`` and ``lomiri-wallpapers-16.04`` listed in
+DEBIAN_TRAIN_PHOTOS, plus any folder of the user's own photos). ``motorcycle``: the
+Middlebury scene with true depth. Held-out photos (VALIDATION_PHOTOS,
+DEBIAN_VALIDATION_PHOTOS) are never drawn for training.
 """
 
 from __future__ import annotations
@@ -28,6 +30,34 @@ from stackmff.data.scenes import (
 TRAIN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina")
 VALIDATION_PHOTOS = ("hubble_deep_field", "camera", "coins", "brick", "grass", "gravel")
 
+OPENCV_DOC = "/usr/share/doc/opencv-doc/examples/data"
+WALLPAPERS = "/usr/share/backgrounds"
+# Sharp, natural photos only: no charts, text, drawings, or shallow depth of field (the
+# renderer takes the photo as all-in-focus). Near-duplicate views stay on one side.
+DEBIAN_TRAIN_PHOTOS = tuple(
+    [f"{OPENCV_DOC}/{name}" for name in (
+        "aero1.jpg", "apple.jpg", "basketball1.png", "box_in_scene.png", "butterfly.jpg",
+        "graf1.png", "HappyFish.jpg", "home.jpg", "messi5.jpg", "orange.jpg",
+        "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "stuff.jpg")]
+    + [f"{WALLPAPERS}/{name}" for name in (
+        "aitzgorri_by_Aitzol_Berasategi.jpg", "analogpattern_by_Peter_Nerlich.jpg",
+        "friends_by_Aitzol_Berasategi.jpg", "life_by_Aitzol_Berasategi.jpg",
+        "Picture_0B_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg")])
+DEBIAN_VALIDATION_PHOTOS = (
+    f"{OPENCV_DOC}/baboon.jpg", f"{OPENCV_DOC}/building.jpg", f"{OPENCV_DOC}/fruits.jpg",
+    f"{OPENCV_DOC}/leuvenA.jpg", f"{WALLPAPERS}/picosdeeuropa_by_Aitzol_Berasategi.jpg")
+# large photos are scaled down before synthesis so that a crop holds a scene, not a patch
+MAX_PHOTO_SIDE = 1024
+
+
+def installed_photos(paths: tuple[str, ...]) -> list[str]:
+    """The Debian photos among ``paths`` that are installed; a clear error if none is."""
+    found = [p for p in paths if Path(p).is_file()]
+    if not found:
+        raise FileNotFoundError("the Debian training photos are not installed: run "
+                                "scripts/setup_training.sh (opencv-doc, lomiri-wallpapers-16.04)")
+    return found
+
 
 @dataclass(frozen=True)
 class SourceWeights:
@@ -35,12 +65,16 @@ class SourceWeights:
     photos: float = 0.4
     motorcycle: float = 0.1
     photo_folder: str | None = None
+    debian_photos: bool = False
 
 
 @lru_cache(maxsize=64)
 def _photo(name: str) -> np.ndarray:
     if Path(name).is_file():
         image = cv2.imread(name, cv2.IMREAD_COLOR)
+        scale = MAX_PHOTO_SIDE / max(image.shape[:2])
+        if scale < 1:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
     image = skimage_photo(name)
     return np.dstack([image] * 3) if image.ndim == 2 else image
@@ -61,6 +95,8 @@ class SceneSampler:
 
     def __post_init__(self) -> None:
         names = list(self.photos)
+        if self.weights.debian_photos:
+            names += installed_photos(DEBIAN_TRAIN_PHOTOS)
         if self.weights.photo_folder:
             names += [str(p) for p in photo_files(self.weights.photo_folder)]
         self._photos = names

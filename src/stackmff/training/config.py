@@ -27,6 +27,7 @@ class DataConfig:
     photos: float = 0.4
     motorcycle: float = 0.1
     photo_folder: str | None = None
+    debian_photos: bool = False         # add the opencv-doc / lomiri-wallpapers training photos
     workers: int = 1                    # synthesis processes beside the training process
     ordered: bool = False               # keep layers near-to-far (for the V3* depth head)
 
@@ -35,8 +36,10 @@ class DataConfig:
 class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
-    decay: float = 0.9                  # lr multiplied by this every `decay_steps` steps
+    schedule: str = "step"              # "step" or "cosine"
+    decay: float = 0.9                  # step: lr multiplied by this every `decay_steps` steps
     decay_steps: int = 1000
+    min_lr: float = 1e-5                # cosine: from lr at step 0 to min_lr at run.max_steps
     warmup_steps: int = 50
 
 
@@ -80,6 +83,9 @@ class TrainConfig:
                      data=build(DataConfig, data.get("data", {})),
                      optim=build(OptimConfig, data.get("optim", {})),
                      run=build(RunConfig, data.get("run", {})))
+        if config.optim.schedule not in ("step", "cosine"):
+            raise ValueError(f"[optim] schedule must be 'step' or 'cosine', "
+                             f"got {config.optim.schedule!r}")
         if config.model.head == "depth_regression" and not config.data.ordered:
             raise ValueError("the depth_regression head (V3*) learns from ordered stacks: "
                              "set [data] ordered = true")

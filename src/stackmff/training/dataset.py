@@ -50,7 +50,8 @@ class SyntheticStacks(IterableDataset):
         cv2.setNumThreads(1)
         rng = np.random.default_rng([self.seed, worker])
         weights = SourceWeights(self.config.dead_leaves, self.config.photos,
-                                self.config.motorcycle, self.config.photo_folder)
+                                self.config.motorcycle, self.config.photo_folder,
+                                self.config.debian_photos)
         sampler = SceneSampler(self.config.crop, weights)
         while True:
             n = int(rng.integers(self.config.min_layers, self.config.max_layers + 1))

@@ -1,4 +1,4 @@
-"""The training loop: AdamW with warm-up and step decay, periodic validation, checkpoints
+"""The training loop: AdamW with warm-up and step or cosine decay, periodic validation, checkpoints
 every few minutes, resume, and a time budget. Never imported by inference code.
 """
 
@@ -28,6 +28,10 @@ LOG_FIELDS = ["step", "minutes", "lr", "loss", "val_accuracy", "val_within_one",
 def learning_rate(config: TrainConfig, step: int) -> float:
     optim = config.optim
     warm = min(1.0, (step + 1) / max(1, optim.warmup_steps))
+    if optim.schedule == "cosine":
+        progress = min(1.0, step / max(1, config.run.max_steps))
+        cosine = optim.min_lr + (optim.lr - optim.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+        return warm * cosine
     return optim.lr * warm * optim.decay ** (step // optim.decay_steps)
 
 
