@@ -46,3 +46,15 @@ def test_runner_scores_a_method_and_the_bounds(tmp_path):
 def test_unknown_methods_are_refused():
     with pytest.raises(ValueError, match="not available"):
         available_methods(["nonesuch"], None)
+
+
+def test_validation_scenes_are_held_out_of_training():
+    from stackmff.data.sources import (DEBIAN_TRAIN_PHOTOS, DEBIAN_VALIDATION_PHOTOS,
+                                       TRAIN_PHOTOS, VALIDATION_PHOTOS)
+    from stackmff.evaluation.suites import held_out_scenes
+
+    assert not set(VALIDATION_PHOTOS) & set(TRAIN_PHOTOS)
+    assert not set(DEBIAN_VALIDATION_PHOTOS) & set(DEBIAN_TRAIN_PHOTOS)
+    scenes = held_out_scenes()
+    assert set(VALIDATION_PHOTOS) <= set(scenes) and "motorcycle" not in scenes
+    assert all(s.image.shape[:2] == s.depth.shape == (256, 320) for s in scenes.values())

@@ -122,7 +122,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "every benchmark stack and write a Markdown report with plots.")
     bench.add_argument("--suite", nargs="+", metavar="NAME",
                        help="stack-size, order, interference, pairs, devernay-office, "
-                            "lytro-epfl48 (default: all)")
+                            "lytro-epfl48 (default: these six); validation, validation-order, "
+                            "validation-interference (held-out scenes, to judge a model)")
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
     bench.add_argument("--quick", action="store_true", help="small crops, fewer variants")
     bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows")

@@ -69,7 +69,8 @@ class SourceWeights:
 
 
 @lru_cache(maxsize=64)
-def _photo(name: str) -> np.ndarray:
+def load_photo(name: str) -> np.ndarray:
+    """A training photo as float32 RGB in [0, 1]: a file path or a scikit-image name."""
     if Path(name).is_file():
         image = cv2.imread(name, cv2.IMREAD_COLOR)
         scale = MAX_PHOTO_SIDE / max(image.shape[:2])
@@ -110,7 +111,7 @@ class SceneSampler:
             return dead_leaves(self.size, rng)
         if kind == "motorcycle":
             return _augment(random_crop(_motorcycle(), self.size, rng), rng)
-        image = _photo(self._photos[rng.integers(len(self._photos))])
+        image = load_photo(self._photos[rng.integers(len(self._photos))])
         # depth is made for a crop slightly larger than needed, then cropped
         crop = random_crop(Scene(image, np.ones(image.shape[:2], np.float32)),
                            min(self.size * 2, min(image.shape[:2])), rng).image

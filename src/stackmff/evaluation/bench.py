@@ -7,10 +7,12 @@ from pathlib import Path
 
 from stackmff.evaluation.report import write_report
 from stackmff.evaluation.runner import available_methods, run_stack
-from stackmff.evaluation.suites import real_stacks, synthetic_stacks
+from stackmff.evaluation.suites import real_stacks, synthetic_stacks, validation_stacks
 from stackmff.progress import progress
 
 SUITES = ("stack-size", "order", "interference", "pairs", "devernay-office", "lytro-epfl48")
+# held-out scenes only, for judging a trained model; run when asked for with --suite
+VALIDATION_SUITES = ("validation", "validation-order", "validation-interference")
 
 
 def network_flops(sizes: list[int]) -> dict[int, float]:
@@ -32,11 +34,16 @@ def network_flops(sizes: list[int]) -> dict[int, float]:
 def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, data: Path,
               out: Path, checkpoint: str | None, plots: bool = True) -> Path:
     chosen = set(suites or SUITES)
-    unknown = chosen - set(SUITES)
+    known = SUITES + VALIDATION_SUITES
+    unknown = chosen - set(known)
     if unknown:
-        raise ValueError(f"unknown suites: {', '.join(sorted(unknown))}; known: {', '.join(SUITES)}")
+        raise ValueError(f"unknown suites: {', '.join(sorted(unknown))}; known: {', '.join(known)}")
     method_list = available_methods(methods, checkpoint)
-    stacks = [s for s in synthetic_stacks(quick) if s.suite in chosen]
+    stacks = []
+    if chosen & set(SUITES):
+        stacks += [s for s in synthetic_stacks(quick) if s.suite in chosen]
+    if chosen & set(VALIDATION_SUITES):
+        stacks += [s for s in validation_stacks() if s.suite in chosen]
     if not quick:
         stacks += [s for s in real_stacks(data) if s.suite in chosen]
     results, difference_sets, shown = [], [], set()

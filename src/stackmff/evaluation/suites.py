@@ -4,7 +4,8 @@ Synthetic suites use the physical renderer on scenes with true depth (the Middle
 motorcycle in scikit-image; the Middlebury Aloe in Debian's opencv-doc, when installed) and on
 held-out photos with procedural depth. Variants are the paper's experiments: stack size N,
 layer order, fully blurred interference layers, pairs. Real suites come from ../shared/data
-when present (Devernay's ray-traced office, the Lytro EPFL #48 focal stack).
+when present (Devernay's ray-traced office, the Lytro EPFL #48 focal stack). The validation
+suites render only images that no training run draws from, to judge a trained model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.scenes import Scene, motorcycle, procedural_depth, skimage_photo
+from stackmff.data.sources import DEBIAN_VALIDATION_PHOTOS, VALIDATION_PHOTOS, load_photo
 
 ALOE_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
 STACK_SIZES = (2, 5, 9, 16, 24, 32)
@@ -108,6 +110,54 @@ def synthetic_stacks(quick: bool = False) -> Iterator[BenchStack]:
     for scene_name, scene in all_scenes.items():
         layers, focus_map = _render(scene, 2, seed=2)
         yield BenchStack("pairs", "N=2", scene_name, layers, scene.image, focus_map)
+
+
+VALIDATION_SIZES = (2, 5, 9, 16, 24)
+VALIDATION_SHAPE = (256, 320)
+
+
+def held_out_scenes() -> dict[str, Scene]:
+    """Aloe with its true depth and the held-out photos (scikit-image; opencv-doc and
+    lomiri-wallpapers where installed) with procedural depth, centre-cropped."""
+    height, width = VALIDATION_SHAPE
+    found = {}
+    aloe_scene = aloe()
+    if aloe_scene is not None:
+        found["aloe"] = _centre_crop(aloe_scene, height, width)
+    names = list(VALIDATION_PHOTOS) + [p for p in DEBIAN_VALIDATION_PHOTOS if Path(p).is_file()]
+    for i, name in enumerate(names):
+        photo = load_photo(name)
+        crop = _centre_crop(Scene(photo, np.ones(photo.shape[:2], np.float32)), height, width)
+        found[Path(name).stem.split("_by_")[0]] = Scene(
+            crop.image, procedural_depth(crop.image, np.random.default_rng(1000 + i)))
+    return found
+
+
+def validation_stacks() -> Iterator[BenchStack]:
+    """Every held-out scene at every N in VALIDATION_SIZES, then the order and interference
+    tests on three of them."""
+    all_scenes = held_out_scenes()
+    for scene_name, scene in all_scenes.items():
+        for n in VALIDATION_SIZES:
+            layers, focus_map = _render(scene, n, seed=n)
+            yield BenchStack("validation", f"N={n}", scene_name, layers, scene.image, focus_map)
+    tested = list(all_scenes.items())[::4][:3]
+    for scene_name, scene in tested:
+        layers, focus_map = _render(scene, 9, seed=9)
+        orders = {"ordered": np.arange(9), "reversed": np.arange(9)[::-1]}
+        for i in range(3):
+            orders[f"random {i + 1}"] = np.random.default_rng(100 + i).permutation(9)
+        for variant, order in orders.items():
+            yield BenchStack("validation-order", variant, scene_name, layers[order], scene.image,
+                             np.argsort(order)[focus_map])
+    for scene_name, scene in tested:
+        base, base_map = _render(scene, 14, seed=14)
+        for extra in (0, 3, 7, 14):
+            junk = np.stack([cv2.GaussianBlur(scene.image, (31, 31), 0)] * extra) if extra else None
+            stacked = base if junk is None else np.concatenate([base, junk])
+            order = np.random.default_rng(200 + extra).permutation(len(stacked))
+            yield BenchStack("validation-interference", f"14 + {extra} blurred", scene_name,
+                             stacked[order], scene.image, np.argsort(order)[base_map])
 
 
 def real_stacks(data: Path) -> Iterator[BenchStack]:
