@@ -120,3 +120,22 @@ def test_tiny_model_overfits_one_stack():
             if accuracy >= 0.95:
                 break
     assert accuracy >= 0.95, f"accuracy {accuracy:.3f} after {step + 1} steps"
+
+
+def test_selection_cost_loss_prefers_near_misses_and_ignores_flat_pixels():
+    from stackmff.model import StackOutput, selection_cost_loss
+
+    # layer k has value k / 4 on the left half; the right half is flat (all layers equal)
+    stack = torch.zeros(1, 5, 1, 4, 8)
+    stack[:, :, 0, :, :4] = torch.arange(5.0).view(1, 5, 1, 1) / 4
+    truth = torch.full((1, 4, 8), 2)
+
+    def loss_choosing(left: int, right: int) -> float:
+        logits = torch.full((1, 5, 4, 8), -10.0)
+        logits[:, left, :, :4] = 10.0
+        logits[:, right, :, 4:] = 10.0
+        return selection_cost_loss(StackOutput(logits), truth, stack).item()
+
+    assert loss_choosing(2, 2) < loss_choosing(3, 2) < loss_choosing(0, 2)
+    # a wrong pick on flat pixels costs far less than one layer off on textured ones
+    assert loss_choosing(2, 0) - loss_choosing(2, 2) < 0.2 * (loss_choosing(3, 2) - loss_choosing(2, 2))

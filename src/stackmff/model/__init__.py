@@ -6,7 +6,8 @@ from stackmff.model.network import (
     StackOutput,
     classification_loss,
     depth_regression_loss,
+    selection_cost_loss,
 )
 
 __all__ = ["ModelConfig", "StackMFFV3", "StackOutput", "classification_loss",
-           "depth_regression_loss"]
+           "depth_regression_loss", "selection_cost_loss"]

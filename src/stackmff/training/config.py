@@ -36,6 +36,7 @@ class DataConfig:
 class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
+    loss: str = "cross_entropy"         # or "selection_cost" (classification head only)
     schedule: str = "step"              # "step" or "cosine"
     decay: float = 0.9                  # step: lr multiplied by this every `decay_steps` steps
     decay_steps: int = 1000
@@ -83,6 +84,9 @@ class TrainConfig:
                      data=build(DataConfig, data.get("data", {})),
                      optim=build(OptimConfig, data.get("optim", {})),
                      run=build(RunConfig, data.get("run", {})))
+        if config.optim.loss not in ("cross_entropy", "selection_cost"):
+            raise ValueError(f"[optim] loss must be 'cross_entropy' or 'selection_cost', "
+                             f"got {config.optim.loss!r}")
         if config.optim.schedule not in ("step", "cosine"):
             raise ValueError(f"[optim] schedule must be 'step' or 'cosine', "
                              f"got {config.optim.schedule!r}")

@@ -18,7 +18,12 @@ from tqdm import tqdm
 from stackmff.classical.common import gather
 from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
 from stackmff.metrics import psnr
-from stackmff.model import StackMFFV3, classification_loss, depth_regression_loss
+from stackmff.model import (
+    StackMFFV3,
+    classification_loss,
+    depth_regression_loss,
+    selection_cost_loss,
+)
 from stackmff.training.config import TrainConfig
 from stackmff.training.dataset import batches, validation_set
 
@@ -74,7 +79,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
         step, minutes_before = int(payload["meta"]["step"]), float(payload["meta"]["minutes"])
     # channels-last convolutions train faster on CPU (oneDNN), as in inference
     model = model.train().to(memory_format=torch.channels_last)
-    loss_fn = classification_loss if config.model.head == "classification" else depth_regression_loss
+    if config.model.head == "depth_regression":
+        loss_fn = depth_regression_loss
+    elif config.optim.loss == "selection_cost":
+        loss_fn = selection_cost_loss
+    else:
+        loss_fn = classification_loss
     stacks = validation_set(config.data, config.run.validation_stacks, config.run.validation_size)
     log_path = out / "log.csv"
     new_log = not (resume and log_path.is_file())
@@ -111,7 +121,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
                 group["lr"] = lr
             with autocast:
                 output = model(stack)
-            loss = loss_fn(type(output)(output.logits.float()), focus_map)
+            output = type(output)(output.logits.float())
+            if loss_fn is selection_cost_loss:
+                loss = loss_fn(output, focus_map, stack)
+            else:
+                loss = loss_fn(output, focus_map)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
