@@ -110,3 +110,24 @@ def test_depth_regression_head_gives_a_valid_map(tmp_path):
     result = StackFuser.from_checkpoint(tmp_path / "v3star.pt", tile=None).fuse(layers)
     assert result.focus_map.max() < 5
     np.testing.assert_array_equal(result.fused, gather(layers, result.focus_map))
+
+
+def test_inference_rewrites_keep_the_function():
+    from stackmff.fusion.optimise import optimise_for_inference
+    from stackmff.model.blocks import LearnablePool
+
+    torch.manual_seed(0)
+    model = StackMFFV3(TINY).eval()
+    for module in model.modules():  # non-trivial BatchNorm statistics and affine terms
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    fast = optimise_for_inference(model, "cpu")
+    assert not any(isinstance(m, (LearnablePool, torch.nn.BatchNorm2d)) for m in fast.modules())
+    stack = torch.rand(1, 3, 1, 64, 64)
+    with torch.no_grad():
+        expected = model(stack).logits
+        got = fast(stack.contiguous()).logits
+    assert torch.allclose(got, expected, atol=1e-4)

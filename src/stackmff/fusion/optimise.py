@@ -1,7 +1,8 @@
 """Inference-only rewrites of the network that leave its function unchanged.
 
-BatchNorm folded into the preceding convolution (one pass over memory fewer per conv), and
-the channels-last memory layout that oneDNN's convolutions run fastest in (measured on a
+BatchNorm folded into the preceding convolution (one pass over memory fewer per conv); the
+learnable pools (one kernel shared by all channels, then BatchNorm) become ordinary depthwise
+convolutions with the BatchNorm folded in; and the channels-last memory layout that oneDNN's convolutions run fastest in (measured on a
 2-core AVX-512 CPU, one 1024x1024 layer: 0.98 s plain, 0.65 s folded + channels-last).
 """
 
@@ -12,6 +13,8 @@ import copy
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from stackmff.model.blocks import LearnablePool
 
 
 def fold_batch_norms(module: nn.Module) -> None:
@@ -25,10 +28,28 @@ def fold_batch_norms(module: nn.Module) -> None:
             fold_batch_norms(child)
 
 
+def pool_as_depthwise_conv(pool: LearnablePool) -> nn.Conv2d:
+    """The learnable pool and its BatchNorm as one depthwise convolution with bias."""
+    c, k = pool.channels, pool.kernel
+    conv = nn.Conv2d(c, c, k, pool.stride, k // 2, groups=c, bias=False).eval()
+    conv.weight.data.copy_(pool.weight.detach().expand(c, 1, k, k))
+    return fuse_conv_bn_eval(conv, pool.norm)
+
+
+def fold_learnable_pools(module: nn.Module) -> None:
+    """Replace every LearnablePool below ``module`` by its depthwise convolution, in place."""
+    for name, child in module.named_children():
+        if isinstance(child, LearnablePool):
+            setattr(module, name, pool_as_depthwise_conv(child))
+        else:
+            fold_learnable_pools(child)
+
+
 def optimise_for_inference(model: nn.Module, device: str) -> nn.Module:
     """An eval-mode copy of ``model`` with folded BatchNorms, in channels-last layout."""
     fast = copy.deepcopy(model).eval()
     fold_batch_norms(fast)
+    fold_learnable_pools(fast)
     fast = fast.to(device)
     if device == "cpu":
         fast = fast.to(memory_format=torch.channels_last)
