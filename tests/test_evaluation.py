@@ -49,8 +49,12 @@ def test_unknown_methods_are_refused():
 
 
 def test_validation_scenes_are_held_out_of_training():
-    from stackmff.data.sources import (DEBIAN_TRAIN_PHOTOS, DEBIAN_VALIDATION_PHOTOS,
-                                       TRAIN_PHOTOS, VALIDATION_PHOTOS)
+    from stackmff.data.sources import (
+        DEBIAN_TRAIN_PHOTOS,
+        DEBIAN_VALIDATION_PHOTOS,
+        TRAIN_PHOTOS,
+        VALIDATION_PHOTOS,
+    )
     from stackmff.evaluation.suites import held_out_scenes
 
     assert not set(VALIDATION_PHOTOS) & set(TRAIN_PHOTOS)

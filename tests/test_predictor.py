@@ -92,7 +92,10 @@ def test_cli_fuses_with_a_checkpoint(tmp_path, checkpoint, capsys):
     assert fused.dtype == np.uint16 and fused.shape == (90, 124, 3)
 
 
-def test_cli_v3_without_weights_is_a_clear_error(tmp_path, capsys):
+def test_cli_v3_without_weights_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import stackmff.api
+
+    monkeypatch.setattr(stackmff.api, "SHIPPED_WEIGHTS", tmp_path / "none.pt")
     layers, _, _ = make_stack(n_layers=3)
     write_stack(tmp_path / "stack", layers)
     code = main(["fuse", str(tmp_path / "stack"), "-o", str(tmp_path / "v3.png"), "-m", "v3"])

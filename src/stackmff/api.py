@@ -16,7 +16,9 @@ from stackmff.result import FusionResult
 DEFAULT_METHOD = "depthmap"
 NETWORK_METHOD = "v3"
 NETWORK_SUMMARY = ("StackMFF V3 network: per-pixel classification of the sharpest layer, "
-                   "pixels copied (needs --checkpoint)")
+                   "pixels copied (shipped weights, or --checkpoint)")
+# the model that ships with the package; its card is weights/MODEL_CARD.md
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "stackmff-v3.pt"
 
 
 def method_names() -> list[str]:
@@ -24,12 +26,20 @@ def method_names() -> list[str]:
     return [NETWORK_METHOD] + [m.name for m in list_methods()]
 
 
+def network_weights(checkpoint: str | Path | None = None) -> Path:
+    """The weights ``v3`` runs with: ``checkpoint`` if given, else the shipped model."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    if SHIPPED_WEIGHTS.is_file():
+        return SHIPPED_WEIGHTS
+    raise StackError("method v3 needs trained weights: pass --checkpoint PATH "
+                     f"(no shipped model at {SHIPPED_WEIGHTS})")
+
+
 def check_method(method: str, checkpoint: str | Path | None = None) -> None:
     """Fail early, before any work, on an unknown method or a network without weights."""
     if method == NETWORK_METHOD:
-        if checkpoint is None:
-            raise StackError("method v3 needs trained weights: pass --checkpoint PATH "
-                             "(no default model ships yet)")
+        network_weights(checkpoint)
         return
     get_method(method)
 
@@ -42,7 +52,8 @@ def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
         stack: a :class:`Stack` from :func:`load_stack`, or a float array
             ``(L, H, W[, 3])`` in [0, 1].
         method: ``"v3"`` (the network) or a classical method (see :func:`method_names`).
-        checkpoint: weights for ``"v3"`` (ignored if ``fuser`` is given).
+        checkpoint: weights for ``"v3"`` (default: the shipped model; ignored if ``fuser``
+            is given).
         fuser: an already loaded :class:`stackmff.fusion.StackFuser`, to reuse across stacks.
         **fuser_options: ``device``, ``tile``, ``margin``, ``precision`` for a new fuser.
 
@@ -55,8 +66,7 @@ def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
         if fuser is None:
             from stackmff.fusion import StackFuser
 
-            check_method(method, checkpoint)
-            fuser = StackFuser.from_checkpoint(checkpoint, **fuser_options)
+            fuser = StackFuser.from_checkpoint(network_weights(checkpoint), **fuser_options)
         return fuser.fuse(layers)
     return get_method(method).fuse(layers)
 

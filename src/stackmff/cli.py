@@ -21,6 +21,7 @@ from stackmff.api import (
     NETWORK_SUMMARY,
     check_method,
     fuse_stack,
+    network_weights,
     output_paths,
     save_result,
 )
@@ -83,7 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         help=f"fusion method (default: {DEFAULT_METHOD}; "
                              "see `stackmff methods`)")
     network = fuse.add_argument_group("network (--method v3)")
-    network.add_argument("--checkpoint", metavar="PATH", help="trained weights (.pt)")
+    network.add_argument("--checkpoint", metavar="PATH",
+                         help="trained weights (.pt); default: the shipped model")
     network.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     network.add_argument("--tile", type=_tile_size, default="auto", metavar="N",
                          help="tile side in pixels, 0 for one pass (default: auto, the largest "
@@ -126,7 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "validation-interference (held-out scenes, to judge a model)")
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
     bench.add_argument("--quick", action="store_true", help="small crops, fewer variants")
-    bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows")
+    bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows (default: the shipped model)")
     bench.add_argument("--data", default="../shared/data",
                        help="folder with the real ground-truth stacks (default ../shared/data)")
     bench.add_argument("--out", default="docs/benchmarks.md", metavar="PATH")
@@ -174,7 +176,8 @@ def _run_fuse(args: argparse.Namespace) -> None:
     if args.method == NETWORK_METHOD:
         from stackmff.fusion import StackFuser
 
-        fuser = StackFuser.from_checkpoint(args.checkpoint, device=args.device, tile=args.tile,
+        fuser = StackFuser.from_checkpoint(network_weights(args.checkpoint), device=args.device,
+                                           tile=args.tile,
                                            margin=args.tile_margin, precision=args.precision)
     stack = load_stack(args.inputs, match_sizes=args.align)
     loaded = time.perf_counter()

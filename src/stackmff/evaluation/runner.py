@@ -36,14 +36,18 @@ class Method:
 
 
 def available_methods(requested: list[str] | None, checkpoint: str | None) -> list[Method]:
-    """Our classical methods, the network when weights are given, installed peers."""
+    """Our classical methods, the network (given weights, else the shipped ones), installed
+    peers."""
     from stackmff.classical import list_methods
 
     methods = [Method(m.name, (sys.executable, "-m", "stackmff", "fuse", "-q", "-m", m.name), True)
                for m in list_methods()]
-    if checkpoint:
+    from stackmff.api import SHIPPED_WEIGHTS
+
+    weights = checkpoint or (SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.is_file() else None)
+    if weights:
         methods.insert(0, Method("v3", (sys.executable, "-m", "stackmff", "fuse", "-q", "-m", "v3",
-                                        "--checkpoint", str(checkpoint)), True))
+                                        "--checkpoint", str(weights)), True))
     if shutil.which("enfuse"):
         methods.append(Method("enfuse", ("enfuse", *ENFUSE_FLAGS), False))
     if shutil.which("focus-stack"):
