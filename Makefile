@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; other machines may use any torch>=2.1 (see pyproject.toml).
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test bench bench-quick clean
+.PHONY: demo test bench bench-quick validation train clean
 
 $(BIN)/stackmff: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ bench-quick: $(BIN)/stackmff
 	scripts/setup_bench.sh
 	$(BIN)/pip install --quiet -e ".[test,bench]"
 	$(BIN)/stackmff bench --quick --out out/benchmarks-quick.md
+
+# The held-out validation suites (every N, order, interference) that judge a trained model.
+validation: $(BIN)/stackmff
+	scripts/setup_bench.sh
+	scripts/setup_training.sh
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	$(BIN)/stackmff bench --suite validation validation-order validation-interference \
+		--no-plots --out docs/validation.md
+
+# Train (or continue training) the default model into runs/default/.
+train: $(BIN)/stackmff
+	scripts/setup_training.sh
+	$(BIN)/stackmff train --config configs/default.toml --resume
 
 clean:
 	rm -rf $(VENV) out
