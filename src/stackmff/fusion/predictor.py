@@ -9,6 +9,7 @@ Sizes that are not multiples of 32 are padded by reflection and cropped back: no
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
 from stackmff.fusion.optimise import optimise_for_inference
+from stackmff.fusion.parallel import thread_map
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, plan_tiles
 from stackmff.io.checkpoint import load_checkpoint
 from stackmff.model import StackMFFV3, StackOutput
@@ -46,10 +48,13 @@ class StackFuser:
         margin: context added around each tile core.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast for the per-layer network
             (the cross-layer attention stays in fp32).
+        workers: CPU threads, each taking whole layers and pixel chunks on one core
+            (default: torch's thread count); see :mod:`stackmff.fusion.parallel`.
     """
 
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
-                 margin: int = DEFAULT_MARGIN, precision: str = "fp32") -> None:
+                 margin: int = DEFAULT_MARGIN, precision: str = "fp32",
+                 workers: int | None = None) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -60,6 +65,7 @@ class StackFuser:
             plan_tiles(64, 64, tile, margin)  # validates tile and margin
         self.model = optimise_for_inference(model, device)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
+        self.workers = 1 if device == "cuda" else (workers or torch.get_num_threads())
         if device == "cpu":
             torch.set_flush_denormal(True)  # denormals make CPU convolutions crawl
 
@@ -84,9 +90,10 @@ class StackFuser:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x[None], (0, pad_w, 0, pad_h), mode=mode)[0]
         x = x[:, None].contiguous(memory_format=torch.channels_last)[None]
-        with self._autocast():
-            volume = self.model.estimate(x, layers_per_batch=1)
-        logits = self.model.attention.logits(volume.float())
+        with thread_map(self.workers) as parallel:
+            volume = self.model.estimate(x, layers_per_batch=1,
+                                         map_fn=partial(parallel, context=self._autocast))
+            logits = self.model.attention.logits(volume, map_fn=parallel)
         return logits[0, :, :h, :w]
 
     def fuse(self, layers: np.ndarray) -> FusionResult:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stackmff.model.attention import CrossLayerAttention
+from stackmff.model.attention import CrossLayerAttention, MapFunction, serial
 from stackmff.model.backbone import FocusEstimator
 from stackmff.model.config import ModelConfig
 
@@ -59,8 +59,13 @@ class StackMFFV3(nn.Module):
     def forward(self, stack: torch.Tensor) -> StackOutput:
         return StackOutput(self.reduce(self.attention(self.estimate(stack))))
 
-    def estimate(self, stack: torch.Tensor, layers_per_batch: int | None = None) -> torch.Tensor:
-        """Stage 1 on every layer: ``[B, N, 1, H, W] -> [B, N, C0, H, W]``."""
+    def estimate(self, stack: torch.Tensor, layers_per_batch: int | None = None,
+                 map_fn: MapFunction | None = None) -> torch.Tensor:
+        """Stage 1 on every layer: ``[B, N, 1, H, W] -> [B, N, C0, H, W]``.
+
+        With ``layers_per_batch`` the layers go through in groups, into one float32 volume
+        filled in place (never held twice); ``map_fn(function, items)`` may run the groups
+        in parallel."""
         if stack.ndim != 5 or stack.shape[2] != 1:
             raise ValueError(f"expected a stack [B, N, 1, H, W], got {tuple(stack.shape)}")
         if stack.shape[1] < 2:
@@ -69,13 +74,12 @@ class StackMFFV3(nn.Module):
         flat = stack.reshape(b * n, 1, h, w)
         if layers_per_batch is None:
             return self.focus(flat).reshape(b, n, -1, h, w)
-        volume = None
-        for i in range(0, b * n, layers_per_batch):
-            part = self.focus(flat[i:i + layers_per_batch])
-            if volume is None:  # filled in place: the volume is never held twice
-                volume = torch.empty((b * n,) + part.shape[1:], dtype=part.dtype,
-                                     device=part.device)
-            volume[i:i + layers_per_batch] = part
+        volume = torch.empty((b * n, self.config.decoder_width, h, w), device=stack.device)
+
+        def run(start: int) -> None:
+            volume[start:start + layers_per_batch] = self.focus(flat[start:start + layers_per_batch])
+
+        (map_fn or serial)(run, list(range(0, b * n, layers_per_batch)))
         return volume.reshape(b, n, -1, h, w)
 
     @staticmethod
