@@ -5,8 +5,9 @@ Usage: .venv/bin/python scripts/make_real_comparison.py [--data ../shared/data]
        [--checkpoint PATH] [--out docs/real_stacks.jpg]
 
 Each row is one stack: the network's fused image, then the same detail from the network,
-depthmap and pyramid. The detail is the window where depthmap's focus map changes most
-(depth edges: where halos and blocky maps show). mobile-depth-keyboard is aligned first.
+depthmap and pyramid. The detail is the window where depthmap's focus map changes most on
+textured content (the depth edges, where halos and blocky maps show).
+mobile-depth-keyboard is aligned first.
 The data sets are research-only: the figure shows results, the script copies no input.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 import stackmff
 from stackmff.api import network_weights
+from stackmff.classical.common import luma
 from stackmff.fusion import StackFuser
 from stackmff.io.focusmap import focus_map_picture
 from stackmff.metrics.reference import to_uint8
@@ -37,15 +39,19 @@ HEIGHT = 220
 DETAIL = 160
 
 
-def busiest_window(focus_map: np.ndarray, size: int) -> tuple[int, int]:
-    """Top-left corner of the ``size`` window where the focus map has the most edges."""
+def busiest_window(focus_map: np.ndarray, image: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left corner of the ``size`` window where the focus map changes most on textured
+    content: the depth edges, where halos and blocky maps show."""
     edges = np.zeros(focus_map.shape, np.float32)
     edges[:, 1:] += focus_map[:, 1:] != focus_map[:, :-1]
     edges[1:] += focus_map[1:] != focus_map[:-1]
-    density = cv2.boxFilter(edges, -1, (size, size), normalize=True)
+    grey = luma(image).astype(np.float32)
+    texture = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    score = (cv2.boxFilter(edges, -1, (size, size))
+             * cv2.boxFilter(texture, -1, (size, size)))
     h, w = focus_map.shape
     half = size // 2
-    inner = density[half:h - half, half:w - half]
+    inner = score[half:h - half, half:w - half]
     y, x = np.unravel_index(np.argmax(inner), inner.shape)
     return int(y), int(x)
 
@@ -81,7 +87,7 @@ def main() -> None:
         fused = {"v3": fuser.fuse(layers)}
         for method in ("depthmap", "pyramid"):
             fused[method] = stackmff.fuse_stack(layers, method)
-        y, x = busiest_window(fused["depthmap"].focus_map, DETAIL)
+        y, x = busiest_window(fused["depthmap"].focus_map, fused["depthmap"].fused, DETAIL)
         row = [labelled(fused["v3"].fused, f"{name}: v3, {len(layers)} layers", HEIGHT)]
         for method, result in fused.items():
             row.append(labelled(result.fused[y:y + DETAIL, x:x + DETAIL], f"{method}, detail",

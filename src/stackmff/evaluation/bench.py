@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -38,6 +39,11 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
     unknown = chosen - set(known)
     if unknown:
         raise ValueError(f"unknown suites: {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        # said before the run, not after it: a missing plotting library must not lose results
+        print("stackmff: warning: matplotlib is not installed; no plots "
+              "(pip install -e '.[bench]')", file=sys.stderr)
+        plots = False
     method_list = available_methods(methods, checkpoint)
     stacks = []
     if chosen & set(SUITES):
@@ -61,17 +67,13 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
               + ", ".join(f"{r.method} {r.psnr:.2f}" for r in rows), file=sys.stderr, flush=True)
     plot_paths = []
     if plots:
-        try:
-            from stackmff.evaluation.plots import write_plots
-        except ImportError:
-            print("stackmff: warning: matplotlib is not installed; no plots "
-                  "(pip install -e '.[bench]')", file=sys.stderr)
-        else:
-            sizes = sorted({r.layers for r in results if r.suite == "stack-size"})
-            flops = network_flops(sizes) if sizes else None
-            folder = out.parent / "benchmarks"
-            plot_paths = [str(p.relative_to(out.parent)) for p in
-                          write_plots(results, folder, flops, difference_sets)]
+        from stackmff.evaluation.plots import write_plots
+
+        sizes = sorted({r.layers for r in results if r.suite == "stack-size"})
+        flops = network_flops(sizes) if sizes else None
+        folder = out.parent / "benchmarks"
+        plot_paths = [str(p.relative_to(out.parent)) for p in
+                      write_plots(results, folder, flops, difference_sets)]
     command = "stackmff bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "stackmff bench"
     write_report(results, [m.name for m in method_list], out, command, plot_paths)
     return out

@@ -2,8 +2,9 @@
 
 BatchNorm folded into the preceding convolution (one pass over memory fewer per conv); the
 learnable pools (one kernel shared by all channels, then BatchNorm) become ordinary depthwise
-convolutions with the BatchNorm folded in; and the channels-last memory layout that oneDNN's convolutions run fastest in (measured on a
-2-core AVX-512 CPU, one 1024x1024 layer: 0.98 s plain, 0.65 s folded + channels-last).
+convolutions with the BatchNorm folded in; and the channels-last memory layout that oneDNN's
+convolutions run fastest in (measured on a 2-core AVX-512 CPU, one 1024x1024 layer: 0.98 s
+plain, 0.65 s folded + channels-last).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def fold_learnable_pools(module: nn.Module) -> None:
 
 
 def optimise_for_inference(model: nn.Module, device: str) -> nn.Module:
-    """An eval-mode copy of ``model`` with folded BatchNorms, in channels-last layout."""
+    """An eval-mode copy of ``model`` with folded BatchNorms and pools, in channels-last
+    layout."""
     fast = copy.deepcopy(model).eval()
     fold_batch_norms(fast)
     fold_learnable_pools(fast)

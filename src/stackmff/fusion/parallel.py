@@ -5,8 +5,9 @@ Why: split across cores, every small PyTorch op ends at a barrier where the core
 each other. The network's many small convolutions and elementwise ops then spend much of
 their time waiting, and far more when another process shares the cores (measured on 2
 cores beside a busy process: the cross-layer attention of an 8 x 256 x 512 volume took
-14.5 s split per op and 0.93 s as whole chunks per thread). PyTorch ops release the GIL, so
-threads that each own whole pieces run truly in parallel, without barriers.
+14.5 s split per op and 0.93 s as whole chunks per thread; on an idle machine the two are
+about as fast). PyTorch ops release the GIL, so threads that each own whole pieces run truly
+in parallel, without barriers.
 """
 
 from __future__ import annotations
