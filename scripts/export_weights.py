@@ -58,10 +58,7 @@ def main() -> int:
     meta = dict(payload["meta"])
     meta["source"] = Path(args.source).name
     meta["storage"] = "float16"
-    half = StackMFFV3(model.config)
-    half.load_state_dict(model.state_dict())
-    half = half.half()
-    save_checkpoint(args.dest, half, meta=meta)
+    save_checkpoint(args.dest, rounded.half(), meta=meta)  # the very model checked above
     print(f"wrote {args.dest} ({Path(args.dest).stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -42,9 +42,13 @@ def available_methods(requested: list[str] | None, checkpoint: str | None) -> li
 
     methods = [Method(m.name, (sys.executable, "-m", "stackmff", "fuse", "-q", "-m", m.name), True)
                for m in list_methods()]
-    from stackmff.api import SHIPPED_WEIGHTS
+    from stackmff.api import network_weights
+    from stackmff.errors import StackError
 
-    weights = checkpoint or (SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.is_file() else None)
+    try:
+        weights = network_weights(checkpoint)
+    except StackError:  # no weights given and none shipped: no v3 rows
+        weights = None
     if weights:
         methods.insert(0, Method("v3", (sys.executable, "-m", "stackmff", "fuse", "-q", "-m", "v3",
                                         "--checkpoint", str(weights)), True))

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from stackmff.data.physical import PhysicalOptions, render_physical
-from stackmff.data.scenes import Scene, motorcycle, procedural_depth, skimage_photo
+from stackmff.data.scenes import Scene, motorcycle, procedural_depth
 from stackmff.data.sources import DEBIAN_VALIDATION_PHOTOS, VALIDATION_PHOTOS, load_photo
 
 ALOE_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -69,17 +69,43 @@ def scenes(quick: bool) -> dict[str, Scene]:
     if aloe_scene is not None:
         found["aloe"] = _centre_crop(aloe_scene, height, width)
     for i, name in enumerate(("hubble_deep_field", "camera")[: 1 if quick else 2]):
-        photo = skimage_photo(name)
-        photo = np.dstack([photo] * 3) if photo.ndim == 2 else photo
-        crop = _centre_crop(Scene(photo, np.ones(photo.shape[:2], np.float32)), height, width)
-        found[f"procedural-{name}"] = Scene(crop.image,
-                                            procedural_depth(crop.image, np.random.default_rng(i)))
+        found[f"procedural-{name}"] = _procedural_scene(name, height, width, seed=i)
     return found
+
+
+def _procedural_scene(photo_name: str, height: int, width: int, seed: int) -> Scene:
+    """A photo, centre-cropped, with procedural depth made for the crop."""
+    photo = load_photo(photo_name)
+    crop = _centre_crop(Scene(photo, np.ones(photo.shape[:2], np.float32)), height, width)
+    return Scene(crop.image, procedural_depth(crop.image, np.random.default_rng(seed)))
 
 
 def _render(scene: Scene, n: int, seed: int, interference: int = 0):
     return render_physical(scene, n, np.random.default_rng(seed), OPTIONS, shuffle=False,
                            interference=interference)
+
+
+def order_variants(suite: str, name: str, scene: Scene, randoms: int) -> Iterator[BenchStack]:
+    """One 9-layer stack ordered near to far, reversed, and in ``randoms`` random orders."""
+    layers, focus_map = _render(scene, 9, seed=9)
+    orders = {"ordered": np.arange(9), "reversed": np.arange(9)[::-1]}
+    for i in range(randoms):
+        orders[f"random {i + 1}"] = np.random.default_rng(100 + i).permutation(9)
+    for variant, order in orders.items():
+        yield BenchStack(suite, variant, name, layers[order], scene.image,
+                         np.argsort(order)[focus_map])
+
+
+def interference_variants(suite: str, name: str, scene: Scene,
+                          extras: tuple[int, ...]) -> Iterator[BenchStack]:
+    """One 14-layer stack with each count in ``extras`` of fully blurred layers mixed in."""
+    base, base_map = _render(scene, 14, seed=14)
+    for extra in extras:
+        junk = np.stack([cv2.GaussianBlur(scene.image, (31, 31), 0)] * extra) if extra else None
+        stacked = base if junk is None else np.concatenate([base, junk])
+        order = np.random.default_rng(200 + extra).permutation(len(stacked))
+        yield BenchStack(suite, f"14 + {extra} blurred", name, stacked[order], scene.image,
+                         np.argsort(order)[base_map])
 
 
 def synthetic_stacks(quick: bool = False) -> Iterator[BenchStack]:
@@ -91,20 +117,9 @@ def synthetic_stacks(quick: bool = False) -> Iterator[BenchStack]:
             layers, focus_map = _render(scene, n, seed=n)
             yield BenchStack("stack-size", f"N={n}", scene_name, layers, scene.image, focus_map)
     first_name, first = next(iter(all_scenes.items()))
-    layers, focus_map = _render(first, 9, seed=9)
-    orders = {"ordered": np.arange(9), "reversed": np.arange(9)[::-1]}
-    for i in range(1 if quick else 3):
-        orders[f"random {i + 1}"] = np.random.default_rng(100 + i).permutation(9)
-    for variant, order in orders.items():
-        yield BenchStack("order", variant, first_name, layers[order], first.image,
-                         np.argsort(order)[focus_map])
-    base, base_map = _render(first, 14, seed=14)
-    for extra in ((3,) if quick else (0, 3, 7, 14)):
-        junk = np.stack([cv2.GaussianBlur(first.image, (31, 31), 0)] * extra) if extra else None
-        stacked = base if junk is None else np.concatenate([base, junk])
-        order = np.random.default_rng(200 + extra).permutation(len(stacked))
-        yield BenchStack("interference", f"14 + {extra} blurred", first_name, stacked[order],
-                         first.image, np.argsort(order)[base_map])
+    yield from order_variants("order", first_name, first, randoms=1 if quick else 3)
+    yield from interference_variants("interference", first_name, first,
+                                     (3,) if quick else (0, 3, 7, 14))
     if quick:  # N=2 of the sweep is the small-stack case there
         return
     for scene_name, scene in all_scenes.items():
@@ -126,10 +141,8 @@ def held_out_scenes() -> dict[str, Scene]:
         found["aloe"] = _centre_crop(aloe_scene, height, width)
     names = list(VALIDATION_PHOTOS) + [p for p in DEBIAN_VALIDATION_PHOTOS if Path(p).is_file()]
     for i, name in enumerate(names):
-        photo = load_photo(name)
-        crop = _centre_crop(Scene(photo, np.ones(photo.shape[:2], np.float32)), height, width)
-        found[Path(name).stem.split("_by_")[0]] = Scene(
-            crop.image, procedural_depth(crop.image, np.random.default_rng(1000 + i)))
+        found[Path(name).stem.split("_by_")[0]] = _procedural_scene(name, height, width,
+                                                                    seed=1000 + i)
     return found
 
 
@@ -143,21 +156,10 @@ def validation_stacks() -> Iterator[BenchStack]:
             yield BenchStack("validation", f"N={n}", scene_name, layers, scene.image, focus_map)
     tested = list(all_scenes.items())[::4][:3]
     for scene_name, scene in tested:
-        layers, focus_map = _render(scene, 9, seed=9)
-        orders = {"ordered": np.arange(9), "reversed": np.arange(9)[::-1]}
-        for i in range(3):
-            orders[f"random {i + 1}"] = np.random.default_rng(100 + i).permutation(9)
-        for variant, order in orders.items():
-            yield BenchStack("validation-order", variant, scene_name, layers[order], scene.image,
-                             np.argsort(order)[focus_map])
+        yield from order_variants("validation-order", scene_name, scene, randoms=3)
     for scene_name, scene in tested:
-        base, base_map = _render(scene, 14, seed=14)
-        for extra in (0, 3, 7, 14):
-            junk = np.stack([cv2.GaussianBlur(scene.image, (31, 31), 0)] * extra) if extra else None
-            stacked = base if junk is None else np.concatenate([base, junk])
-            order = np.random.default_rng(200 + extra).permutation(len(stacked))
-            yield BenchStack("validation-interference", f"14 + {extra} blurred", scene_name,
-                             stacked[order], scene.image, np.argsort(order)[base_map])
+        yield from interference_variants("validation-interference", scene_name, scene,
+                                         (0, 3, 7, 14))
 
 
 def real_stacks(data: Path) -> Iterator[BenchStack]:
