@@ -1,7 +1,7 @@
 """Network speed: the straightforward single-pass implementation against the fast path.
 
-Usage: .venv/bin/python benchmarks/network_speed.py [--layers 8] [--size 1024] [--repeat 3]
-       [--checkpoint PATH] [--device cpu|cuda] [--out docs/network_speed.md]
+Usage: .venv/bin/python benchmarks/network_speed.py [--layers 8] [--size 1024] [--width W]
+       [--repeat 3] [--checkpoint PATH] [--device cpu|cuda] [--out docs/network_speed.md]
 
 Every variant runs in its own process (so peak memory is its own) on the same weights and
 the same stack, ``--repeat`` times; the table gives the median wall time of the network
@@ -36,18 +36,18 @@ VARIANTS = {
 }
 
 
-def make_stack(layers: int, size: int, seed: int = 0) -> np.ndarray:
+def make_stack(layers: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """A textured scene with a smooth random depth, blurred per layer by depth distance."""
     rng = np.random.default_rng(seed)
-    image = np.zeros((size, size), np.float32)
+    image = np.zeros((height, width), np.float32)
     for scale in (1, 4, 16):
-        noise = rng.random((size // scale, size // scale)).astype(np.float32)
-        image += cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC) / scale
+        noise = rng.random((height // scale, width // scale)).astype(np.float32)
+        image += cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC) / scale
     image = (image - image.min()) / np.ptp(image)
-    depth = cv2.resize(rng.random((6, 6)).astype(np.float32), (size, size),
+    depth = cv2.resize(rng.random((6, 6)).astype(np.float32), (width, height),
                        interpolation=cv2.INTER_CUBIC)
     depth = (depth - depth.min()) / np.ptp(depth) * (layers - 1)
-    stack = np.empty((layers, size, size), np.float32)
+    stack = np.empty((layers, height, width), np.float32)
     blurred = [image] + [cv2.GaussianBlur(image, (0, 0), 1.2 * d) for d in range(1, layers)]
     for k in range(layers):
         distance = np.abs(depth - k)
@@ -119,7 +119,8 @@ def flops_2x256() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--size", type=int, default=1024, help="height (and width)")
+    parser.add_argument("--width", type=int, help="width, if not --size")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--checkpoint")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -134,7 +135,8 @@ def main() -> None:
         return
 
     work = Path(tempfile.mkdtemp(prefix="stackmff-bench-"))
-    np.save(work / "stack.npy", make_stack(args.layers, args.size))
+    width = args.width or args.size
+    np.save(work / "stack.npy", make_stack(args.layers, args.size, width))
     results = {}
     for variant in args.variants:
         command = [sys.executable, __file__, "--variant", variant, "--stack", str(work / "stack.npy"),
@@ -148,7 +150,7 @@ def main() -> None:
     base = "reference" if "reference" in logits else args.variants[0]
     base_time = float(np.median(results[base]["times"]))
     lines = [
-        f"# Network speed, N={args.layers}, {args.size}x{args.size}, {args.device}",
+        f"# Network speed, N={args.layers}, {width}x{args.size}, {args.device}",
         "",
         f"Date {date.today()}, machine: {platform.machine()} {platform.processor() or ''}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}. Weights: "

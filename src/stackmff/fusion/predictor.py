@@ -66,6 +66,8 @@ class StackFuser:
         self.model = optimise_for_inference(model, device)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         self.workers = 1 if device == "cuda" else (workers or torch.get_num_threads())
+        # a GPU wants few large launches; a CPU core wants work that stays in its cache
+        self.layers_per_batch, self.chunk = (2, 1 << 16) if device == "cuda" else (1, 2048)
         if device == "cpu":
             torch.set_flush_denormal(True)  # denormals make CPU convolutions crawl
 
@@ -91,9 +93,9 @@ class StackFuser:
             x = F.pad(x[None], (0, pad_w, 0, pad_h), mode=mode)[0]
         x = x[:, None].contiguous(memory_format=torch.channels_last)[None]
         with thread_map(self.workers) as parallel:
-            volume = self.model.estimate(x, layers_per_batch=1,
+            volume = self.model.estimate(x, layers_per_batch=self.layers_per_batch,
                                          map_fn=partial(parallel, context=self._autocast))
-            logits = self.model.attention.logits(volume, map_fn=parallel)
+            logits = self.model.attention.logits(volume, chunk=self.chunk, map_fn=parallel)
         return logits[0, :, :h, :w]
 
     def fuse(self, layers: np.ndarray) -> FusionResult:

@@ -63,8 +63,11 @@ class CrossLayerAttention(nn.Module):
                                        batch_first=True, norm_first=False)
             for _ in range(config.attention_layers))
 
-    def forward(self, volume: torch.Tensor, chunk: int = PIXELS_PER_CHUNK) -> torch.Tensor:
-        """``[B, N, C, H, W] -> [B, N, C, H, W]``."""
+    def forward(self, volume: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """``[B, N, C, H, W] -> [B, N, C, H, W]``. By default a GPU takes each image whole
+        (few large launches), a CPU cache-sized chunks."""
+        if chunk is None:
+            chunk = volume.shape[-2] * volume.shape[-1] if volume.is_cuda else PIXELS_PER_CHUNK
         out = torch.empty_like(volume)
         self._run(volume, chunk, lambda x: x.permute(1, 0, 2), out)
         return out

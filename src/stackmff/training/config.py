@@ -55,6 +55,8 @@ class RunConfig:
     validation_stacks: int = 8
     validation_size: int = 128
     bf16: bool = False
+    device: str = "cpu"                 # "cpu", "cuda" or "auto" (cuda when available)
+    init: str | None = None             # start from this checkpoint's weights (fine-tuning)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class TrainConfig:
         if config.optim.schedule not in ("step", "cosine"):
             raise ValueError(f"[optim] schedule must be 'step' or 'cosine', "
                              f"got {config.optim.schedule!r}")
+        if config.run.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"[run] device must be 'cpu', 'cuda' or 'auto', "
+                             f"got {config.run.device!r}")
         if config.model.head == "depth_regression" and not config.data.ordered:
             raise ValueError("the depth_regression head (V3*) learns from ordered stacks: "
                              "set [data] ordered = true")

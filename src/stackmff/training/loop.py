@@ -30,14 +30,27 @@ from stackmff.training.dataset import batches, validation_set
 LOG_FIELDS = ["step", "minutes", "lr", "loss", "val_accuracy", "val_within_one", "val_psnr"]
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
+def learning_rate(config: TrainConfig, step: int, minutes: float = 0.0) -> float:
+    """Warm-up, then step decay or a cosine that ends with the run's budget: ``max_steps``
+    or, when set, ``max_minutes``, whichever runs out first."""
     optim = config.optim
     warm = min(1.0, (step + 1) / max(1, optim.warmup_steps))
     if optim.schedule == "cosine":
-        progress = min(1.0, step / max(1, config.run.max_steps))
+        progress = step / max(1, config.run.max_steps)
+        if config.run.max_minutes:
+            progress = max(progress, minutes / config.run.max_minutes)
+        progress = min(1.0, progress)
         cosine = optim.min_lr + (optim.lr - optim.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
         return warm * cosine
     return optim.lr * warm * optim.decay ** (step // optim.decay_steps)
+
+
+def training_device(choice: str) -> torch.device:
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("[run] device = 'cuda', but no CUDA device is available")
+    return torch.device(choice)
 
 
 @torch.no_grad()
@@ -47,10 +60,11 @@ def validate(model: StackMFFV3, stacks) -> dict[str, float]:
     PSNR is measured against the stack's own label gather (the best a selection can do), so
     it reads as "how close to the ideal selection"."""
     model.eval()
+    device = next(model.parameters()).device
     exact, near, scores = [], [], []
     for stack, focus_map in stacks:
-        logits = model(torch.from_numpy(stack)[None, :, None]).logits[0]
-        predicted = logits.argmax(0).numpy()
+        logits = model(torch.from_numpy(stack)[None, :, None].to(device)).logits[0]
+        predicted = logits.argmax(0).cpu().numpy()
         exact.append(np.mean(predicted == focus_map))
         near.append(np.mean(np.abs(predicted - focus_map) <= 1))
         scores.append(psnr(gather(stack, predicted), gather(stack, focus_map)))
@@ -67,7 +81,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
     last = out / "last.pt"
     torch.manual_seed(config.run.seed)
     torch.set_flush_denormal(True)
+    device = training_device(config.run.device)
     model = StackMFFV3(config.model)
+    if config.run.init and not (resume and last.is_file()):
+        model.load_state_dict(load_checkpoint(config.run.init)[0].state_dict())
+    model = model.to(device)  # before the optimizer, so that its state lives there too
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.optim.lr,
                                   weight_decay=config.optim.weight_decay)
     step, minutes_before = 0, 0.0
@@ -77,7 +95,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
         if "optimizer" in payload:  # a weights-only checkpoint restarts the optimizer
             optimiser.load_state_dict(payload["optimizer"])
         step, minutes_before = int(payload["meta"]["step"]), float(payload["meta"]["minutes"])
-    # channels-last convolutions train faster on CPU (oneDNN), as in inference
+    # channels-last convolutions train faster (oneDNN on CPU, tensor cores on CUDA)
     model = model.train().to(memory_format=torch.channels_last)
     if config.model.head == "depth_regression":
         loss_fn = depth_regression_loss
@@ -110,13 +128,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=config.run.max_steps, initial=step, disable=not show, desc="train")
     stream = iter(batches(config.data, config.run.seed + step))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.run.bf16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.run.bf16)
+    def out_of_budget() -> bool:
+        return step >= config.run.max_steps or (config.run.max_minutes is not None
+                                                 and minutes() >= config.run.max_minutes)
+
     try:
-        while step < config.run.max_steps:
-            if config.run.max_minutes is not None and minutes() >= config.run.max_minutes:
-                break
+        while not out_of_budget():
             stack, focus_map = next(stream)
-            lr = learning_rate(config, step)
+            stack = stack.to(device, non_blocking=True)
+            focus_map = focus_map.to(device, non_blocking=True)
+            lr = learning_rate(config, step, minutes())
             for group in optimiser.param_groups:
                 group["lr"] = lr
             with autocast:
@@ -134,7 +156,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
             bar.set_postfix(loss=f"{loss.item():.3f}", N=stack.shape[1])
             row = {"step": step, "minutes": f"{minutes():.2f}", "lr": f"{lr:.3g}",
                    "loss": f"{loss.item():.4f}"}
-            if step % config.run.validate_every == 0 or step == config.run.max_steps:
+            if step % config.run.validate_every == 0 or out_of_budget():
                 row.update({k: f"{v:.4f}" for k, v in validate(model, stacks).items()})
             writer.writerow(row)
             log.flush()
