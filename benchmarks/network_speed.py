@@ -153,7 +153,8 @@ def main() -> None:
         f"# Network speed, N={args.layers}, {width}x{args.size}, {args.device}",
         "",
         f"Date {date.today()}, machine: {platform.machine()} {platform.processor() or ''}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}. Weights: "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"{', GPU ' + torch.cuda.get_device_name() if args.device == 'cuda' else ''}. Weights: "
         f"{args.checkpoint or 'random (seed 0)'}. Command: `{' '.join(sys.argv)}`.",
         "",
         "| variant | median time (s) | speed-up vs reference | peak memory (GB) | "

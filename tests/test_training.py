@@ -100,6 +100,33 @@ def test_cosine_schedule_warms_up_then_falls_to_min_lr():
     assert rates[100] == pytest.approx(1e-5)
 
 
+def test_cosine_ends_with_the_time_budget_when_that_comes_first():
+    from stackmff.training.config import OptimConfig
+    from stackmff.training.loop import learning_rate
+
+    config = TrainConfig(optim=OptimConfig(lr=1e-3, schedule="cosine", min_lr=1e-5,
+                                           warmup_steps=1),
+                         run=RunConfig(max_steps=100_000, max_minutes=10))
+    assert learning_rate(config, 50, minutes=5) == pytest.approx((1e-3 + 1e-5) / 2, rel=0.01)
+    assert learning_rate(config, 50, minutes=10) == pytest.approx(1e-5)
+    assert learning_rate(config, 50, minutes=0) == pytest.approx(1e-3, rel=0.01)
+
+
+def test_init_starts_from_a_checkpoint(tmp_path):
+    first = train(tiny_config(tmp_path / "first", steps=1), progress=False)
+    start, _ = load_checkpoint(first)
+    config = tiny_config(tmp_path / "second", steps=1)
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, init=str(first)),
+                                 optim=dataclasses.replace(config.optim, lr=0.0))
+    tuned, payload = load_checkpoint(train(config, progress=False))
+    assert payload["meta"]["step"] == 1
+    tuned_parameters = dict(tuned.named_parameters())
+    for name, value in start.named_parameters():  # lr 0: the step changed no weight
+        assert torch.equal(value, tuned_parameters[name]), name
+    with pytest.raises(ValueError, match="device must be"):
+        TrainConfig.from_dict({"run": {"device": "tpu"}})
+
+
 def test_debian_photos_missing_is_a_clear_error(tmp_path):
     from stackmff.data.sources import installed_photos
 
