@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from stackmff.classical.common import gather
+from stackmff.errors import StackError
 from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
 from stackmff.metrics import psnr
 from stackmff.model import (
@@ -49,7 +50,7 @@ def training_device(choice: str) -> torch.device:
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("[run] device = 'cuda', but no CUDA device is available")
+        raise StackError("[run] device = 'cuda', but no CUDA device is available")
     return torch.device(choice)
 
 
@@ -76,12 +77,12 @@ def validate(model: StackMFFV3, stacks) -> dict[str, float]:
 
 def train(config: TrainConfig, resume: bool = False, progress: bool | None = None) -> Path:
     """Train; returns the path of the last checkpoint (``<out>/last.pt``)."""
+    device = training_device(config.run.device)
     out = Path(config.run.out)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
     torch.manual_seed(config.run.seed)
     torch.set_flush_denormal(True)
-    device = training_device(config.run.device)
     model = StackMFFV3(config.model)
     if config.run.init and not (resume and last.is_file()):
         model.load_state_dict(load_checkpoint(config.run.init)[0].state_dict())
@@ -95,7 +96,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
         if "optimizer" in payload:  # a weights-only checkpoint restarts the optimizer
             optimiser.load_state_dict(payload["optimizer"])
         step, minutes_before = int(payload["meta"]["step"]), float(payload["meta"]["minutes"])
-    # channels-last convolutions train faster (oneDNN on CPU, tensor cores on CUDA)
+    # channels-last convolutions train faster on CPU (oneDNN), as in inference
     model = model.train().to(memory_format=torch.channels_last)
     if config.model.head == "depth_regression":
         loss_fn = depth_regression_loss
@@ -129,6 +130,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
     bar = tqdm(total=config.run.max_steps, initial=step, disable=not show, desc="train")
     stream = iter(batches(config.data, config.run.seed + step))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.run.bf16)
+
     def out_of_budget() -> bool:
         return step >= config.run.max_steps or (config.run.max_minutes is not None
                                                  and minutes() >= config.run.max_minutes)
