@@ -23,6 +23,7 @@ from stackmff.fusion.parallel import thread_map
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, plan_tiles
 from stackmff.io.checkpoint import load_checkpoint
 from stackmff.model import StackMFFV3, StackOutput
+from stackmff.model.attention import PIXELS_PER_CHUNK
 from stackmff.progress import progress
 from stackmff.result import FusionResult
 
@@ -67,7 +68,8 @@ class StackFuser:
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         self.workers = 1 if device == "cuda" else (workers or torch.get_num_threads())
         # a GPU wants few large launches; a CPU core wants work that stays in its cache
-        self.layers_per_batch, self.chunk = (2, 1 << 16) if device == "cuda" else (1, 2048)
+        self.layers_per_batch, self.chunk = ((2, 1 << 16) if device == "cuda"
+                                             else (1, PIXELS_PER_CHUNK))
         if device == "cpu":
             torch.set_flush_denormal(True)  # denormals make CPU convolutions crawl
 
