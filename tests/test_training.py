@@ -39,6 +39,23 @@ def test_batches_have_one_stack_size_and_valid_labels():
     assert sizes <= {2, 3, 4}
 
 
+def test_inverse_layer_sampling_gives_each_stack_size_equal_compute():
+    from stackmff.training.dataset import layer_count_odds
+
+    data = DataConfig(min_layers=2, max_layers=24)
+    sizes, odds = layer_count_odds(data)
+    assert list(sizes) == list(range(2, 25)) and np.allclose(odds, 1 / 23)
+    sizes, odds = layer_count_odds(dataclasses.replace(data, layer_sampling="inverse"))
+    assert np.isclose(odds.sum(), 1.0) and np.allclose(odds * sizes, (odds * sizes)[0])
+    assert odds[0] == pytest.approx(12 * odds[-1])  # N = 2 twelve times as often as N = 24
+    stream = iter(SyntheticStacks(dataclasses.replace(tiny_config("unused").data,
+                                                      layer_sampling="inverse"), seed=0))
+    counts = np.bincount([next(stream)[0].shape[1] for _ in range(60)], minlength=5)[2:]
+    assert counts[0] > counts[2] > 0  # 2 drawn more often than 4 (expected 28 vs 14)
+    with pytest.raises(ValueError, match="layer_sampling must be"):
+        TrainConfig.from_dict({"data": {"layer_sampling": "square"}})
+
+
 def test_training_writes_checkpoint_and_log_and_resumes(tmp_path):
     config = tiny_config(tmp_path / "run")
     last = train(config, progress=False)

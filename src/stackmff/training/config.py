@@ -19,6 +19,7 @@ class DataConfig:
     crop: int = 128
     min_layers: int = 2
     max_layers: int = 24
+    layer_sampling: str = "uniform"     # N per batch: "uniform" (paper) or "inverse" (P ~ 1/N)
     batch_size: int = 4
     label: str = "error"                # physical renderer: "error" or "depth"
     noise: float = 0.01
@@ -92,6 +93,9 @@ class TrainConfig:
         if config.optim.schedule not in ("step", "cosine"):
             raise ValueError(f"[optim] schedule must be 'step' or 'cosine', "
                              f"got {config.optim.schedule!r}")
+        if config.data.layer_sampling not in ("uniform", "inverse"):
+            raise ValueError(f"[data] layer_sampling must be 'uniform' or 'inverse', "
+                             f"got {config.data.layer_sampling!r}")
         if config.run.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"[run] device must be 'cpu', 'cuda' or 'auto', "
                              f"got {config.run.device!r}")

@@ -34,6 +34,24 @@ def render(config: DataConfig, sampler: SceneSampler, n_layers: int,
     return luma(stack).astype(np.float32), focus_map
 
 
+def layer_count_odds(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The stack sizes N a batch may have and the probability of each.
+
+    "uniform" is the paper's draw. "inverse" draws N with probability proportional to 1/N, so
+    every stack size gets the same share of the compute (a step costs about N times a layer),
+    where the uniform draw spends most of it on large stacks.
+    """
+    sizes = np.arange(config.min_layers, config.max_layers + 1)
+    if config.layer_sampling == "uniform":
+        odds = np.ones(len(sizes))
+    elif config.layer_sampling == "inverse":
+        odds = 1.0 / sizes
+    else:
+        raise ValueError(f"layer_sampling must be 'uniform' or 'inverse', "
+                         f"got {config.layer_sampling!r}")
+    return sizes, odds / odds.sum()
+
+
 class SyntheticStacks(IterableDataset):
     """Yields ``(stack [B, N, 1, H, W], focus_map [B, H, W])`` forever."""
 
@@ -43,6 +61,7 @@ class SyntheticStacks(IterableDataset):
             raise ValueError(f"need 2 <= min_layers <= max_layers, got "
                              f"{config.min_layers}..{config.max_layers}")
         self.config, self.seed = config, seed
+        self.sizes, self.size_odds = layer_count_odds(config)
 
     def __iter__(self):
         info = get_worker_info()
@@ -54,7 +73,7 @@ class SyntheticStacks(IterableDataset):
                                 self.config.debian_photos)
         sampler = SceneSampler(self.config.crop, weights)
         while True:
-            n = int(rng.integers(self.config.min_layers, self.config.max_layers + 1))
+            n = int(rng.choice(self.sizes, p=self.size_odds))
             pairs = [render(self.config, sampler, n, rng) for _ in range(self.config.batch_size)]
             stacks = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, :, None]
             maps = torch.from_numpy(np.stack([p[1] for p in pairs]))
