@@ -134,3 +134,16 @@ def test_inference_rewrites_keep_the_function():
         expected = model(stack).logits
         got = fast(stack.contiguous()).logits
     assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_convolutions_run_channels_last_on_cpu_only():
+    from stackmff.fusion.optimise import convolution_layout, optimise_for_inference
+
+    assert convolution_layout("cpu") == torch.channels_last
+    # cuDNN re-plans channels-last convolutions for every new input shape
+    assert convolution_layout("cuda") == torch.contiguous_format
+    assert convolution_layout(torch.device("cuda", 0)) == torch.contiguous_format
+    fast = optimise_for_inference(StackMFFV3(TINY), "cpu")
+    weight = next(m.weight for m in fast.modules() if isinstance(m, torch.nn.Conv2d)
+                  and m.kernel_size != (1, 1))
+    assert weight.is_contiguous(memory_format=torch.channels_last)

@@ -46,13 +46,18 @@ def fold_learnable_pools(module: nn.Module) -> None:
             fold_learnable_pools(child)
 
 
+def convolution_layout(device: str | torch.device) -> torch.memory_format:
+    """The memory layout the convolutions run in: channels-last on CPU, where oneDNN runs
+    fastest in it; the default layout on CUDA, where cuDNN looks for (and in bf16 builds) a
+    channels-last kernel anew for every input shape: a training step at a stack size not
+    seen before took 7 s (fp32) to over 10 s (bf16) on an H200, 0.5 s in the default layout."""
+    return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+
+
 def optimise_for_inference(model: nn.Module, device: str) -> nn.Module:
-    """An eval-mode copy of ``model`` with folded BatchNorms and pools, in channels-last
-    layout."""
+    """An eval-mode copy of ``model`` with folded BatchNorms and pools, in the device's
+    convolution layout."""
     fast = copy.deepcopy(model).eval()
     fold_batch_norms(fast)
     fold_learnable_pools(fast)
-    fast = fast.to(device)
-    if device == "cpu":
-        fast = fast.to(memory_format=torch.channels_last)
-    return fast
+    return fast.to(device).to(memory_format=convolution_layout(device))

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
-from stackmff.fusion.optimise import optimise_for_inference
+from stackmff.fusion.optimise import convolution_layout, optimise_for_inference
 from stackmff.fusion.parallel import thread_map
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, plan_tiles
 from stackmff.io.checkpoint import load_checkpoint
@@ -93,7 +93,7 @@ class StackFuser:
         if pad_h or pad_w:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x[None], (0, pad_w, 0, pad_h), mode=mode)[0]
-        x = x[:, None].contiguous(memory_format=torch.channels_last)[None]
+        x = x[:, None].contiguous(memory_format=convolution_layout(self.device))[None]
         with thread_map(self.workers) as parallel:
             volume = self.model.estimate(x, layers_per_batch=self.layers_per_batch,
                                          map_fn=partial(parallel, context=self._autocast))

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from stackmff.classical.common import gather
 from stackmff.errors import StackError
+from stackmff.fusion.optimise import convolution_layout
 from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
 from stackmff.metrics import psnr
 from stackmff.model import (
@@ -96,8 +97,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
         if "optimizer" in payload:  # a weights-only checkpoint restarts the optimizer
             optimiser.load_state_dict(payload["optimizer"])
         step, minutes_before = int(payload["meta"]["step"]), float(payload["meta"]["minutes"])
-    # channels-last convolutions train faster on CPU (oneDNN), as in inference
-    model = model.train().to(memory_format=torch.channels_last)
+    model = model.train().to(memory_format=convolution_layout(device))
     if config.model.head == "depth_regression":
         loss_fn = depth_regression_loss
     elif config.optim.loss == "selection_cost":
