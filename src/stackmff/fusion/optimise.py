@@ -50,7 +50,7 @@ def convolution_layout(device: str | torch.device) -> torch.memory_format:
     """The memory layout the convolutions run in: channels-last on CPU, where oneDNN runs
     fastest in it; the default layout on CUDA, where cuDNN looks for (and in bf16 builds) a
     channels-last kernel anew for every input shape: a training step at a stack size not
-    seen before took 7 s (fp32) to over 10 s (bf16) on an H200, 0.5 s in the default layout."""
+    seen before took 7 s (fp32) or 15-20 s (bf16) on an H200, 0.5 s in the default layout."""
     return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
 
