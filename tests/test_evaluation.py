@@ -23,9 +23,19 @@ def test_ranking_orders_methods_and_computes_the_critical_difference():
     scores = np.stack([np.array([30.0, 28.0, 25.0]) + rng.normal(0, 0.1, 3) for _ in range(12)])
     ranking = rank_methods(scores, ["a", "b", "c"])
     assert ranking.methods == ["a", "b", "c"] and ranking.mean_ranks == [1.0, 2.0, 3.0]
-    assert ranking.friedman_p < 0.001
+    assert ranking.test == "Friedman chi-square" and ranking.p < 0.001
     # Demsar (2006): q_0.05 = 2.343 for 3 methods; CD = q * sqrt(k (k + 1) / (6 N))
     assert ranking.critical_difference == pytest.approx(2.343 * np.sqrt(3 * 4 / 72), abs=1e-3)
+
+
+def test_two_methods_are_compared_with_the_wilcoxon_test():
+    rng = np.random.default_rng(0)
+    better = rng.normal(30, 1, 20)
+    ranking = rank_methods(np.stack([better, better - 0.5], axis=1), ["a", "b"])
+    assert ranking.methods == ["a", "b"] and ranking.test == "Wilcoxon signed-rank"
+    assert ranking.p < 0.001  # a wins on all 20 stacks
+    tied = rank_methods(np.stack([better, better], axis=1), ["a", "b"])
+    assert tied.p == 1.0 and tied.mean_ranks == [1.5, 1.5]
 
 
 def test_runner_scores_a_method_and_the_bounds(tmp_path):

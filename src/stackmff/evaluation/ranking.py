@@ -1,21 +1,23 @@
 """Statistical ranking of methods over many stacks, as in the paper: the Friedman test and
 the Nemenyi critical difference (J. Demsar, "Statistical comparisons of classifiers over
-multiple data sets", JMLR 7, 2006)."""
+multiple data sets", JMLR 7, 2006); for two methods the Wilcoxon signed-rank test, which
+Demsar recommends there (Friedman needs three)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import friedmanchisquare, rankdata, studentized_range
+from scipy.stats import friedmanchisquare, rankdata, studentized_range, wilcoxon
 
 
 @dataclass
 class Ranking:
     methods: list[str]
     mean_ranks: list[float]      # 1 = best
-    friedman_statistic: float
-    friedman_p: float
+    test: str                    # "Friedman chi-square" or "Wilcoxon signed-rank"
+    statistic: float
+    p: float
     critical_difference: float   # Nemenyi, alpha = 0.05
     stacks: int
 
@@ -28,11 +30,13 @@ def rank_methods(scores: np.ndarray, methods: list[str], alpha: float = 0.05) ->
     ranks = np.array([rankdata(-row) for row in scores])
     mean_ranks = ranks.mean(axis=0)
     if k >= 3:
-        statistic, p = friedmanchisquare(*scores.T)
+        test, (statistic, p) = "Friedman chi-square", friedmanchisquare(*scores.T)
+    elif np.any(scores[:, 0] != scores[:, 1]):
+        test, (statistic, p) = "Wilcoxon signed-rank", wilcoxon(scores[:, 0], scores[:, 1])
     else:
-        statistic, p = float("nan"), float("nan")
+        test, statistic, p = "Wilcoxon signed-rank", 0.0, 1.0  # identical scores
     q = studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
     cd = float(q * np.sqrt(k * (k + 1) / (6.0 * n)))
     order = np.argsort(mean_ranks)
     return Ranking([methods[i] for i in order], [float(mean_ranks[i]) for i in order],
-                   float(statistic), float(p), cd, n)
+                   test, float(statistic), float(p), cd, n)

@@ -95,8 +95,8 @@ def ranking_section(results: list[RunResult], methods: list[str]) -> list[str]:
         return ["Not enough complete stacks for a ranking.", ""]
     ranking = rank_methods(np.array(rows), methods)
     lines = [f"Over {ranking.stacks} stacks with ground truth, ranked by PSNR (1 = best). "
-             f"Friedman chi-square = {_fmt(ranking.friedman_statistic)}, "
-             f"p = {ranking.friedman_p:.2g}; Nemenyi critical difference (alpha 0.05) = "
+             f"{ranking.test} = {_fmt(ranking.statistic)}, "
+             f"p = {ranking.p:.2g}; Nemenyi critical difference (alpha 0.05) = "
              f"{ranking.critical_difference:.2f}: methods whose mean ranks differ by less are "
              "not significantly different.", "",
              "| method | mean rank |", "|---|---:|"]
