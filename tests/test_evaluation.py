@@ -72,3 +72,17 @@ def test_validation_scenes_are_held_out_of_training():
     scenes = held_out_scenes()
     assert set(VALIDATION_PHOTOS) <= set(scenes) and "motorcycle" not in scenes
     assert all(s.image.shape[:2] == s.depth.shape == (256, 320) for s in scenes.values())
+
+
+def test_report_names_its_suites_and_the_test_it_ranks_with(tmp_path):
+    from stackmff.evaluation.report import write_report
+    from stackmff.evaluation.runner import RunResult
+
+    results = [RunResult("validation", "N=2", f"scene{i}", method, 2, 1.0, 100.0, psnr=psnr)
+               for i in range(6) for method, psnr in (("v3", 30.0 + i), ("depthmap", 29.5 + i))]
+    out = tmp_path / "report.md"
+    write_report(results, ["v3", "depthmap"], out, "stackmff bench --suite validation", [])
+    text = out.read_text()
+    assert text.startswith("# Benchmarks: validation\n")
+    assert "Wilcoxon signed-rank" in text and "nan" not in text
+    assert "| v3 | 1.00 |" in text and "| depthmap | 2.00 |" in text
