@@ -7,7 +7,8 @@ Every variant runs in its own process (so peak memory is its own) on the same we
 the same stack, ``--repeat`` times; the table gives the median wall time of the network
 forward (luma stack in, logits out), the ratio to the reference, and the peak resident
 memory of the process. Agreement with the reference: largest logit difference and the share
-of pixels with the same focus map. Also: tiled against untiled focus maps, and the FLOPs of a
+of pixels with the same focus map. Also: tiled (with the image-wide global averages of
+``stackmff.model.global_means``, and without) against untiled focus maps, and the FLOPs of a
 2-layer 256x256 stack (multiply-accumulates, as the paper's 2.04 G).
 """
 
@@ -32,8 +33,10 @@ VARIANTS = {
     "reference": "straightforward: whole image, nn.MultiheadAttention over (b h w) sequences",
     "fast-fp32": "fast path, fp32, one tile",
     "fast-bf16": "fast path, bf16 autocast for the per-layer network, one tile",
-    "tiled-fp32": "fast path, fp32, 512 px tiles + 128 px margin",
+    "tiled-fp32": "fast path, fp32, 512 px tiles + 128 px margin, image-wide global averages",
+    "tiled-local-fp32": "fast path, fp32, 512 px tiles + 128 px margin, tile-local global averages",
 }
+TILED = ("tiled-fp32", "tiled-local-fp32")
 
 
 def make_stack(layers: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -86,12 +89,13 @@ def run_variant(args: argparse.Namespace) -> None:
                 x = torch.from_numpy(stack)[None, :, None].to(args.device)
                 logits = ReferenceStackMFFV3(model.to(args.device))(x).logits[0]
         else:
-            tile = 512 if args.variant == "tiled-fp32" else None
+            tile = 512 if args.variant in TILED else None
             precision = "bf16" if args.variant == "fast-bf16" else "fp32"
             if args.device == "cuda" and precision == "bf16":
                 precision = "fp16"
             fuser = StackFuser(model, device=args.device, tile=tile, margin=128,
-                               precision=precision)
+                               precision=precision,
+                               global_means=args.variant != "tiled-local-fp32")
             if tile is None:
                 logits = fuser.logits(stack)
             else:
@@ -163,17 +167,18 @@ def main() -> None:
     ]
     for variant in args.variants:
         median = float(np.median(results[variant]["times"]))
-        if variant == "tiled-fp32":
+        if variant in TILED:
             difference = "n/a"
         else:
             difference = f"{np.abs(logits[variant] - logits[base]).max():.2e}"
         same = np.mean(logits[variant].argmax(0) == logits[base].argmax(0))
         lines.append(f"| {VARIANTS[variant]} | {median:.2f} | {base_time / median:.1f}x | "
                      f"{results[variant]['peak_gb']:.2f} | {difference} | {100 * same:.2f}% |")
-    if "tiled-fp32" in logits and "fast-fp32" in logits:
-        same = np.mean(logits["tiled-fp32"].argmax(0) == logits["fast-fp32"].argmax(0))
-        lines += ["", f"Tiled (512 px + 128 px margin) against untiled fast path: "
-                      f"{100 * same:.2f}% of pixels have the same focus map."]
+    for variant in TILED:
+        if variant in logits and "fast-fp32" in logits:
+            same = np.mean(logits[variant].argmax(0) == logits["fast-fp32"].argmax(0))
+            lines += ["", f"Tiled ({VARIANTS[variant].split(', ', 2)[2]}) against untiled fast "
+                          f"path: {100 * same:.2f}% of pixels have the same focus map."]
     lines += ["", f"Multiply-accumulates of a 2-layer 256x256 stack (torch.utils.flop_counter, "
                   f"convolutions and matrix products): {flops_2x256():.2f} G (paper: 2.04 G)."]
     text = "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from stackmff.fusion import StackFuser, plan_tiles
 from stackmff.io import read_pages
 from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
 from stackmff.model import ModelConfig, StackMFFV3
+from stackmff.model.blocks import PyramidFC
 
 TINY = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
                    attention_heads=2, attention_ffn=16, pos_encoding="none")
@@ -79,6 +80,26 @@ def test_tiles_with_whole_image_margin_equal_one_pass(checkpoint):
     one_pass = StackFuser.from_checkpoint(checkpoint, tile=None).fuse(layers)
     tiled = StackFuser.from_checkpoint(checkpoint, tile=32, margin=96).fuse(layers)
     assert np.mean(tiled.focus_map == one_pass.focus_map) > 0.99
+
+
+def test_image_means_of_one_tile_replay_the_one_pass_logits(checkpoint):
+    layers, _, _ = make_stack(n_layers=4, height=64, width=96)
+    fuser = StackFuser.from_checkpoint(checkpoint, tile=None, workers=2)
+    means = fuser.image_means(layers, plan_tiles(64, 96, None, 0))
+    sites = sum(isinstance(m, PyramidFC) for m in fuser.model.modules()) + 1  # + the PSP 1x1 bin
+    assert len(means.sums) == sites and all(s.shape[0] == 4 for s in means.sums)
+    torch.testing.assert_close(fuser.logits(layers, means), fuser.logits(layers), atol=1e-5, rtol=0)
+
+
+def test_image_means_summed_over_tile_cores_are_the_whole_image_means(checkpoint):
+    # the first global average reads the stem's output, which a 32 px margin reproduces exactly
+    layers, _, _ = make_stack(n_layers=3, height=128, width=160)
+    fuser = StackFuser.from_checkpoint(checkpoint, tile=None, workers=2)
+    whole = fuser.image_means(layers, plan_tiles(128, 160, None, 0))
+    tiled = fuser.image_means(layers, plan_tiles(128, 160, 64, 32))
+    assert tiled.counts[0] == whole.counts[0] == 64 * 80
+    torch.testing.assert_close(tiled.sums[0] / tiled.counts[0], whole.sums[0] / whole.counts[0],
+                               atol=1e-5, rtol=0)
 
 
 def test_cli_fuses_with_a_checkpoint(tmp_path, checkpoint, capsys):

@@ -20,10 +20,11 @@ from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
 from stackmff.fusion.optimise import convolution_layout, optimise_for_inference
 from stackmff.fusion.parallel import thread_map
-from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, plan_tiles
+from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, Tile, plan_tiles
 from stackmff.io.checkpoint import load_checkpoint
 from stackmff.model import StackMFFV3, StackOutput
 from stackmff.model.attention import PIXELS_PER_CHUNK
+from stackmff.model.global_means import ImageMeans, using
 from stackmff.progress import progress
 from stackmff.result import FusionResult
 
@@ -51,11 +52,14 @@ class StackFuser:
             (the cross-layer attention stays in fp32).
         workers: CPU threads, each taking whole layers and pixel chunks on one core
             (default: torch's thread count); see :mod:`stackmff.fusion.parallel`.
+        global_means: with several tiles, a first pass over them so that the network's
+            global averages see the whole image, as untiled (see
+            :mod:`stackmff.model.global_means`); ``False`` skips it.
     """
 
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32",
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, global_means: bool = True) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -66,6 +70,7 @@ class StackFuser:
             plan_tiles(64, 64, tile, margin)  # validates tile and margin
         self.model = optimise_for_inference(model, device)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
+        self.global_means = global_means
         self.workers = 1 if device == "cuda" else (workers or torch.get_num_threads())
         # a GPU wants few large launches; a CPU core wants work that stays in its cache
         self.layers_per_batch, self.chunk = ((2, 1 << 16) if device == "cuda"
@@ -84,21 +89,49 @@ class StackFuser:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device, dtype=dtype)
 
-    @torch.inference_mode()
-    def logits(self, grey: np.ndarray) -> torch.Tensor:
-        """Network logits ``[N, H, W]`` for a luma stack ``(N, H, W)`` in one pass (one tile)."""
+    def _network_input(self, grey: np.ndarray) -> torch.Tensor:
+        """Luma ``(N, H, W)`` as the network's ``[1, N, 1, H', W']`` input, padded by reflection
+        to multiples of 32."""
         x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).to(self.device)
         h, w = x.shape[1:]
         pad_h, pad_w = (-h) % ALIGN, (-w) % ALIGN
         if pad_h or pad_w:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x[None], (0, pad_w, 0, pad_h), mode=mode)[0]
-        x = x[:, None].contiguous(memory_format=convolution_layout(self.device))[None]
+        return x[:, None].contiguous(memory_format=convolution_layout(self.device))[None]
+
+    @torch.inference_mode()
+    def logits(self, grey: np.ndarray, means: ImageMeans | None = None) -> torch.Tensor:
+        """Network logits ``[N, H, W]`` for a luma stack ``(N, H, W)`` in one pass (one tile);
+        ``means`` replaces the global averages of each layer by the whole image's."""
+        x = self._network_input(grey)
+        context = None if means is None else (lambda start: using(means.replay(start)))
         with thread_map(self.workers) as parallel:
             volume = self.model.estimate(x, layers_per_batch=self.layers_per_batch,
-                                         map_fn=partial(parallel, context=self._autocast))
+                                         map_fn=partial(parallel, context=self._autocast),
+                                         group_context=context)
             logits = self.model.attention.logits(volume, chunk=self.chunk, map_fn=parallel)
-        return logits[0, :, :h, :w]
+        return logits[0, :grey.shape[1], :grey.shape[2]]
+
+    @torch.inference_mode()
+    def image_means(self, layers: np.ndarray, tiles: list[Tile]) -> ImageMeans:
+        """First pass over the tiles: each layer's global-average inputs summed over the tile
+        cores, so the second pass can give every tile the whole image's means."""
+        n = layers.shape[0]
+        means = ImageMeans(n)
+        with thread_map(self.workers) as parallel:
+            for tile in progress(tiles, desc="v3 image means", total=len(tiles)):
+                y0, y1, x0, x1 = tile.window
+                x = self._network_input(luma(layers[:, y0:y1, x0:x1]))[0]
+                rows, cols = tile.core_in_window()
+                core = (rows.start, rows.stop, cols.start, cols.stop)
+
+                def record(start: int, x=x, core=core) -> None:
+                    with using(means.recorder(start, core, x.shape[-2:])):
+                        self.model.focus.run_global_averages(x[start:start + self.layers_per_batch])
+
+                parallel(record, range(0, n, self.layers_per_batch), context=self._autocast)
+        return means
 
     def fuse(self, layers: np.ndarray) -> FusionResult:
         """Fuse ``(N, H, W[, 3])`` float32 layers in [0, 1]."""
@@ -110,10 +143,11 @@ class StackFuser:
         if tile == "auto":
             tile = auto_tile(n, self.model.config.decoder_width, self.margin)
         tiles = plan_tiles(height, width, tile, self.margin)
+        means = self.image_means(layers, tiles) if len(tiles) > 1 and self.global_means else None
         for tile in progress(tiles, desc="v3", total=len(tiles)):
             y0, y1, x0, x1 = tile.window
             grey = luma(layers[:, y0:y1, x0:x1])
-            output = StackOutput(self.logits(grey)[None])
+            output = StackOutput(self.logits(grey, means)[None])
             if self.model.config.head == "depth_regression":  # V3*: expectation over layers
                 winner = output.depth_focus_map()[0]
             else:

@@ -13,6 +13,7 @@ from torch import nn
 
 from stackmff.model.blocks import Bottleneck
 from stackmff.model.config import ModelConfig
+from stackmff.model.global_means import global_average
 
 
 def conv_bn_gelu(in_channels: int, out_channels: int, kernel: int = 1, stride: int = 1) -> nn.Sequential:
@@ -61,8 +62,8 @@ class PyramidPooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        pooled = [F.interpolate(branch(F.adaptive_avg_pool2d(x, b)), size=size, mode="bilinear",
-                                align_corners=False)
+        pooled = [F.interpolate(branch(global_average(x) if b == 1 else F.adaptive_avg_pool2d(x, b)),
+                                size=size, mode="bilinear", align_corners=False)
                   for b, branch in zip(self.bins, self.branches)]
         return self.fuse(torch.cat([x] + pooled, dim=1))
 
@@ -104,3 +105,11 @@ class FocusEstimator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x), x.shape[-2:])
+
+    def run_global_averages(self, x: torch.Tensor) -> None:
+        """Only as much of the network as its global averages need, in the order the forward
+        pass runs them: the encoder's, then the PSP's 1x1 bin over the deepest map (for
+        :mod:`stackmff.model.global_means`)."""
+        deepest = self.encoder(x)[-1]
+        if 1 in self.decoder.ppm.bins:
+            global_average(deepest)

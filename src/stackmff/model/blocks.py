@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stackmff.model.global_means import global_average
+
 
 class LearnablePool(nn.Module):
     """One k x k kernel shared by all channels, applied depthwise, then BatchNorm."""
@@ -50,7 +52,7 @@ class PyramidFC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        total = self.lifts[-1](F.adaptive_avg_pool2d(x, 1))  # global branch, broadcast below
+        total = self.lifts[-1](global_average(x))  # global branch, broadcast below
         for pool, lift in zip(self.pools, self.lifts):
             branch = lift(pool(x))
             if branch.shape[-2:] != size:

@@ -6,6 +6,8 @@ The forward pass always returns :class:`StackOutput`, in training and in evaluat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +17,10 @@ from torch import nn
 from stackmff.model.attention import CrossLayerAttention, MapFunction, serial
 from stackmff.model.backbone import FocusEstimator
 from stackmff.model.config import ModelConfig
+
+
+def _no_context(start: int) -> AbstractContextManager:
+    return nullcontext()
 
 
 @dataclass
@@ -60,12 +66,14 @@ class StackMFFV3(nn.Module):
         return StackOutput(self.reduce(self.attention(self.estimate(stack))))
 
     def estimate(self, stack: torch.Tensor, layers_per_batch: int | None = None,
-                 map_fn: MapFunction | None = None) -> torch.Tensor:
+                 map_fn: MapFunction | None = None,
+                 group_context: Callable[[int], AbstractContextManager] | None = None) -> torch.Tensor:
         """Stage 1 on every layer: ``[B, N, 1, H, W] -> [B, N, C0, H, W]``.
 
         With ``layers_per_batch`` the layers go through in groups, into one float32 volume
         filled in place (never held twice); ``map_fn(function, items)`` may run the groups
-        in parallel."""
+        in parallel, and ``group_context(start)`` is entered around the group of layers
+        from ``start`` on (in the thread that runs it)."""
         if stack.ndim != 5 or stack.shape[2] != 1:
             raise ValueError(f"expected a stack [B, N, 1, H, W], got {tuple(stack.shape)}")
         if stack.shape[1] < 2:
@@ -77,7 +85,8 @@ class StackMFFV3(nn.Module):
         volume = torch.empty((b * n, self.config.decoder_width, h, w), device=stack.device)
 
         def run(start: int) -> None:
-            volume[start:start + layers_per_batch] = self.focus(flat[start:start + layers_per_batch])
+            with (group_context or _no_context)(start):
+                volume[start:start + layers_per_batch] = self.focus(flat[start:start + layers_per_batch])
 
         (map_fn or serial)(run, list(range(0, b * n, layers_per_batch)))
         return volume.reshape(b, n, -1, h, w)
