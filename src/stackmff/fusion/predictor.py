@@ -116,18 +116,18 @@ class StackFuser:
 
     @torch.inference_mode()
     def image_means(self, layers: np.ndarray, tiles: list[Tile]) -> ImageMeans:
-        """First pass over the tile cores: each layer's global-average inputs summed over the
-        image, so the second pass can give every tile the whole image's means. The cores go
-        through without their margins: a sum needs every pixel once, and the margins'
-        context moved the result by less than they cost (99.65% of pixels keep their map,
-        as with margins, at 8 x 1024 x 1024, 512 px tiles)."""
+        """First pass over the tiles: each layer's global-average inputs summed over the tile
+        cores, so the second pass can give every tile the whole image's means. The tiles go
+        through with their margins, so the sums see what one pass sees (without them, small
+        tiles would sum border effects)."""
         n = layers.shape[0]
         means = ImageMeans(n)
         with thread_map(self.workers) as parallel:
             for tile in progress(tiles, desc="v3 image means", total=len(tiles)):
-                y0, y1, x0, x1 = tile.core
+                y0, y1, x0, x1 = tile.window
                 x = self._network_input(luma(layers[:, y0:y1, x0:x1]))[0]
-                core = (0, y1 - y0, 0, x1 - x0)
+                rows, cols = tile.core_in_window()
+                core = (rows.start, rows.stop, cols.start, cols.stop)
 
                 def record(start: int, x=x, core=core) -> None:
                     with using(means.recorder(start, core, x.shape[-2:])):
