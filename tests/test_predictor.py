@@ -65,6 +65,12 @@ def test_predictor_copies_colour_pixels_at_any_size(checkpoint):
     assert np.all((result.confidence >= 0.25 - 1e-6) & (result.confidence <= 1.0))
 
 
+@pytest.mark.parametrize("shape", [(45, 70), (70, 45)])
+def test_logits_are_cropped_back_to_the_input_size(checkpoint, shape):
+    layers, _, _ = make_stack(n_layers=3, height=shape[0], width=shape[1])
+    assert StackFuser.from_checkpoint(checkpoint, tile=None).logits(layers).shape == (3,) + shape
+
+
 def test_predictor_matches_the_network_on_unpadded_input(checkpoint):
     layers, _, _ = make_stack(n_layers=3, height=64, width=96)
     fuser = StackFuser.from_checkpoint(checkpoint, tile=None)

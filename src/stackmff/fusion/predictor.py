@@ -112,7 +112,7 @@ class StackFuser:
                                          map_fn=partial(parallel, context=self._autocast),
                                          group_context=context)
             logits = self.model.attention.logits(volume, chunk=self.chunk, map_fn=parallel)
-        return logits[0, :grey.shape[1], :grey.shape[2]]
+        return logits[0, :, :grey.shape[1], :grey.shape[2]]
 
     @torch.inference_mode()
     def image_means(self, layers: np.ndarray, tiles: list[Tile]) -> ImageMeans:
