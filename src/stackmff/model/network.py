@@ -19,10 +19,6 @@ from stackmff.model.backbone import FocusEstimator
 from stackmff.model.config import ModelConfig
 
 
-def _no_context(start: int) -> AbstractContextManager:
-    return nullcontext()
-
-
 @dataclass
 class StackOutput:
     """``logits``: ``[B, N, H, W]``, one score per layer and pixel; softmax over N gives the
@@ -85,7 +81,7 @@ class StackMFFV3(nn.Module):
         volume = torch.empty((b * n, self.config.decoder_width, h, w), device=stack.device)
 
         def run(start: int) -> None:
-            with (group_context or _no_context)(start):
+            with (group_context or nullcontext)(start):  # nullcontext(start) does nothing
                 volume[start:start + layers_per_batch] = self.focus(flat[start:start + layers_per_batch])
 
         (map_fn or serial)(run, list(range(0, b * n, layers_per_batch)))
