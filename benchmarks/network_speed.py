@@ -32,6 +32,7 @@ import torch
 VARIANTS = {
     "reference": "straightforward: whole image, nn.MultiheadAttention over (b h w) sequences",
     "fast-fp32": "fast path, fp32, one tile",
+    "fast-fp32-torch": "fast path, fp32, one tile, attention in PyTorch instead of the C kernel",
     "fast-bf16": "fast path, bf16 autocast for the per-layer network, one tile",
     "tiled-fp32": "fast path, fp32, 512 px tiles + 128 px margin, image-wide global averages",
     "tiled-local-fp32": "fast path, fp32, 512 px tiles + 128 px margin, tile-local global averages",
@@ -95,7 +96,8 @@ def run_variant(args: argparse.Namespace) -> None:
                 precision = "fp16"
             fuser = StackFuser(model, device=args.device, tile=tile, margin=128,
                                precision=precision,
-                               global_means=args.variant != "tiled-local-fp32")
+                               global_means=args.variant != "tiled-local-fp32",
+                               native=args.variant != "fast-fp32-torch")
             if tile is None:
                 logits = fuser.logits(stack)
             else:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
+from stackmff.fusion.native_attention import native_logits
 from stackmff.fusion.optimise import convolution_layout, optimise_for_inference
 from stackmff.fusion.parallel import thread_map
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, Tile, plan_tiles
@@ -56,11 +57,15 @@ class StackFuser:
             global averages see the whole image, as untiled (see
             :mod:`stackmff.model.global_means`); ``False`` skips it (faster, and the focus
             map changes at near-ties).
+        native: on CPU, the cross-layer attention runs as the compiled kernel of
+            :mod:`stackmff.fusion.native_attention` where it can be built (``False``: always
+            the PyTorch path).
     """
 
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32",
-                 workers: int | None = None, global_means: bool = True) -> None:
+                 workers: int | None = None, global_means: bool = True,
+                 native: bool = True) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -71,7 +76,7 @@ class StackFuser:
             plan_tiles(64, 64, tile, margin)  # validates tile and margin
         self.model = optimise_for_inference(model, device)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
-        self.global_means = global_means
+        self.global_means, self.native = global_means, native
         self.workers = 1 if device == "cuda" else (workers or torch.get_num_threads())
         # a GPU wants few large launches; a CPU core wants work that stays in its cache
         self.layers_per_batch, self.chunk = ((2, 1 << 16) if device == "cuda"
@@ -111,7 +116,10 @@ class StackFuser:
             volume = self.model.estimate(x, layers_per_batch=self.layers_per_batch,
                                          map_fn=partial(parallel, context=self._autocast),
                                          group_context=context)
-            logits = self.model.attention.logits(volume, chunk=self.chunk, map_fn=parallel)
+            logits = (native_logits(self.model.attention, volume, self.chunk, parallel)
+                      if self.native else None)
+            if logits is None:
+                logits = self.model.attention.logits(volume, chunk=self.chunk, map_fn=parallel)
         return logits[0, :, :grey.shape[1], :grey.shape[2]]
 
     @torch.inference_mode()

@@ -1,0 +1,192 @@
+/* The cross-layer attention of StackMFF V3 (stackmff.model.attention), inference only, as one
+ * C kernel: float32, 16 pixels side by side in one vector, every token of a pixel kept in
+ * cache through both transformer layers. Built on first use by stackmff.fusion.native_attention
+ * with -DC0=... -DHEADS=... -DFFN=... for the model's widths. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef C0
+#define C0 16
+#endif
+#ifndef HEADS
+#define HEADS 4
+#endif
+#ifndef FFN
+#define FFN 64
+#endif
+#define D (C0 / HEADS)
+#define HALF (C0 / 2)
+#define ROWS 8 /* outputs computed together in a projection (all widths are multiples of 8) */
+
+/* 16 pixels side by side: every operation below works on all of them at once */
+typedef float v16 __attribute__((vector_size(64)));
+typedef int i16 __attribute__((vector_size(64)));
+
+static inline v16 splat(float a) { return (v16){0} + a; }
+static inline v16 pick(i16 mask, v16 yes, v16 no) { return (v16)((mask & (i16)yes) | (~mask & (i16)no)); }
+static inline v16 vmax(v16 a, v16 b) { return pick(a > b, a, b); }
+static inline v16 load(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
+
+/* exp(s) for s <= 0, clamped at -24: exp(s/32)^32 with a degree-10 Taylor polynomial
+ * (relative error < 1e-7 over the range) */
+static inline v16 exp_nonpositive(v16 s) {
+    v16 y = vmax(s, splat(-24.0f)) * (1.0f / 32.0f);
+    v16 r = splat(1.0f / 3628800.0f);
+    r = r * y + 1.0f / 362880.0f;
+    r = r * y + 1.0f / 40320.0f;
+    r = r * y + 1.0f / 5040.0f;
+    r = r * y + 1.0f / 720.0f;
+    r = r * y + 1.0f / 120.0f;
+    r = r * y + 1.0f / 24.0f;
+    r = r * y + 1.0f / 6.0f;
+    r = r * y + 0.5f;
+    r = r * y + 1.0f;
+    r = r * y + 1.0f;
+    r *= r; r *= r; r *= r; r *= r; r *= r;
+    return r;
+}
+
+/* exact GELU x * Phi(x); erf by Abramowitz-Stegun 7.1.28 (|error| < 3e-7):
+ * erf(a) = 1 - (1 + a1 a + ... + a6 a^6)^-16 for a >= 0 */
+static inline v16 gelu(v16 x) {
+    v16 a = (v16)((i16)x & 0x7fffffff) * 0.70710678118654752f;
+    a = pick(a > 6.0f, splat(6.0f), a);
+    v16 r = 0.0000430638f * a + 0.0002765672f;
+    r = r * a + 0.0001520143f;
+    r = r * a + 0.0092705272f;
+    r = r * a + 0.0422820123f;
+    r = r * a + 0.0705230784f;
+    r = r * a + 1.0f;
+    r *= r; r *= r; r *= r; r *= r;
+    v16 tail = 0.5f / r;  /* Phi(-|x|) */
+    return x * pick(x < 0.0f, tail, 1.0f - tail);
+}
+
+/* one transformer layer's parameters, packed in this order (q rows pre-scaled) */
+#define LAYER_FLOATS (3 * C0 * C0 + 3 * C0 + C0 * C0 + C0 + 2 * C0 + FFN * C0 + FFN + C0 * FFN + C0 + 2 * C0)
+
+typedef struct {
+    const float *in_w, *in_b, *out_w, *out_b, *n1_w, *n1_b, *l1_w, *l1_b, *l2_w, *l2_b, *n2_w, *n2_b;
+} Layer;
+
+static Layer unpack(const float *w) {
+    Layer l;
+    l.in_w = w; w += 3 * C0 * C0;
+    l.in_b = w; w += 3 * C0;
+    l.out_w = w; w += C0 * C0;
+    l.out_b = w; w += C0;
+    l.n1_w = w; w += C0;
+    l.n1_b = w; w += C0;
+    l.l1_w = w; w += FFN * C0;
+    l.l1_b = w; w += FFN;
+    l.l2_w = w; w += C0 * FFN;
+    l.l2_b = w; w += C0;
+    l.n2_w = w; w += C0;
+    l.n2_b = w;
+    return l;
+}
+
+/* out[rows][n] = b + w[rows][cols] @ x[cols][n] (+ residual[rows][n]); GELU after if asked */
+static void project(v16 *restrict out, const v16 *restrict x, const float *restrict w,
+                    const float *restrict b, const v16 *restrict residual, int rows, int cols,
+                    int n, int apply_gelu) {
+    for (int o = 0; o < rows; o += ROWS)
+        for (int k = 0; k < n; k++) {
+            v16 acc[ROWS];
+            for (int r = 0; r < ROWS; r++)
+                acc[r] = residual ? residual[(o + r) * n + k] + b[o + r] : splat(b[o + r]);
+            for (int c = 0; c < cols; c++) {
+                v16 xc = x[c * n + k];
+                for (int r = 0; r < ROWS; r++) acc[r] += w[(o + r) * cols + c] * xc;
+            }
+            for (int r = 0; r < ROWS; r++) out[(o + r) * n + k] = apply_gelu ? gelu(acc[r]) : acc[r];
+        }
+}
+
+/* LayerNorm over the C0 channels of v[C0][n], in place */
+static void norm(v16 *restrict v, int n, const float *restrict weight, const float *restrict bias, float eps) {
+    for (int k = 0; k < n; k++) {
+        v16 mean = splat(0.0f), var = splat(0.0f);
+        for (int c = 0; c < C0; c++) mean += v[c * n + k];
+        mean *= 1.0f / C0;
+        for (int c = 0; c < C0; c++) {
+            v16 t = v[c * n + k] - mean;
+            var += t * t;
+        }
+        var = var * (1.0f / C0) + eps;
+        v16 scale;
+        for (int p = 0; p < 16; p++) scale[p] = 1.0f / sqrtf(var[p]);
+        for (int c = 0; c < C0; c++) v[c * n + k] = (v[c * n + k] - mean) * scale * weight[c] + bias[c];
+    }
+}
+
+/* Logits of pixels [start, end) of one image: volume [n][C0][hw] -> logits [n][hw], the
+ * channel maximum after the cross-layer transformer layers. weights: `layers` packed
+ * layers; tables: cos [C0][n] then sin [C0][n], or NULL without rotary encoding.
+ * Returns 0, or -1 if scratch memory ran out. */
+int stackmff_attend(const float *volume, float *logits, long hw, long start, long end, int n,
+                    const float *weights, int layers, const float *tables, float eps) {
+    size_t tokens = (size_t)n;
+    v16 *buffer = aligned_alloc(64, sizeof(v16) * (tokens * (4 * C0 + 3 * C0 + FFN) + tokens));
+    if (!buffer) return -1;
+    v16 *x = buffer, *y = x + C0 * tokens, *mixed = y + C0 * tokens, *rotated = mixed + C0 * tokens;
+    v16 *qkv = rotated + C0 * tokens, *hidden = qkv + 3 * C0 * tokens, *s = hidden + FFN * tokens;
+    for (long p0 = start; p0 < end; p0 += 16) {
+        int width = end - p0 < 16 ? (int)(end - p0) : 16;
+        for (int k = 0; k < n; k++)
+            for (int c = 0; c < C0; c++) {
+                const float *src = volume + ((size_t)k * C0 + c) * hw + p0;
+                if (width == 16) x[c * n + k] = load(src);
+                else for (int p = 0; p < 16; p++) x[c * n + k][p] = p < width ? src[p] : 0.0f;
+            }
+        for (int layer = 0; layer < layers; layer++) {
+            Layer l = unpack(weights + (size_t)layer * LAYER_FLOATS);
+            if (tables) {  /* rotate-half by the stack position; the residual is rotated too */
+                for (int c = 0; c < C0; c++)
+                    for (int k = 0; k < n; k++) {
+                        float cs = tables[c * n + k], sn = tables[C0 * n + c * n + k];
+                        v16 other = x[(c < HALF ? c + HALF : c - HALF) * n + k];
+                        rotated[c * n + k] = x[c * n + k] * cs + other * (c < HALF ? -sn : sn);
+                    }
+                v16 *swap = x; x = rotated; rotated = swap;
+            }
+            project(qkv, x, l.in_w, l.in_b, NULL, 3 * C0, C0, n, 0);
+            for (int h = 0; h < HEADS; h++)
+                for (int i = 0; i < n; i++) {
+                    v16 m = splat(-3.0e38f), total = splat(0.0f);
+                    for (int j = 0; j < n; j++) {
+                        v16 score = splat(0.0f);
+                        for (int f = 0; f < D; f++)
+                            score += qkv[(h * D + f) * n + i] * qkv[(C0 + h * D + f) * n + j];
+                        s[j] = score;
+                        m = vmax(m, score);
+                    }
+                    for (int j = 0; j < n; j++) {
+                        s[j] = exp_nonpositive(s[j] - m);
+                        total += s[j];
+                    }
+                    total = 1.0f / total;
+                    for (int f = 0; f < D; f++) {
+                        v16 acc = splat(0.0f);
+                        for (int j = 0; j < n; j++) acc += s[j] * qkv[(2 * C0 + h * D + f) * n + j];
+                        mixed[(h * D + f) * n + i] = acc * total;
+                    }
+                }
+            project(y, mixed, l.out_w, l.out_b, x, C0, C0, n, 0);
+            norm(y, n, l.n1_w, l.n1_b, eps);
+            project(hidden, y, l.l1_w, l.l1_b, NULL, FFN, C0, n, 1);
+            project(x, hidden, l.l2_w, l.l2_b, y, C0, FFN, n, 0);
+            norm(x, n, l.n2_w, l.n2_b, eps);
+        }
+        for (int k = 0; k < n; k++) {
+            v16 best = x[k];
+            for (int c = 1; c < C0; c++) best = vmax(best, x[c * n + k]);
+            float *dst = logits + (size_t)k * hw + p0;
+            if (width == 16) memcpy(dst, &best, sizeof best);
+            else for (int p = 0; p < width; p++) dst[p] = best[p];
+        }
+    }
+    free(buffer);
+    return 0;
+}
