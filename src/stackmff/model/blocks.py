@@ -51,14 +51,22 @@ class PyramidFC(nn.Module):
         self.project = conv_bn(hidden, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
-        total = self.lifts[-1](global_average(x))  # global branch, broadcast below
-        for pool, lift in zip(self.pools, self.lifts):
-            branch = lift(pool(x))
-            if branch.shape[-2:] != size:
-                branch = F.interpolate(branch, size=size, mode="nearest")
-            total = total + branch
+        branches = [lift(pool(x)) for pool, lift in zip(self.pools, self.lifts)]
+        total = branches[0]  # stride 1: full size; the others are added into it in place
+        for branch in branches[1:]:
+            add_nearest_upsampled_(total, branch)
+        total += self.lifts[-1](global_average(x))  # global branch, broadcast
         return self.project(F.gelu(total))
+
+
+def add_nearest_upsampled_(total: torch.Tensor, branch: torch.Tensor) -> None:
+    """``total += interpolate(branch, total's size, "nearest")``; at exactly twice the size
+    without the upsampled copy (a broadcast into a strided view of ``total``)."""
+    (b, c, height, width), (h, w) = total.shape, branch.shape[-2:]
+    if (height, width) == (2 * h, 2 * w):
+        total.view(b, c, h, 2, w, 2).add_(branch[:, :, :, None, :, None])
+    else:
+        total.add_(F.interpolate(branch, size=(height, width), mode="nearest"))
 
 
 class ChannelMLP(nn.Module):
