@@ -27,6 +27,7 @@ from stackmff.api import (
 )
 from stackmff.classical import list_methods
 from stackmff.errors import StackError
+from stackmff.fusion.allocator import keep_freed_memory
 from stackmff.fusion.tiling import DEFAULT_MARGIN, PRECISIONS
 from stackmff.io import load_stack
 
@@ -269,6 +270,7 @@ def _run_methods() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # before any worker thread: see stackmff.fusion.allocator
     if args.command is None:
         parser.print_help()
         return 2

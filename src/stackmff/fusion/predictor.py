@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
-from stackmff.fusion.allocator import reusing_freed_memory
 from stackmff.fusion.native_attention import native_logits
 from stackmff.fusion.optimise import convolution_layout, optimise_for_inference
 from stackmff.fusion.parallel import thread_map
@@ -113,7 +112,7 @@ class StackFuser:
         ``means`` replaces the global averages of each layer by the whole image's."""
         x = self._network_input(grey)
         context = None if means is None else (lambda start: using(means.replay(start)))
-        with reusing_freed_memory(), thread_map(self.workers) as parallel:
+        with thread_map(self.workers) as parallel:
             volume = self.model.estimate(x, layers_per_batch=self.layers_per_batch,
                                          map_fn=partial(parallel, context=self._autocast),
                                          group_context=context)
@@ -131,7 +130,7 @@ class StackFuser:
         tiles would sum border effects)."""
         n = layers.shape[0]
         means = ImageMeans(n)
-        with reusing_freed_memory(), thread_map(self.workers) as parallel:
+        with thread_map(self.workers) as parallel:
             for tile in progress(tiles, desc="v3 image means", total=len(tiles)):
                 y0, y1, x0, x1 = tile.window
                 x = self._network_input(luma(layers[:, y0:y1, x0:x1]))[0]
@@ -147,10 +146,7 @@ class StackFuser:
 
     def fuse(self, layers: np.ndarray) -> FusionResult:
         """Fuse ``(N, H, W[, 3])`` float32 layers in [0, 1]."""
-        with reusing_freed_memory():
-            return self._fuse(check_layers(layers))
-
-    def _fuse(self, layers: np.ndarray) -> FusionResult:
+        layers = check_layers(layers)
         n, height, width = layers.shape[:3]
         focus_map = np.empty((height, width), np.uint16)
         confidence = np.empty((height, width), np.float32)
