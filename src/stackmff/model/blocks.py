@@ -51,10 +51,10 @@ class PyramidFC(nn.Module):
         self.project = conv_bn(hidden, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = [lift(pool(x)) for pool, lift in zip(self.pools, self.lifts)]
-        total = branches[0]  # stride 1: full size; the others are added into it in place
-        for branch in branches[1:]:
-            add_nearest_upsampled_(total, branch)
+        (pool, lift), *coarser = zip(self.pools, self.lifts)
+        total = lift(pool(x))  # stride 1: full size; the coarser branches are added in place
+        for pool, lift in coarser:
+            add_nearest_upsampled_(total, lift(pool(x)))
         total += self.lifts[-1](global_average(x))  # global branch, broadcast
         return self.project(F.gelu(total))
 
