@@ -30,6 +30,7 @@ def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
         return libc
     except (OSError, AttributeError):
         return None
@@ -42,3 +43,11 @@ def keep_freed_memory() -> bool:
     if libc is None:
         return False
     return all(libc.mallopt(parameter, value) == 1 for parameter, value in KEEP.items())
+
+
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the system (between tiles: bounds what the process
+    holds to what the next tile needs, at the cost of its page faults once per tile)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
+from stackmff.fusion.allocator import release_free_memory
 from stackmff.fusion.native_attention import native_logits
 from stackmff.fusion.optimise import convolution_layout, optimise_for_inference
 from stackmff.fusion.parallel import thread_map
@@ -142,6 +143,7 @@ class StackFuser:
                         self.model.focus.run_global_averages(x[start:start + self.layers_per_batch])
 
                 parallel(record, range(0, n, self.layers_per_batch), context=self._autocast)
+                release_free_memory()
         return means
 
     def fuse(self, layers: np.ndarray) -> FusionResult:
@@ -168,5 +170,7 @@ class StackFuser:
             cy0, cy1, cx0, cx1 = tile.core
             focus_map[cy0:cy1, cx0:cx1] = winner[rows, cols].cpu().numpy()
             confidence[cy0:cy1, cx0:cx1] = best[rows, cols].cpu().numpy()
+            del output, winner, best
+            release_free_memory()
         return FusionResult(fused=gather(layers, focus_map), focus_map=focus_map,
                             confidence=confidence, method="v3")
