@@ -26,7 +26,9 @@ import torch
 from stackmff.model.attention import CrossLayerAttention, MapFunction, rotary_tables, serial
 
 SOURCE = Path(__file__).with_name("native_attention.c")
-FLAGS = ["-O3", "-ffast-math", "-std=c11", "-shared", "-fPIC"]
+# no -ffast-math: with it, gcc < 13 links code into the library that switches the loading
+# thread's floating point to flush denormals to zero
+FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=fast", "-std=c11", "-shared", "-fPIC"]
 _build_lock = threading.Lock()
 
 
