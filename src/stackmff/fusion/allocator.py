@@ -16,14 +16,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import platform
-from functools import lru_cache
+from functools import cache
 
 # mallopt parameters (malloc.h, mallopt(3))
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 KEEP = {M_ARENA_MAX: 1, M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 2**31 - 1}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -52,7 +52,7 @@ def _compiler() -> str | None:
         (found for name in ("cc", "gcc", "clang") if (found := shutil.which(name))), None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_kernel(width: int, heads: int, ffn: int) -> ctypes.CDLL | None:
     """The kernel for these widths, compiled if not cached yet; None where it cannot be."""
     if os.environ.get("STACKMFF_NATIVE", "1") == "0" or width % 8 or ffn % 8 or width % heads:
