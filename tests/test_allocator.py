@@ -14,7 +14,7 @@ if sys.argv[1] == "keep":
 from stackmff.fusion import StackFuser
 from stackmff.model import StackMFFV3
 torch.manual_seed(0)
-fuser = StackFuser(StackMFFV3().eval(), tile=None, workers=2)
+fuser = StackFuser(StackMFFV3().eval(), tile=None, workers=1)
 stack = np.random.default_rng(0).random((4, 512, 512), dtype=np.float32)
 fuser.logits(stack)
 fuser.logits(stack)
@@ -33,6 +33,6 @@ def page_faults_of_a_third_pass(mode: str) -> int:
 
 @pytest.mark.skipif(_glibc() is None, reason="glibc only")
 def test_later_passes_reuse_the_memory_of_earlier_ones():
-    default = page_faults_of_a_third_pass("default")  # fresh pages for most tensors
-    assert default > 20_000
-    assert page_faults_of_a_third_pass("keep") < default / 3
+    default = page_faults_of_a_third_pass("default")  # fresh pages for large tensors
+    assert default > 8_000  # (16k to 117k measured)
+    assert page_faults_of_a_third_pass("keep") < default / 8  # (0 measured)
