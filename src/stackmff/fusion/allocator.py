@@ -4,7 +4,8 @@ Why: the network's intermediate tensors are large (tens to hundreds of MB) and s
 By default glibc serves each of them with fresh ``mmap`` pages, or trims the heap after it is
 freed, and every worker thread has its own arena; so every new tensor pays page faults and
 the kernel's zeroing of its pages. On 2 cores that was a quarter of the fp32 forward pass
-(8 x 1024 x 1024, three runs each: 5.6-5.9 s by default, 4.0-4.6 s with this).
+(8 x 1024 x 1024, medians of three processes of three passes each: 5.6-6.4 s by default,
+4.0-4.9 s with this).
 :func:`keep_freed_memory` makes every thread allocate from the main heap, large blocks
 included, and stops the heap from being trimmed: memory, once used, stays with the process
 until it exits. The command line does this at start-up; a program of one's own may call it
