@@ -55,8 +55,8 @@ def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
         checkpoint: weights for ``"v3"`` (default: the shipped model; ignored if ``fuser``
             is given).
         fuser: an already loaded :class:`stackmff.fusion.StackFuser`, to reuse across stacks.
-        **fuser_options: ``device``, ``tile``, ``margin``, ``precision``, ``global_means``
-            for a new fuser.
+        **fuser_options: ``device``, ``tile``, ``margin``, ``precision``, ``global_means``,
+            ``native`` for a new fuser.
 
     Returns:
         A :class:`FusionResult` with the fused image (float32, [0, 1]) and, where the method
