@@ -18,6 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from stackmff.api import fuse_stack, network_weights
+from stackmff.errors import StackError
 from stackmff.evaluation.suites import VALIDATION_SIZES, validation_stacks
 from stackmff.fusion import StackFuser
 from stackmff.io.image import from_float, to_float
@@ -32,11 +33,15 @@ def _score(result, stack) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+")
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(VALIDATION_SIZES))
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(VALIDATION_SIZES),
+                        choices=VALIDATION_SIZES)
     parser.add_argument("--method", default="depthmap", help="classical method to compare with")
     args = parser.parse_args()
-    fusers = {name: StackFuser.from_checkpoint(network_weights(None if name == "shipped" else name))
-              for name in args.checkpoints}
+    try:
+        fusers = {name: StackFuser.from_checkpoint(
+            network_weights(None if name == "shipped" else name)) for name in args.checkpoints}
+    except StackError as error:
+        parser.error(str(error))
     wanted = {f"N={n}" for n in args.sizes}
     scores: dict[str, list[dict[str, float]]] = defaultdict(list)
     for stack in validation_stacks():
