@@ -19,7 +19,7 @@ import numpy as np
 
 from stackmff.api import fuse_stack, network_weights
 from stackmff.errors import StackError
-from stackmff.evaluation.suites import VALIDATION_SIZES, validation_stacks
+from stackmff.evaluation.suites import VALIDATION_SIZES, held_out_scenes, validation_size_stacks
 from stackmff.fusion import StackFuser
 from stackmff.io.image import from_float, to_float
 from stackmff.metrics.reference import psnr
@@ -42,11 +42,8 @@ def main() -> None:
             network_weights(None if name == "shipped" else name)) for name in args.checkpoints}
     except StackError as error:
         parser.error(str(error))
-    wanted = {f"N={n}" for n in args.sizes}
     scores: dict[str, list[dict[str, float]]] = defaultdict(list)
-    for stack in validation_stacks():
-        if stack.suite != "validation" or stack.variant not in wanted:
-            continue
+    for stack in validation_size_stacks(held_out_scenes(), args.sizes):
         layers = np.stack([to_float(from_float(layer, stack.dtype)) for layer in stack.layers])
         row = {args.method: _score(fuse_stack(layers, args.method), stack)}
         for name, fuser in fusers.items():

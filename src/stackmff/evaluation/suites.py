@@ -146,14 +146,20 @@ def held_out_scenes() -> dict[str, Scene]:
     return found
 
 
+def validation_size_stacks(scenes: dict[str, Scene],
+                           sizes=VALIDATION_SIZES) -> Iterator[BenchStack]:
+    """The "validation" suite: every scene at every N in ``sizes``."""
+    for scene_name, scene in scenes.items():
+        for n in sizes:
+            layers, focus_map = _render(scene, n, seed=n)
+            yield BenchStack("validation", f"N={n}", scene_name, layers, scene.image, focus_map)
+
+
 def validation_stacks() -> Iterator[BenchStack]:
     """Every held-out scene at every N in VALIDATION_SIZES, then the order and interference
     tests on three of them."""
     all_scenes = held_out_scenes()
-    for scene_name, scene in all_scenes.items():
-        for n in VALIDATION_SIZES:
-            layers, focus_map = _render(scene, n, seed=n)
-            yield BenchStack("validation", f"N={n}", scene_name, layers, scene.image, focus_map)
+    yield from validation_size_stacks(all_scenes)
     tested = list(all_scenes.items())[::4][:3]
     for scene_name, scene in tested:
         yield from order_variants("validation-order", scene_name, scene, randoms=3)
