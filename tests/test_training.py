@@ -39,6 +39,21 @@ def test_batches_have_one_stack_size_and_valid_labels():
     assert sizes <= {2, 3, 4}
 
 
+def test_background_worker_delivers_batches_after_opencv_has_run_threaded():
+    """The parent renders with OpenCV's thread pool before the loader starts its worker, as
+    training does with the validation stacks; a forked worker could then hang."""
+    import cv2
+
+    from stackmff.training.dataset import batches
+
+    cv2.setNumThreads(2)
+    cv2.GaussianBlur(np.zeros((512, 512), np.float32), (31, 31), 0)
+    loader = batches(dataclasses.replace(tiny_config("unused").data, workers=1), seed=0)
+    assert loader.multiprocessing_context.get_start_method() == "spawn"
+    stack, focus_map = next(iter(loader))
+    assert stack.shape[0] == 2 and stack.shape[-2:] == (32, 32) and focus_map.shape == (2, 32, 32)
+
+
 def test_inverse_layer_sampling_gives_each_stack_size_equal_compute():
     from stackmff.training.dataset import layer_count_odds
 

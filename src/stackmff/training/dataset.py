@@ -81,10 +81,15 @@ class SyntheticStacks(IterableDataset):
 
 
 def batches(config: DataConfig, seed: int) -> DataLoader:
-    """The batch stream, synthesised in ``config.workers`` background processes."""
-    return DataLoader(SyntheticStacks(config, seed), batch_size=None, num_workers=config.workers,
-                      persistent_workers=config.workers > 0,
-                      prefetch_factor=2 if config.workers > 0 else None)
+    """The batch stream, synthesised in ``config.workers`` background processes.
+
+    The workers are spawned, not forked: a fork inherits OpenCV's thread pool in whatever
+    state the parent left it (it has rendered the validation stacks by then), and the child's
+    ``cv2.setNumThreads`` can then wait forever on a lock no thread will release."""
+    workers = config.workers
+    return DataLoader(SyntheticStacks(config, seed), batch_size=None, num_workers=workers,
+                      persistent_workers=workers > 0, prefetch_factor=2 if workers > 0 else None,
+                      multiprocessing_context="spawn" if workers > 0 else None)
 
 
 def validation_set(config: DataConfig, count: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
