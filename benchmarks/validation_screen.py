@@ -6,8 +6,10 @@ Usage: .venv/bin/python benchmarks/validation_screen.py CHECKPOINT [CHECKPOINT .
 `stackmff bench --suite validation` fuses every stack as its own process and prints PSNRs
 rounded to two decimals, which cannot separate candidates that differ by a few thousandths
 of a dB. This fuses the same stacks (same renderer, seeds and 8-bit files) in-process and
-prints unrounded mean PSNRs per stack size, per scene and on average. CHECKPOINT may be
-`shipped` for the packaged weights. Needs scripts/setup_training.sh for the Debian photos.
+prints unrounded mean PSNRs per stack size, per scene and on average, and each checkpoint's
+mean gap to the classical method with its 95% confidence interval over the scenes.
+CHECKPOINT may be `shipped` for the packaged weights. Needs scripts/setup_training.sh for the
+Debian photos.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from stackmff.api import fuse_stack, network_weights
 from stackmff.errors import StackError
+from stackmff.evaluation.ranking import paired_difference
 from stackmff.evaluation.suites import VALIDATION_SIZES, held_out_scenes, validation_size_stacks
 from stackmff.fusion import StackFuser
 from stackmff.io.image import from_float, to_float
@@ -55,6 +58,10 @@ def main() -> None:
     for variant, rows in scores.items():
         means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         print(variant, "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
+        for name in fusers:
+            gap = paired_difference([r[name] for r in rows], [r[args.method] for r in rows])
+            print(f"    {name} - {args.method}: {gap.mean:+.4f} dB, 95% interval "
+                  f"{gap.low:+.4f} .. {gap.high:+.4f}, ahead on {gap.ahead}, behind on {gap.behind}")
 
 
 if __name__ == "__main__":

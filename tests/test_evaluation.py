@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from synthetic import make_stack
 
-from stackmff.evaluation.ranking import rank_methods
+from stackmff.evaluation.ranking import paired_difference, rank_methods
 from stackmff.evaluation.runner import TIME, available_methods, run_stack
 from stackmff.evaluation.suites import BenchStack, synthetic_stacks
 
@@ -36,6 +36,15 @@ def test_two_methods_are_compared_with_the_wilcoxon_test():
     assert ranking.p < 0.001  # a wins on all 20 stacks
     tied = rank_methods(np.stack([better, better], axis=1), ["a", "b"])
     assert tied.p == 1.0 and tied.mean_ranks == [1.5, 1.5]
+
+
+def test_paired_difference_gives_the_student_t_interval():
+    gap = paired_difference(np.array([31.0, 32.0, 33.0]), np.array([30.0, 30.0, 30.0]))
+    assert gap.mean == pytest.approx(2.0) and (gap.ahead, gap.behind) == (3, 0)
+    half = 4.3027 * 1.0 / np.sqrt(3)  # t(0.975, 2 dof) * sd / sqrt(n)
+    assert gap.low == pytest.approx(2.0 - half, abs=1e-3) and gap.high == pytest.approx(2.0 + half, abs=1e-3)
+    one = paired_difference(np.array([30.0]), np.array([31.0]))
+    assert one.mean == -1.0 and np.isnan(one.low) and (one.ahead, one.behind) == (0, 1)
 
 
 def test_runner_scores_a_method_and_the_bounds(tmp_path):
@@ -86,3 +95,5 @@ def test_report_names_its_suites_and_the_test_it_ranks_with(tmp_path):
     assert text.startswith("# Benchmarks: validation\n")
     assert "Wilcoxon signed-rank" in text and "nan" not in text
     assert "| v3 | 1.00 |" in text and "| depthmap | 2.00 |" in text
+    # v3 is 0.5 dB ahead on every scene: the interval collapses onto the mean
+    assert "| validation | N=2 | depthmap | +0.500 | +0.500 .. +0.500 | 6 / 0 |" in text

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import friedmanchisquare, rankdata, studentized_range, wilcoxon
+from scipy.stats import friedmanchisquare, rankdata, studentized_range, t, wilcoxon
 
 
 @dataclass
@@ -40,3 +40,30 @@ def rank_methods(scores: np.ndarray, methods: list[str], alpha: float = 0.05) ->
     order = np.argsort(mean_ranks)
     return Ranking([methods[i] for i in order], [float(mean_ranks[i]) for i in order],
                    test, float(statistic), float(p), cd, n)
+
+
+@dataclass
+class PairedDifference:
+    """``a - b`` over the same stacks: mean, its 95% confidence interval (Student's t; NaN
+    with one stack), and on how many stacks ``a`` is ahead and behind."""
+
+    mean: float
+    low: float
+    high: float
+    ahead: int
+    behind: int
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> PairedDifference:
+    """Whether a difference of means is larger than the stack-to-stack spread says it could
+    be by chance: a small mean gap over a dozen stacks often is not."""
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    if diff.size == 0:
+        raise ValueError("need at least one stack")
+    mean = float(diff.mean())
+    if diff.size < 2:
+        low = high = float("nan")
+    else:
+        half = t.ppf(0.5 + confidence / 2, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
+        low, high = mean - float(half), mean + float(half)
+    return PairedDifference(mean, low, high, int((diff > 0).sum()), int((diff < 0).sum()))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stackmff.evaluation.ranking import rank_methods
+from stackmff.evaluation.ranking import paired_difference, rank_methods
 from stackmff.evaluation.runner import BOUNDS, RunResult
 
 
@@ -104,6 +104,35 @@ def ranking_section(results: list[RunResult], methods: list[str]) -> list[str]:
     return lines + [""]
 
 
+def network_section(results: list[RunResult], methods: list[str],
+                    network: str = "v3") -> list[str]:
+    """The network against the best other method of each variant (by mean PSNR), stack by
+    stack: the mean gap with its 95% confidence interval, so that a gap of a few hundredths
+    of a dB over a dozen stacks reads as what it is."""
+    others = [m for m in methods if m != network]
+    if network not in methods or not others:
+        return []
+    lines = [f"| suite | variant | best other method | {network} - it (dB) | 95% interval | "
+             f"stacks {network} ahead / behind |", "|---|---|---|---:|---|---:|"]
+    for suite, variant in dict.fromkeys((r.suite, r.variant) for r in results):
+        scores: dict[str, dict[str, float]] = defaultdict(dict)
+        for r in results:
+            if (r.suite, r.variant) == (suite, variant) and not r.error and math.isfinite(r.psnr):
+                scores[r.method][r.scene] = r.psnr
+        scenes = set(scores.get(network, {}))
+        rivals = [m for m in others if m in scores and set(scores[m]) >= scenes]
+        if not scenes or not rivals:
+            continue
+        ordered = sorted(scenes)
+        best = max(rivals, key=lambda m: np.mean([scores[m][s] for s in ordered]))
+        gap = paired_difference([scores[network][s] for s in ordered],
+                                [scores[best][s] for s in ordered])
+        interval = "-" if math.isnan(gap.low) else f"{gap.low:+.3f} .. {gap.high:+.3f}"
+        lines.append(f"| {suite} | {variant} | {best} | {gap.mean:+.3f} | {interval} | "
+                     f"{gap.ahead} / {gap.behind} |")
+    return lines + [""]
+
+
 def gap_section(results: list[RunResult]) -> list[str]:
     """Our best method against enfuse per suite: PSNR gap and time ratio, same run."""
     if not any(r.method == "enfuse" and not r.error for r in results):
@@ -132,6 +161,9 @@ def gap_section(results: list[RunResult]) -> list[str]:
 def write_report(results: list[RunResult], methods: list[str], out: Path, command: str,
                  plots: list[str]) -> None:
     suites = dict.fromkeys(r.suite for r in results)  # in run order, each once
+    network = network_section(results, methods)
+    if network:
+        network = ["## The network against the best other method, stack by stack", "", *network]
     lines = [
         f"# Benchmarks: {', '.join(suites)}",
         "",
@@ -154,6 +186,7 @@ def write_report(results: list[RunResult], methods: list[str], out: Path, comman
         "## Ranking",
         "",
         *ranking_section(results, methods),
+        *network,
         "## Results per suite",
         "",
         *tables(results, methods),
