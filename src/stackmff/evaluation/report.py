@@ -114,11 +114,12 @@ def network_section(results: list[RunResult], methods: list[str],
         return []
     lines = [f"| suite | variant | best other method | {network} - it (dB) | 95% interval | "
              f"stacks {network} ahead / behind |", "|---|---|---|---:|---|---:|"]
-    for suite, variant in dict.fromkeys((r.suite, r.variant) for r in results):
-        scores: dict[str, dict[str, float]] = defaultdict(dict)
-        for r in results:
-            if (r.suite, r.variant) == (suite, variant) and not r.error and math.isfinite(r.psnr):
-                scores[r.method][r.scene] = r.psnr
+    by_variant: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+    for r in results:  # in run order: suite, variant -> method -> scene -> PSNR
+        scores = by_variant.setdefault((r.suite, r.variant), defaultdict(dict))
+        if not r.error and math.isfinite(r.psnr):
+            scores[r.method][r.scene] = r.psnr
+    for (suite, variant), scores in by_variant.items():
         scenes = set(scores.get(network, {}))
         rivals = [m for m in others if m in scores and set(scores[m]) >= scenes]
         if not scenes or not rivals:
