@@ -5,7 +5,7 @@ Usage: .venv/bin/python benchmarks/network_speed.py [--layers 8] [--size 1024] [
 
 Every variant runs in its own process (so peak memory is its own) on the same weights and the
 same stack, ``--repeat`` times. The fast paths' processes keep freed memory for reuse, as the
-command line's do (``stackmff.fusion.allocator``); the reference runs in a default process
+command line's do (``stackmff.runtime.allocator``); the reference runs in a default process
 and, as ``reference-kept``, in one set up as the fast paths'. The table gives the median wall
 time of the network forward (luma stack in, logits out), the ratio to the reference, and the
 peak resident memory of the process. Agreement with the reference: largest logit difference
@@ -66,8 +66,8 @@ def make_stack(layers: int, height: int, width: int, seed: int = 0) -> np.ndarra
 
 
 def load_model(checkpoint: str | None):
-    from stackmff.io.checkpoint import load_checkpoint
     from stackmff.model import StackMFFV3
+    from stackmff.weights.checkpoint import load_checkpoint
 
     if checkpoint:
         return load_checkpoint(checkpoint)[0]
@@ -78,8 +78,8 @@ def load_model(checkpoint: str | None):
 def run_variant(args: argparse.Namespace) -> None:
     """Child process: time one variant and save its logits."""
     from stackmff.fusion import StackFuser
-    from stackmff.fusion.allocator import keep_freed_memory
     from stackmff.model.reference import ReferenceStackMFFV3
+    from stackmff.runtime.allocator import keep_freed_memory
 
     if args.variant != "reference":
         keep_freed_memory()

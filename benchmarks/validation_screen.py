@@ -19,11 +19,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from stackmff.api import fuse_stack, network_weights
+from stackmff.api import fuse_stack, prepare_method
 from stackmff.errors import StackError
 from stackmff.evaluation.ranking import paired_difference
 from stackmff.evaluation.suites import VALIDATION_SIZES, held_out_scenes, validation_size_stacks
-from stackmff.fusion import StackFuser
 from stackmff.io.image import from_float, to_float
 from stackmff.metrics.reference import psnr
 
@@ -41,8 +40,8 @@ def main() -> None:
     parser.add_argument("--method", default="depthmap", help="classical method to compare with")
     args = parser.parse_args()
     try:
-        fusers = {name: StackFuser.from_checkpoint(
-            network_weights(None if name == "shipped" else name)) for name in args.checkpoints}
+        fusers = {name: prepare_method("v3", checkpoint=None if name == "shipped" else name)
+                  for name in args.checkpoints}
     except StackError as error:
         parser.error(str(error))
     scores: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -50,7 +49,7 @@ def main() -> None:
         layers = np.stack([to_float(from_float(layer, stack.dtype)) for layer in stack.layers])
         row = {args.method: _score(fuse_stack(layers, args.method), stack)}
         for name, fuser in fusers.items():
-            row[name] = _score(fuse_stack(layers, "v3", fuser=fuser), stack)
+            row[name] = _score(fuser(layers), stack)
         scores[stack.variant].append(row)
         print(stack.variant, stack.name,
               "  ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
 from stackmff.model import StackMFFV3
 from stackmff.training.config import DataConfig
 from stackmff.training.dataset import validation_set
+from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
 MIN_AGREEMENT = 0.999
 

@@ -20,12 +20,10 @@ import cv2
 import numpy as np
 
 import stackmff
-from stackmff.api import network_weights
-from stackmff.classical.common import luma
-from stackmff.fusion import StackFuser
 from stackmff.io.focusmap import focus_map_picture
 from stackmff.metrics.reference import to_uint8
 from stackmff.registration import align_stack
+from stackmff.stack_ops import luma
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = {
@@ -73,7 +71,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--out", default=str(ROOT / "docs" / "real_stacks.jpg"))
     args = parser.parse_args()
-    fuser = StackFuser.from_checkpoint(network_weights(args.checkpoint))
+    fuser = stackmff.prepare_method("v3", checkpoint=args.checkpoint)
     rows = []
     for name, folder in STACKS.items():
         path = Path(args.data) / folder
@@ -84,7 +82,7 @@ def main() -> None:
         layers = stack.layers
         if name == "mobile-depth-keyboard":
             layers = align_stack(layers).layers
-        fused = {"v3": fuser.fuse(layers)}
+        fused = {"v3": fuser(layers)}
         for method in ("depthmap", "pyramid"):
             fused[method] = stackmff.fuse_stack(layers, method)
         y, x = busiest_window(fused["depthmap"].focus_map, fused["depthmap"].fused, DETAIL)

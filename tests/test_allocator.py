@@ -3,12 +3,12 @@ import sys
 
 import pytest
 
-from stackmff.fusion.allocator import _glibc
+from stackmff.runtime.allocator import _glibc
 
 PROGRAM = """
 import resource, sys
 import numpy as np, torch
-from stackmff.fusion.allocator import keep_freed_memory
+from stackmff.runtime.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 from stackmff.fusion import StackFuser

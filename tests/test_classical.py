@@ -3,8 +3,8 @@ import pytest
 from synthetic import make_stack
 
 import stackmff
-from stackmff.classical import gather
 from stackmff.metrics import psnr
+from stackmff.stack_ops import gather
 
 METHODS = [m.name for m in stackmff.list_methods()]
 

@@ -3,8 +3,9 @@ import pytest
 import torch
 from synthetic import make_stack
 
-from stackmff.model import ModelConfig, StackMFFV3, classification_loss, depth_regression_loss
+from stackmff.model import ModelConfig, StackMFFV3
 from stackmff.model.reference import ReferenceStackMFFV3, reference_attention
+from stackmff.training.losses import classification_loss, depth_regression_loss
 
 TINY = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
                    attention_heads=2, attention_ffn=16)
@@ -123,7 +124,8 @@ def test_tiny_model_overfits_one_stack():
 
 
 def test_selection_cost_loss_prefers_near_misses_and_ignores_flat_pixels():
-    from stackmff.model import StackOutput, selection_cost_loss
+    from stackmff.model import StackOutput
+    from stackmff.training.losses import selection_cost_loss
 
     # layer k has value k / 4 on the left half; the right half is flat (all layers equal)
     stack = torch.zeros(1, 5, 1, 4, 8)

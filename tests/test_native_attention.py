@@ -4,9 +4,9 @@ import sys
 import pytest
 import torch
 
-from stackmff.fusion.native_attention import load_kernel, native_logits
 from stackmff.model import ModelConfig, StackMFFV3
 from stackmff.model.reference import reference_attention
+from stackmff.runtime.native_attention import load_kernel, native_logits
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_no_kernel_means_the_pytorch_path(fresh_cache, monkeypatch):
 def test_loading_the_kernel_leaves_the_floating_point_mode_alone(fresh_cache):
     """No flush-to-zero for the process's denormals (as -ffast-math would set with gcc < 13)."""
     kernel_or_skip(ModelConfig())
-    program = ("import numpy as np; from stackmff.fusion.native_attention import load_kernel; "
+    program = ("import numpy as np; from stackmff.runtime.native_attention import load_kernel; "
                "assert load_kernel(16, 4, 64) is not None; "
                "print(np.float32(1e-39) * np.float32(1.0) > 0)")
     output = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True,

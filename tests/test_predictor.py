@@ -3,14 +3,14 @@ import pytest
 import torch
 from synthetic import make_stack, write_stack
 
-from stackmff.classical import gather
 from stackmff.cli import main
 from stackmff.errors import StackError
 from stackmff.fusion import StackFuser, plan_tiles
 from stackmff.io import read_pages
-from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
 from stackmff.model import ModelConfig, StackMFFV3
 from stackmff.model.blocks import PyramidFC
+from stackmff.stack_ops import gather
+from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
 TINY = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
                    attention_heads=2, attention_ffn=16, pos_encoding="none")
@@ -120,9 +120,9 @@ def test_cli_fuses_with_a_checkpoint(tmp_path, checkpoint, capsys):
 
 
 def test_cli_v3_without_weights_is_a_clear_error(tmp_path, capsys, monkeypatch):
-    import stackmff.api
+    import stackmff.weights
 
-    monkeypatch.setattr(stackmff.api, "SHIPPED_WEIGHTS", tmp_path / "none.pt")
+    monkeypatch.setattr(stackmff.weights, "SHIPPED_WEIGHTS", tmp_path / "none.pt")
     layers, _, _ = make_stack(n_layers=3)
     write_stack(tmp_path / "stack", layers)
     code = main(["fuse", str(tmp_path / "stack"), "-o", str(tmp_path / "v3.png"), "-m", "v3"])
@@ -143,8 +143,8 @@ def test_depth_regression_head_gives_a_valid_map(tmp_path):
 
 
 def test_inference_rewrites_keep_the_function():
-    from stackmff.fusion.optimise import optimise_for_inference
     from stackmff.model.blocks import LearnablePool
+    from stackmff.runtime.optimise import optimise_for_inference
 
     torch.manual_seed(0)
     model = StackMFFV3(TINY).eval()
@@ -164,7 +164,7 @@ def test_inference_rewrites_keep_the_function():
 
 
 def test_convolutions_run_channels_last_on_cpu_only():
-    from stackmff.fusion.optimise import convolution_layout, optimise_for_inference
+    from stackmff.runtime.optimise import convolution_layout, optimise_for_inference
 
     assert convolution_layout("cpu") == torch.channels_last
     # cuDNN re-plans channels-last convolutions for every new input shape

@@ -8,11 +8,11 @@ from synthetic import texture
 
 from stackmff.cli import main
 from stackmff.data import Scene
-from stackmff.io.checkpoint import load_checkpoint
 from stackmff.model import ModelConfig
 from stackmff.training import TrainConfig, train
 from stackmff.training.config import DataConfig, RunConfig
 from stackmff.training.dataset import SyntheticStacks, render
+from stackmff.weights.checkpoint import load_checkpoint
 
 TINY_MODEL = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
                          attention_heads=2, attention_ffn=16)

@@ -8,11 +8,18 @@ Typical use::
     stackmff.save_result(result, stack, "fused.png")
 """
 
-from stackmff.api import DEFAULT_METHOD, fuse_stack, save_result
-from stackmff.classical import get_method, list_methods
+from stackmff.api import (
+    DEFAULT_METHOD,
+    fuse_files,
+    fuse_stack,
+    prepare_method,
+    save_result,
+)
 from stackmff.errors import StackError
 from stackmff.io import Stack, load_stack
+from stackmff.methods import get_method, list_methods
 from stackmff.result import FusionResult
+from stackmff.stack_ops import gather, luma
 
 __version__ = "0.1.0"
 
@@ -21,9 +28,13 @@ __all__ = [
     "FusionResult",
     "Stack",
     "StackError",
+    "fuse_files",
     "fuse_stack",
+    "gather",
     "get_method",
     "list_methods",
     "load_stack",
+    "luma",
+    "prepare_method",
     "save_result",
 ]

@@ -1,75 +1,66 @@
-"""The public entry points: fuse a stack with a named method, save what it produced."""
+"""The public entry points: prepare a method, fuse a stack, save what it produced, and the
+whole file-to-file run that ``stackmff fuse`` is."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from stackmff.classical import get_method, list_methods
 from stackmff.errors import StackError
-from stackmff.io import Stack, write_files_atomically
+from stackmff.io import Stack, expand_inputs, load_stack, write_files_atomically
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import encode_image
+from stackmff.io.paths import WRITABLE_SUFFIXES
+from stackmff.methods import Fuser, get_method, list_methods
 from stackmff.result import FusionResult
 
 DEFAULT_METHOD = "depthmap"
-NETWORK_METHOD = "v3"
-NETWORK_SUMMARY = ("StackMFF V3 network: per-pixel classification of the sharpest layer, "
-                   "pixels copied (shipped weights, or --checkpoint)")
-# the model that ships with the package; its card is weights/MODEL_CARD.md
-SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "stackmff-v3.pt"
 
 
 def method_names() -> list[str]:
-    """Every method ``fuse_stack`` accepts: the network and the classical registry."""
-    return [NETWORK_METHOD] + [m.name for m in list_methods()]
+    """Every method ``fuse_stack`` accepts."""
+    return [m.name for m in list_methods()]
 
 
-def network_weights(checkpoint: str | Path | None = None) -> Path:
-    """The weights ``v3`` runs with: ``checkpoint`` if given, else the shipped model."""
-    if checkpoint is not None:
-        return Path(checkpoint)
-    if SHIPPED_WEIGHTS.is_file():
-        return SHIPPED_WEIGHTS
-    raise StackError("method v3 needs trained weights: pass --checkpoint PATH "
-                     f"(no shipped model at {SHIPPED_WEIGHTS})")
+def prepare_method(method: str = DEFAULT_METHOD, **options) -> Fuser:
+    """Check ``options`` against the method and load what it needs once (the network's
+    weights); the returned fuser fuses any number of stacks.
 
-
-def check_method(method: str, checkpoint: str | Path | None = None) -> None:
-    """Fail early, before any work, on an unknown method or a network without weights."""
-    if method == NETWORK_METHOD:
-        network_weights(checkpoint)
-        return
-    get_method(method)
+    Raises:
+        StackError: an unknown method, an option it does not take, or a value out of range.
+    """
+    entry = get_method(method)
+    entry.check_options(**options)
+    return entry.prepare(**options)
 
 
 def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
-               checkpoint: str | Path | None = None, fuser=None, **fuser_options) -> FusionResult:
+               fuser: Fuser | None = None, **options) -> FusionResult:
     """Fuse a focus stack into one all-in-focus image.
 
     Args:
         stack: a :class:`Stack` from :func:`load_stack`, or a float array
             ``(L, H, W[, 3])`` in [0, 1].
         method: ``"v3"`` (the network) or a classical method (see :func:`method_names`).
-        checkpoint: weights for ``"v3"`` (default: the shipped model; ignored if ``fuser``
-            is given).
-        fuser: an already loaded :class:`stackmff.fusion.StackFuser`, to reuse across stacks.
-        **fuser_options: ``device``, ``tile``, ``margin``, ``precision``, ``global_means``,
-            ``native`` for a new fuser.
+        fuser: a fuser from :func:`prepare_method`, to reuse across stacks (then ``method``
+            and ``options`` are not used).
+        **options: the method's options; ``v3`` takes ``checkpoint`` (default: the shipped
+            model), ``device``, ``tile``, ``margin``, ``precision``, ``global_means`` and
+            ``native``. The classical methods take none.
 
     Returns:
         A :class:`FusionResult` with the fused image (float32, [0, 1]) and, where the method
         has them, the focus map and confidence.
     """
     layers = stack.layers if isinstance(stack, Stack) else np.asarray(stack)
-    if method == NETWORK_METHOD:
-        if fuser is None:
-            from stackmff.fusion import StackFuser
-
-            fuser = StackFuser.from_checkpoint(network_weights(checkpoint), **fuser_options)
-        return fuser.fuse(layers)
-    return get_method(method).fuse(layers)
+    if fuser is None:
+        fuser = prepare_method(method, **options)
+    return fuser(layers)
 
 
 def index_map_path(focus_map_path: str | Path) -> Path:
@@ -89,6 +80,31 @@ def output_paths(output: str | Path, focus_map: str | Path | None = None,
     return paths
 
 
+def check_outputs(output: str | Path, focus_map: str | Path | None = None,
+                  confidence: str | Path | None = None, method: str | None = None,
+                  inputs: Sequence[Path] = ()) -> list[Path]:
+    """Everything about the outputs that can be known before any work: file types, that
+    they differ from each other and from the inputs, and that the method makes the maps
+    asked for. Returns the paths that will be written."""
+    paths = output_paths(output, focus_map, confidence)
+    for path in paths:
+        if path.suffix.lower() not in WRITABLE_SUFFIXES:
+            raise StackError(f"cannot write {path}: unsupported file type "
+                             f"{path.suffix or '(none)'!r}; use one of "
+                             f"{', '.join(sorted(WRITABLE_SUFFIXES))}")
+        if path.is_dir():
+            raise StackError(f"cannot write {path}: it is a folder")
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise StackError("output paths must differ from each other")
+    sources = {Path(p).resolve() for p in inputs}
+    for path in paths:
+        if path.resolve() in sources:
+            raise StackError(f"refusing to overwrite input file {path}")
+    if method is not None and confidence is not None and not get_method(method).confidence:
+        raise StackError(f"method {method!r} produces no confidence map")
+    return paths
+
+
 def save_result(result: FusionResult, stack: Stack, output: str | Path,
                 focus_map: str | Path | None = None,
                 confidence: str | Path | None = None) -> list[Path]:
@@ -101,24 +117,73 @@ def save_result(result: FusionResult, stack: Stack, output: str | Path,
     Returns:
         The paths written.
     """
-    paths = output_paths(output, focus_map, confidence)
-    inputs = {p.resolve() for p in stack.paths}
-    for path in paths:
-        if path.resolve() in inputs:
-            raise StackError(f"refusing to overwrite input file {path}")
-    if len(set(p.resolve() for p in paths)) != len(paths):
-        raise StackError("output paths must differ from each other")
+    paths = check_outputs(output, focus_map, confidence, inputs=stack.paths)
+    if focus_map is not None and result.focus_map is None:
+        raise StackError(f"method {result.method!r} produces no focus map")
+    if confidence is not None and result.confidence is None:
+        raise StackError(f"method {result.method!r} produces no confidence map")
     files = {paths[0]: encode_image(stack.to_output(result.fused), paths[0])}
     if focus_map is not None:
-        if result.focus_map is None:
-            raise StackError(f"method {result.method!r} produces no focus map")
         picture = focus_map_picture(result.focus_map, len(stack))
         files[Path(focus_map)] = encode_image(picture, focus_map)
         indices = index_map_path(focus_map)
         files[indices] = encode_image(result.focus_map.astype(np.uint16), indices)
     if confidence is not None:
-        if result.confidence is None:
-            raise StackError(f"method {result.method!r} produces no confidence map")
         files[Path(confidence)] = encode_image(confidence_picture(result.confidence), confidence)
     write_files_atomically(files)
     return list(files)
+
+
+@dataclass
+class FuseReport:
+    """What :func:`fuse_files` did: the stack it read, the files it wrote, where time went."""
+
+    layers: int
+    width: int
+    height: int
+    method: str
+    written: list[Path]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
+               method: str = DEFAULT_METHOD, *, focus_map: str | Path | None = None,
+               confidence: str | Path | None = None, align: dict | None = None,
+               fuser: Fuser | None = None, **options) -> FuseReport:
+    """Files in, files out: check everything, load, optionally align, fuse, write.
+
+    Every check that does not need the pixels (method, options, output types and paths)
+    runs before the stack is read, so bad arguments cost nothing and write nothing.
+
+    Args:
+        align: ``None`` to fuse as loaded, or keyword arguments of
+            :func:`stackmff.registration.align_stack` (``{}`` for its defaults).
+        fuser: a prepared method to reuse across calls (see :func:`prepare_method`).
+    """
+    started = time.perf_counter()
+    inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise StackError(f"no images found in {', '.join(map(str, inputs))}")
+    check_outputs(output, focus_map, confidence, method, inputs=paths)
+    if fuser is None:
+        fuser = prepare_method(method, **options)
+    prepared = time.perf_counter()
+    stack = load_stack(paths, match_sizes=align is not None)
+    loaded = time.perf_counter()
+    seconds = {"prepare": prepared - started, "load": loaded - prepared}
+    if align is not None:
+        from stackmff.registration import align_stack
+
+        alignment = align_stack(stack.layers, **align)
+        stack = dataclasses.replace(stack, layers=alignment.layers,
+                                    paths=[stack.paths[k] for k in alignment.indices])
+        seconds["align"] = time.perf_counter() - loaded
+    fusing = time.perf_counter()
+    result = fuser(stack.layers)
+    written_at = time.perf_counter()
+    seconds["fuse"] = written_at - fusing
+    written = save_result(result, stack, output, focus_map, confidence)
+    seconds["write"] = time.perf_counter() - written_at
+    height, width = stack.layers.shape[1:3]
+    return FuseReport(len(stack), width, height, method, written, seconds)

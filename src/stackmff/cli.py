@@ -7,7 +7,6 @@ written then.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 import warnings
@@ -15,21 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stackmff import __version__
-from stackmff.api import (
-    DEFAULT_METHOD,
-    NETWORK_METHOD,
-    NETWORK_SUMMARY,
-    check_method,
-    fuse_stack,
-    network_weights,
-    output_paths,
-    save_result,
-)
-from stackmff.classical import list_methods
+from stackmff.api import DEFAULT_METHOD, fuse_files
 from stackmff.errors import StackError
-from stackmff.fusion.allocator import keep_freed_memory
-from stackmff.fusion.tiling import DEFAULT_MARGIN, PRECISIONS
+from stackmff.fusion.tiling import DEFAULT_MARGIN, MAX_MARGIN, PRECISIONS
 from stackmff.io import load_stack
+from stackmff.methods import list_methods
+from stackmff.runtime.allocator import keep_freed_memory
 
 
 def _add_registration_options(group, with_switch: bool) -> None:
@@ -54,13 +44,16 @@ def _add_registration_options(group, with_switch: bool) -> None:
                        help="least correlation (0..1) of an accepted alignment (default 0.6)")
 
 
+def _align_options(args) -> dict:
+    reference = "middle" if args.reference is None else args.reference
+    return {"reference": reference, "model": args.model, "keep_size": args.keep_size,
+            "on_failure": args.on_failure, "tolerance": args.tolerance}
+
+
 def _align(stack, args):
     from stackmff.registration import align_stack
 
-    reference = "middle" if args.reference is None else args.reference
-    return align_stack(stack.layers, reference=reference, model=args.model,
-                       keep_size=args.keep_size, on_failure=args.on_failure,
-                       tolerance=args.tolerance)
+    return align_stack(stack.layers, **_align_options(args))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -84,20 +77,23 @@ def _build_parser() -> argparse.ArgumentParser:
     method.add_argument("-m", "--method", default=DEFAULT_METHOD,
                         help=f"fusion method (default: {DEFAULT_METHOD}; "
                              "see `stackmff methods`)")
+    # network options default to None: only those given reach the method, which refuses
+    # the ones it does not take (a classical method takes none)
     network = fuse.add_argument_group("network (--method v3)")
     network.add_argument("--checkpoint", metavar="PATH",
                          help="trained weights (.pt); default: the shipped model")
-    network.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    network.add_argument("--tile", type=_tile_size, default="auto", metavar="N",
+    network.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
+    network.add_argument("--tile", type=_tile_size, metavar="N",
                          help="tile side in pixels, 0 for one pass (default: auto, the largest "
                               "that bounds memory for the stack's layer count)")
-    network.add_argument("--tile-margin", type=int, default=DEFAULT_MARGIN, metavar="N",
-                         help=f"context around each tile (default {DEFAULT_MARGIN})")
+    network.add_argument("--tile-margin", type=_margin, metavar="N",
+                         help=f"context around each tile, 0..{MAX_MARGIN} "
+                              f"(default {DEFAULT_MARGIN})")
     network.add_argument("--tile-local-means", action="store_true",
                          help="let each tile take the network's global averages over itself, "
                               "skipping the first pass that takes them over the whole image: "
                               "faster with several tiles, the focus map changes at near-ties")
-    network.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    network.add_argument("--precision", choices=PRECISIONS,
                          help="autocast precision of the per-layer network (default fp32)")
     output = fuse.add_argument_group("output")
     output.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -173,36 +169,47 @@ def _tile_size(text: str) -> int | str | None:
     return value or None
 
 
-def _run_fuse(args: argparse.Namespace) -> None:
-    check_method(args.method, args.checkpoint)  # fail before any work
-    output_paths(args.output, args.focus_map, args.confidence)
-    started = time.perf_counter()
-    fuser = None
-    if args.method == NETWORK_METHOD:
-        from stackmff.fusion import StackFuser
+def _margin(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_MARGIN:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_MARGIN}, got {value}")
+    return value
 
-        fuser = StackFuser.from_checkpoint(network_weights(args.checkpoint), device=args.device,
-                                           tile=args.tile, margin=args.tile_margin,
-                                           precision=args.precision,
-                                           global_means=not args.tile_local_means)
-    stack = load_stack(args.inputs, match_sizes=args.align)
-    loaded = time.perf_counter()
-    if args.align:
-        alignment = _align(stack, args)
-        stack = dataclasses.replace(stack, layers=alignment.layers,
-                                    paths=[stack.paths[k] for k in alignment.indices])
-    aligned = time.perf_counter()
-    result = fuse_stack(stack, method=args.method, fuser=fuser)
-    fused = time.perf_counter()
-    written = save_result(result, stack, args.output, args.focus_map, args.confidence)
-    done = time.perf_counter()
+
+# --flag -> the method option it sets
+_NETWORK_FLAGS = {"checkpoint": "checkpoint", "device": "device", "tile": "tile",
+                  "tile_margin": "margin", "precision": "precision"}
+_FLAG_NAMES = {"checkpoint": "--checkpoint", "device": "--device", "tile": "--tile",
+               "margin": "--tile-margin", "precision": "--precision",
+               "global_means": "--tile-local-means"}
+
+
+def _method_options(args: argparse.Namespace) -> dict:
+    """The method options the user gave; the method refuses those it does not take."""
+    from stackmff.methods import get_method
+
+    options = {option: getattr(args, flag) for flag, option in _NETWORK_FLAGS.items()
+               if getattr(args, flag) is not None}
+    if args.tile_local_means:
+        options["global_means"] = False
+    unknown = sorted(set(options) - get_method(args.method).options)
+    if unknown:
+        flags = ", ".join(_FLAG_NAMES[o] for o in unknown)
+        raise StackError(f"{flags} applies to the network methods only, not to "
+                         f"--method {args.method}")
+    return options
+
+
+def _run_fuse(args: argparse.Namespace) -> None:
+    report = fuse_files(args.inputs, args.output, args.method, focus_map=args.focus_map,
+                        confidence=args.confidence,
+                        align=_align_options(args) if args.align else None,
+                        **_method_options(args))
     if not args.quiet:
-        height, width = stack.layers.shape[1:3]
-        align_time = f", align {aligned - loaded:.1f} s" if args.align else ""
-        print(f"fused {len(stack)} layers of {width}x{height} with {args.method} "
-              f"(load {loaded - started:.1f} s{align_time}, fuse {fused - aligned:.1f} s, "
-              f"write {done - fused:.1f} s)")
-        for path in written:
+        times = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.seconds.items())
+        print(f"fused {report.layers} layers of {report.width}x{report.height} with "
+              f"{report.method} ({times})")
+        for path in report.written:
             print(f"wrote {path}")
 
 
@@ -260,7 +267,7 @@ def _run_synth(args: argparse.Namespace) -> None:
 
 
 def _run_methods() -> None:
-    rows = [(NETWORK_METHOD, NETWORK_SUMMARY)] + [(m.name, m.summary) for m in list_methods()]
+    rows = [(m.name, m.summary) for m in list_methods()]
     width = max(len(name) for name, _ in rows)
     for name, summary in rows:
         default = " (default)" if name == DEFAULT_METHOD else ""
@@ -270,7 +277,7 @@ def _run_methods() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    keep_freed_memory()  # before any worker thread: see stackmff.fusion.allocator
+    keep_freed_memory()  # before any worker thread: see stackmff.runtime.allocator
     if args.command is None:
         parser.print_help()
         return 2

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 from scipy.fft import dctn
 
-from stackmff.classical.common import check_layers, gather, luma
-from stackmff.classical.registry import register
+from stackmff.methods import register
 from stackmff.progress import progress
 from stackmff.result import FusionResult
+from stackmff.stack_ops import check_layers, gather, luma
 
 BLOCK = 8
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from stackmff.classical import dtcwt_transform as dt
-from stackmff.classical.registry import register
 from stackmff.classical.transform_fusion import Decomposition, fuse_in_transform
+from stackmff.methods import register
 from stackmff.result import FusionResult
 
 
@@ -31,7 +31,7 @@ def _inverse(decomposition: Decomposition) -> np.ndarray:
 
 
 @register("dtcwt", "dual-tree complex wavelet: per oriented subband keep the largest "
-          "magnitude, average the lowpass")
+          "magnitude, average the lowpass", confidence=False)
 def fuse_dtcwt(layers: np.ndarray) -> FusionResult:
     levels = dt.max_levels(layers.shape[1:3])
     return fuse_in_transform(layers, lambda p: _forward(p, levels), _inverse, method="dtcwt")

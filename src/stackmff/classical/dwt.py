@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pywt
 
-from stackmff.classical.registry import register
 from stackmff.classical.transform_fusion import Decomposition, fuse_in_transform
+from stackmff.methods import register
 from stackmff.result import FusionResult
 
 WAVELET = "sym4"
@@ -27,7 +27,7 @@ def _inverse(decomposition: Decomposition) -> np.ndarray:
 
 
 @register("dwt", f"discrete wavelet ({WAVELET}): per subband keep the most active layer, "
-          "average the approximation")
+          "average the approximation", confidence=False)
 def fuse_dwt(layers: np.ndarray) -> FusionResult:
     levels = max(1, min(MAX_LEVELS, pywt.dwt_max_level(min(layers.shape[1:3]), WAVELET)))
     return fuse_in_transform(layers, lambda p: _forward(p, levels), _inverse, method="dwt")

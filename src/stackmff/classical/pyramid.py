@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stackmff.classical.registry import register
 from stackmff.classical.transform_fusion import Decomposition, fuse_in_transform
+from stackmff.methods import register
 from stackmff.result import FusionResult
 
 
@@ -38,7 +38,7 @@ def collapse(pyramid: Decomposition) -> np.ndarray:
 
 
 @register("pyramid", "Laplacian pyramid: per band keep the sharpest layer's detail, "
-          "average the base")
+          "average the base", confidence=False)
 def fuse_pyramid(layers: np.ndarray) -> FusionResult:
     levels = pyramid_levels(layers.shape[1:3])
     return fuse_in_transform(layers, lambda p: laplacian_pyramid(p, levels), collapse,

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stackmff.classical.common import channels, check_layers, luma, source_map
+from stackmff.classical.common import source_map
 from stackmff.progress import progress
 from stackmff.result import FusionResult
+from stackmff.stack_ops import channels, check_layers, luma
 
 
 @dataclass

@@ -38,20 +38,18 @@ class Method:
 def available_methods(requested: list[str] | None, checkpoint: str | None) -> list[Method]:
     """Our classical methods, the network (given weights, else the shipped ones), installed
     peers."""
-    from stackmff.classical import list_methods
-
-    methods = [Method(m.name, (sys.executable, "-m", "stackmff", "fuse", "-q", "-m", m.name), True)
-               for m in list_methods()]
-    from stackmff.api import network_weights
     from stackmff.errors import StackError
+    from stackmff.methods import list_methods
 
-    try:
-        weights = network_weights(checkpoint)
-    except StackError:  # no weights given and none shipped: no v3 rows
-        weights = None
-    if weights:
-        methods.insert(0, Method("v3", (sys.executable, "-m", "stackmff", "fuse", "-q", "-m", "v3",
-                                        "--checkpoint", str(weights)), True))
+    methods = []
+    for m in list_methods():
+        fixed = ["--checkpoint", str(checkpoint)] if checkpoint and "checkpoint" in m.options else []
+        try:
+            m.check_options(**({"checkpoint": checkpoint} if fixed else {}))
+        except StackError:  # the network without weights given or shipped: no rows
+            continue
+        methods.append(Method(m.name, (sys.executable, "-m", "stackmff", "fuse", "-q",
+                                       "-m", m.name, *fixed), True))
     if shutil.which("enfuse"):
         methods.append(Method("enfuse", ("enfuse", *ENFUSE_FLAGS), False))
     if shutil.which("focus-stack"):
@@ -105,8 +103,8 @@ BOUNDS = ("(bound) true map", "(bound) best layer")
 def bounds(stack: BenchStack) -> list[RunResult]:
     """Two results no real method reaches: the gather by the true focus map, and per pixel
     the layer closest to the truth (smallest 3x3 local error)."""
-    from stackmff.classical.common import gather
     from stackmff.data.physical import closest_layer
+    from stackmff.stack_ops import gather
 
     candidates = []
     if stack.focus_map is not None:

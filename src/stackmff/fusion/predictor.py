@@ -16,19 +16,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stackmff.classical.common import check_layers, gather, luma
 from stackmff.errors import StackError
-from stackmff.fusion.allocator import release_free_memory
-from stackmff.fusion.native_attention import native_logits
-from stackmff.fusion.optimise import convolution_layout, optimise_for_inference
-from stackmff.fusion.parallel import thread_map
+from stackmff.fusion.image_means import ImageMeans
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, Tile, plan_tiles
-from stackmff.io.checkpoint import load_checkpoint
 from stackmff.model import StackMFFV3, StackOutput
 from stackmff.model.attention import PIXELS_PER_CHUNK
-from stackmff.model.global_means import ImageMeans, using
+from stackmff.model.global_means import using
 from stackmff.progress import progress
 from stackmff.result import FusionResult
+from stackmff.runtime.allocator import release_free_memory
+from stackmff.runtime.native_attention import native_logits
+from stackmff.runtime.optimise import convolution_layout, optimise_for_inference
+from stackmff.runtime.parallel import thread_map
+from stackmff.stack_ops import check_layers, gather, luma
+from stackmff.weights.checkpoint import load_checkpoint
 
 ALIGN = 32  # the encoder's total stride
 VOLUME_BUDGET_BYTES = 2**30  # the [N, C0, tile, tile] volume of one tile
@@ -53,13 +54,13 @@ class StackFuser:
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast for the per-layer network
             (the cross-layer attention stays in fp32).
         workers: CPU threads, each taking whole layers and pixel chunks on one core
-            (default: torch's thread count); see :mod:`stackmff.fusion.parallel`.
+            (default: torch's thread count); see :mod:`stackmff.runtime.parallel`.
         global_means: with several tiles, a first pass over them so that the network's
             global averages see the whole image, as untiled (see
             :mod:`stackmff.model.global_means`); ``False`` skips it (faster, and the focus
             map changes at near-ties).
         native: on CPU, the cross-layer attention runs as the compiled kernel of
-            :mod:`stackmff.fusion.native_attention` where it can be built (``False``: always
+            :mod:`stackmff.runtime.native_attention` where it can be built (``False``: always
             the PyTorch path).
     """
 
@@ -84,6 +85,10 @@ class StackFuser:
                                              else (1, PIXELS_PER_CHUNK))
         if device == "cpu":
             torch.set_flush_denormal(True)  # denormals make CPU convolutions crawl
+
+    def __call__(self, layers: np.ndarray) -> FusionResult:
+        """A prepared method is a fuser: see :func:`stackmff.prepare_method`."""
+        return self.fuse(layers)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options) -> StackFuser:

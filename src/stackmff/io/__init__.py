@@ -1,6 +1,7 @@
 """Stack input/output: loading stacks, writing images at full bit depth, focus-map pictures."""
 
-from stackmff.io.image import read_pages, write_files_atomically, write_image
+from stackmff.io.atomic import write_files_atomically
+from stackmff.io.image import read_pages, write_image
 from stackmff.io.paths import expand_inputs, natural_key
 from stackmff.io.stack import Stack, load_stack
 

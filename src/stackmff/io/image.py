@@ -7,8 +7,6 @@ multi-page TIFF z-stacks, and Pillow supplies the EXIF orientation.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import tifffile
 from PIL import Image
 
 from stackmff.errors import StackError
+from stackmff.io.atomic import write_files_atomically
 from stackmff.io.paths import TIFF_SUFFIXES
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
@@ -149,38 +148,6 @@ def encode_image(image: np.ndarray, path: str | Path) -> bytes:
     if not ok:
         raise StackError(f"cannot write {path}: unsupported file type {suffix!r}")
     return encoded.tobytes()
-
-
-def write_files_atomically(files: dict[Path, bytes]) -> None:
-    """Write every file to a temporary name first, then rename them all into place.
-
-    If any write fails, the temporaries are removed and no target is created or changed.
-    """
-    temporaries: list[tuple[Path, Path]] = []
-    mode = 0o666 & ~_umask()
-    try:
-        for target, data in files.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                       dir=target.parent)
-            temporaries.append((Path(tmp), target))
-            if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual permissions
-                os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-        for tmp, target in temporaries:
-            os.replace(tmp, target)
-    except OSError as exc:
-        for tmp, _ in temporaries:
-            tmp.unlink(missing_ok=True)
-        raise StackError(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}") \
-            from None
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def write_image(image: np.ndarray, path: str | Path) -> None:

@@ -11,6 +11,8 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jpe", ".jp2"}
 )
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
+# what an output may be: 16 bit in PNG and TIFF, 8 bit in the others
+WRITABLE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jpe", ".bmp", ".webp"})
 
 
 def natural_key(path: Path) -> list[object]:

@@ -1,99 +1,37 @@
-"""Image-wide global averages for tiled inference.
+"""The network's global averages, with a hook through which tiled inference takes them over.
 
 The per-layer network has global branches: each pyramid-FC block's global average and the
-PSP module's 1x1 bin. Run on one tile, they average over that tile, not over the image, so
-tiling changes the focus map a little (0.6% of pixels at 512 px tiles). Tiled inference can
-therefore go twice over the tiles: first a :class:`MeanRecorder` sums each global branch's
-input over the tile's core, then a :class:`MeanReplay` hands every tile the image's means.
-
-Which recorder or replay is active is a context variable, so worker threads that run
-different layers each see their own (see :mod:`stackmff.fusion.parallel`).
+PSP module's 1x1 bin. Run on one tile, they average over that tile, not over the image; tiled
+inference therefore sets a hook (:mod:`stackmff.fusion.image_means`) that records them or
+replays the whole image's. Which hook is active is a context variable, so worker threads that
+run different layers each see their own (see :mod:`stackmff.runtime.parallel`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from threading import Lock
 
 import torch
 import torch.nn.functional as F
 
-_active: ContextVar[MeanRecorder | MeanReplay | None] = ContextVar("global_means", default=None)
+Hook = Callable[[torch.Tensor], torch.Tensor]
+_active: ContextVar[Hook | None] = ContextVar("global_means", default=None)
 
 
 def global_average(x: torch.Tensor) -> torch.Tensor:
-    """``[B, C, H, W] -> [B, C, 1, 1]``: the mean over the map, or what the active recorder or
-    replay makes of it."""
+    """``[B, C, H, W] -> [B, C, 1, 1]``: the mean over the map, or what the active hook makes
+    of it."""
     hook = _active.get()
     return F.adaptive_avg_pool2d(x, 1) if hook is None else hook(x)
 
 
 @contextmanager
-def using(hook: MeanRecorder | MeanReplay) -> Iterator[None]:
+def using(hook: Hook) -> Iterator[None]:
     """Make ``hook`` answer the global averages run in this thread, for the block."""
     token = _active.set(hook)
     try:
         yield
     finally:
         _active.reset(token)
-
-
-class ImageMeans:
-    """Per global-average site (in call order) and per stack layer: the running sum of the
-    site's input over the tile cores seen so far, and the pixel count."""
-
-    def __init__(self, n_layers: int) -> None:
-        self.n_layers = n_layers
-        self.sums: list[torch.Tensor] = []
-        self.counts: list[int] = []
-        self.lock = Lock()   # worker threads record different layers of the same sites
-
-    def recorder(self, start: int, core: tuple[int, int, int, int], size: tuple[int, int]) -> MeanRecorder:
-        """For layers ``start, start + 1, ...`` of one tile: ``core`` = (y0, y1, x0, x1) of the
-        tile's core within the ``size`` = (height, width) fed to the network."""
-        return MeanRecorder(self, start, core, size)
-
-    def replay(self, start: int) -> MeanReplay:
-        """The image means, for layers ``start, start + 1, ...``."""
-        return MeanReplay([s / c for s, c in zip(self.sums, self.counts)], start)
-
-
-class MeanRecorder:
-    """Adds each global-average input's core sum to an :class:`ImageMeans`; the network itself
-    goes on with the tile's own mean."""
-
-    def __init__(self, means: ImageMeans, start: int, core: tuple[int, int, int, int],
-                 size: tuple[int, int]) -> None:
-        self.means, self.start, self.core, self.size = means, start, core, size
-        self.site = 0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        (h, w), (y0, y1, x0, x1) = x.shape[-2:], self.core
-        sy, sx = self.size[0] / h, self.size[1] / w   # the map's stride
-        r0, c0 = round(y0 / sy), round(x0 / sx)
-        r1, c1 = max(r0 + 1, round(y1 / sy)), max(c0 + 1, round(x1 / sx))
-        total = x[..., r0:r1, c0:c1].sum(dim=(-2, -1), dtype=torch.float32)     # [B, C]
-        means = self.means
-        with means.lock:
-            if self.site == len(means.sums):
-                means.sums.append(torch.zeros((means.n_layers, x.shape[1]), device=x.device))
-                means.counts.append(0)
-            means.sums[self.site][self.start:self.start + x.shape[0]] += total
-            if self.start == 0:   # every layer covers the same pixels: count them once
-                means.counts[self.site] += (r1 - r0) * (c1 - c0)
-        self.site += 1
-        return F.adaptive_avg_pool2d(x, 1)
-
-
-class MeanReplay:
-    """Answers the global averages, in call order, with the recorded image means."""
-
-    def __init__(self, means: list[torch.Tensor], start: int) -> None:
-        self.means, self.start, self.site = means, start, 0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        mean = self.means[self.site][self.start:self.start + x.shape[0]]
-        self.site += 1
-        return mean.to(x.dtype)[:, :, None, None]

@@ -11,7 +11,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stackmff.model.attention import CrossLayerAttention, MapFunction, serial
@@ -91,37 +90,3 @@ class StackMFFV3(nn.Module):
     def reduce(volume: torch.Tensor) -> torch.Tensor:
         """Stage 3: one logit per layer and pixel, the maximum over the C0 channels."""
         return volume.amax(dim=2)
-
-
-def classification_loss(output: StackOutput, focus_map: torch.Tensor) -> torch.Tensor:
-    """V3 training loss: per-pixel cross-entropy against the 0-based true layer index."""
-    return F.cross_entropy(output.logits, focus_map.long())
-
-
-def selection_cost_loss(output: StackOutput, focus_map: torch.Tensor,
-                        stack: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy weighted by what a wrong choice costs, plus the expected cost.
-
-    The cost of picking layer k at a pixel is ``|layer_k - true layer|`` there. On flat
-    regions every layer is as good as the label, so their cross-entropy weighs little; where
-    layers differ, a choice one layer off costs less than a far one. Both terms are scaled
-    by the batch's mean cost, so the loss does not depend on image contrast.
-    """
-    layers = stack[:, :, 0].to(output.logits.dtype)                    # [B, N, H, W]
-    target = focus_map.long()
-    ideal = layers.gather(1, target[:, None])
-    cost = (layers - ideal).abs()
-    scale = cost.mean().clamp_min(1e-6)
-    weight = cost.mean(dim=1) / scale + 0.1                            # [B, H, W]
-    cross_entropy = F.cross_entropy(output.logits, target, reduction="none")
-    weighted = (weight * cross_entropy).sum() / weight.sum()
-    expected_cost = (output.logits.softmax(dim=1) * cost).sum(dim=1).mean() / scale
-    return weighted + expected_cost
-
-
-def depth_regression_loss(output: StackOutput, focus_map: torch.Tensor) -> torch.Tensor:
-    """V3* training loss: MSE between the expected normalised depth and the true layer's
-    normalised position (for ordered stacks)."""
-    n = output.logits.shape[1]
-    target = focus_map.to(output.logits.dtype) / max(n - 1, 1)
-    return F.mse_loss(output.expected_depth(), target)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stackmff.classical.common import luma
+from stackmff.stack_ops import luma
 
 MODELS = ("translation", "similarity", "affine", "homography")
 _ECC_MOTION = {"translation": cv2.MOTION_TRANSLATION, "similarity": cv2.MOTION_AFFINE,

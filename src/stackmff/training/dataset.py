@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from stackmff.classical.common import luma
 from stackmff.data.faithful import render_faithful
 from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.sources import SceneSampler, SourceWeights
+from stackmff.stack_ops import luma
 from stackmff.training.config import DataConfig
 
 

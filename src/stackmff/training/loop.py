@@ -15,19 +15,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stackmff.classical.common import gather
 from stackmff.errors import StackError
-from stackmff.fusion.optimise import convolution_layout
-from stackmff.io.checkpoint import load_checkpoint, save_checkpoint
 from stackmff.metrics import psnr
-from stackmff.model import (
-    StackMFFV3,
+from stackmff.model import StackMFFV3
+from stackmff.runtime.optimise import convolution_layout
+from stackmff.stack_ops import gather
+from stackmff.training.config import TrainConfig
+from stackmff.training.dataset import batches, validation_set
+from stackmff.training.losses import (
     classification_loss,
     depth_regression_loss,
     selection_cost_loss,
 )
-from stackmff.training.config import TrainConfig
-from stackmff.training.dataset import batches, validation_set
+from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
 LOG_FIELDS = ["step", "minutes", "lr", "loss", "val_accuracy", "val_within_one", "val_psnr"]
 

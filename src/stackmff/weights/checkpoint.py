@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from stackmff.errors import StackError
-from stackmff.io.image import write_files_atomically
+from stackmff.io.atomic import write_files_atomically
 from stackmff.model import ModelConfig, StackMFFV3
 
 FORMAT_VERSION = 1

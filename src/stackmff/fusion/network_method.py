@@ -1,0 +1,56 @@
+"""The StackMFF V3 network as an entry of the method registry, with its options.
+
+Importing this module registers ``v3`` without importing torch: the weights are loaded when
+the method is prepared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackmff.errors import StackError
+from stackmff.fusion.tiling import DEFAULT_MARGIN, MAX_MARGIN, PRECISIONS
+from stackmff.methods import Fuser, FusionMethod, add_method
+from stackmff.weights import network_weights
+
+NAME = "v3"
+DEVICES = ("cpu", "cuda")
+OPTIONS = frozenset({"checkpoint", "device", "tile", "margin", "precision", "global_means",
+                     "native"})
+
+
+def check_network_options(checkpoint: str | Path | None = None, device: str = "cpu",
+                          tile: int | str | None = "auto", margin: int = DEFAULT_MARGIN,
+                          precision: str = "fp32", global_means: bool = True,
+                          native: bool = True) -> None:
+    """Every option's range, and that the weights exist, before anything is loaded."""
+    network_weights(checkpoint)
+    if device not in DEVICES:
+        raise StackError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if precision not in PRECISIONS:
+        raise StackError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if tile != "auto" and tile is not None and (
+            isinstance(tile, bool) or not isinstance(tile, int) or tile < 32):
+        raise StackError(f"tile must be 'auto', None (one pass) or at least 32 pixels, got {tile!r}")
+    if (isinstance(margin, bool) or not isinstance(margin, int)
+            or not 0 <= margin <= MAX_MARGIN):
+        raise StackError(f"tile margin must be an integer from 0 to {MAX_MARGIN}, got {margin!r}")
+    for name, value in (("global_means", global_means), ("native", native)):
+        if not isinstance(value, bool):
+            raise StackError(f"{name} must be True or False, got {value!r}")
+
+
+def prepare_network(checkpoint: str | Path | None = None, **options) -> Fuser:
+    """Load the weights once; the returned fuser runs every stack through them."""
+    check_network_options(checkpoint, **options)
+    from stackmff.fusion.predictor import StackFuser
+
+    return StackFuser.from_checkpoint(network_weights(checkpoint), **options)
+
+
+add_method(FusionMethod(
+    NAME,
+    "StackMFF V3 network: per-pixel classification of the sharpest layer, pixels copied "
+    "(shipped weights, or --checkpoint)",
+    prepare=prepare_network, options=OPTIONS, check=check_network_options, rank=0))
+

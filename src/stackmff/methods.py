@@ -1,0 +1,96 @@
+"""The one registry of fusion methods: the network and the classical methods alike.
+
+A method is prepared once (``prepare(**options)``: the network loads its weights there) and
+the prepared fuser then fuses any number of stacks. Each entry names the options it accepts,
+so an option that a method would ignore is refused instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stackmff.errors import StackError
+from stackmff.result import FusionResult
+
+Fuser = Callable[[np.ndarray], FusionResult]
+
+# the modules whose import registers the built-in methods, in listing order
+BUILTIN_MODULES = ("stackmff.fusion.network_method", "stackmff.classical")
+
+
+@dataclass(frozen=True)
+class FusionMethod:
+    """A named method.
+
+    Attributes:
+        name: what ``--method`` takes.
+        summary: one line for ``stackmff methods``.
+        prepare: ``prepare(**options) -> fuser``; the fuser takes float32 ``(L, H, W[, 3])``
+            in [0, 1] and returns a :class:`FusionResult`.
+        options: the keyword options ``prepare`` accepts.
+        check: validates options before any work (raises :class:`StackError`).
+        confidence: whether its results carry a confidence map.
+        rank: listing order (the network first, then the classical methods).
+    """
+
+    name: str
+    summary: str
+    prepare: Callable[..., Fuser]
+    options: frozenset[str] = field(default_factory=frozenset)
+    check: Callable[..., None] = lambda **options: None
+    confidence: bool = True
+    rank: int = 1
+
+    def check_options(self, **options) -> None:
+        """Refuse options this method does not take, then check the values it does."""
+        unknown = sorted(set(options) - self.options)
+        if unknown:
+            taken = f" (it takes: {', '.join(sorted(self.options))})" if self.options else ""
+            raise StackError(f"method {self.name!r} does not take the option(s) "
+                             f"{', '.join(unknown)}{taken}")
+        self.check(**options)
+
+
+_METHODS: dict[str, FusionMethod] = {}
+
+
+def add_method(method: FusionMethod) -> FusionMethod:
+    if method.name in _METHODS:
+        raise ValueError(f"fusion method {method.name!r} registered twice")
+    _METHODS[method.name] = method
+    return method
+
+
+def register(name: str, summary: str, confidence: bool = True) -> Callable[[Fuser], Fuser]:
+    """Decorator for a method without options: the function itself is the fuser."""
+
+    def add(function: Fuser) -> Fuser:
+        add_method(FusionMethod(name, summary, prepare=lambda: function, confidence=confidence))
+        return function
+
+    return add
+
+
+def _load_builtins() -> None:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def get_method(name: str) -> FusionMethod:
+    """Look a method up by name; raises :class:`StackError` naming the known ones."""
+    _load_builtins()
+    try:
+        return _METHODS[name]
+    except KeyError:
+        known = ", ".join(_METHODS)
+        raise StackError(f"unknown fusion method {name!r}; known methods: {known}") from None
+
+
+def list_methods() -> list[FusionMethod]:
+    """All registered methods: the network first, then the classical ones."""
+    _load_builtins()
+    return sorted(_METHODS.values(), key=lambda m: m.rank)
