@@ -1,0 +1,62 @@
+"""The seams of the architecture: which packages import which, and a golden result that a
+move of code must not change."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import stackmff
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "pcb"
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def modules_after(statement: str) -> set[str]:
+    """The stackmff and heavy third-party modules a fresh interpreter holds after
+    ``statement``."""
+    program = (f"{statement}\nimport sys\n"
+               "print('\\n'.join(m for m in sys.modules))")
+    output = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True,
+                            text=True).stdout
+    return set(output.split())
+
+
+def test_import_stackmff_does_not_import_torch():
+    loaded = modules_after("import stackmff; stackmff.list_methods()")
+    assert "torch" not in loaded
+    assert not any(m.startswith(("stackmff.training", "stackmff.evaluation", "stackmff.data"))
+                   for m in loaded)
+
+
+@pytest.mark.parametrize("statement", [
+    "import stackmff; stackmff.prepare_method('v3')",
+    "import stackmff.cli",
+    "import stackmff.registration",
+])
+def test_inference_never_imports_training_evaluation_or_data(statement):
+    loaded = modules_after(statement)
+    assert not any(m.startswith(("stackmff.training", "stackmff.evaluation", "stackmff.data"))
+                   for m in loaded), sorted(m for m in loaded if m.startswith("stackmff"))
+
+
+def test_classical_fusion_does_not_import_torch():
+    loaded = modules_after("import numpy as np, stackmff\n"
+                           "stackmff.fuse_stack(np.random.rand(2, 32, 32).astype('f4'), 'pyramid')")
+    assert "torch" not in loaded
+
+
+@pytest.mark.parametrize("method", ["depthmap", "v3"])
+def test_the_bundled_example_fuses_as_it_always_has(method):
+    """examples/pcb against focus maps stored by the release before the package moves: the
+    same layer for (nearly) every pixel, and the fused image is the gather of that map."""
+    stack = stackmff.load_stack(EXAMPLE)
+    result = stackmff.fuse_stack(stack, method)
+    golden = cv2.imread(str(GOLDEN / f"pcb_{method}_focus_map.png"), cv2.IMREAD_UNCHANGED)
+    agreement = np.mean(result.focus_map == golden)
+    # depthmap is exact; the network may differ at near-ties on other CPUs
+    assert agreement >= (1.0 if method == "depthmap" else 0.995)
+    assert np.array_equal(result.fused, stackmff.gather(stack.layers, result.focus_map))
