@@ -7,10 +7,13 @@ written then.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stackmff import __version__
@@ -274,7 +277,46 @@ def _run_methods() -> None:
         print(f"{name:<{width}}  {summary}{default}")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, sent down the same path as Ctrl-C so that every cleanup runs."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the process at once
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into an interrupt inside the block; signals reach the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command.
+
+    Args:
+        argv: the arguments; default the process's own.
+
+    Returns:
+        The exit status: 0 done, 1 bad input, 2 usage, 130 after SIGINT, 143 after SIGTERM.
+    """
+    with _sigterm_as_interrupt():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as exc:
+            print("stackmff: interrupted", file=sys.stderr)
+            return 143 if isinstance(exc, _Terminated) else 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory()  # before any worker thread: see stackmff.runtime.allocator
@@ -300,9 +342,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StackError, ValueError) as exc:
         print(f"stackmff: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("stackmff: interrupted", file=sys.stderr)
-        return 130
     except MemoryError:
         print("stackmff: error: out of memory; try fewer or smaller images", file=sys.stderr)
         return 1
