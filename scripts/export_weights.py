@@ -1,7 +1,10 @@
 """Turn a training checkpoint into the shipped model: fp16 weights, provenance kept.
 
-Usage: .venv/bin/python scripts/export_weights.py runs/default/last.pt \
+Usage: .venv/bin/python scripts/export_weights.py runs/finetune-gpu-2/last.pt \
            src/stackmff/weights/stackmff-v3.pt
+
+The shipped weights are this export of the last segment of the training chain
+(configs/finetune-gpu-2.toml; docs/training.md).
 
 The optimizer state is dropped and the weights are stored in float16 (they load as float32).
 Before writing, the fp16 copy is checked against the original on the held-out validation
