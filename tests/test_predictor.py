@@ -58,7 +58,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 
 def test_predictor_copies_colour_pixels_at_any_size(checkpoint):
     layers, _, _ = make_stack(n_layers=4, height=45, width=70, colour=True)
-    fuser = StackFuser.from_checkpoint(checkpoint, tile=None)
+    fuser = StackFuser(load_checkpoint(checkpoint)[0], tile=None)
     result = fuser.fuse(layers)
     assert result.fused.shape == (45, 70, 3) and result.focus_map.shape == (45, 70)
     np.testing.assert_array_equal(result.fused, gather(layers, result.focus_map))
@@ -68,12 +68,12 @@ def test_predictor_copies_colour_pixels_at_any_size(checkpoint):
 @pytest.mark.parametrize("shape", [(45, 70), (70, 45)])
 def test_logits_are_cropped_back_to_the_input_size(checkpoint, shape):
     layers, _, _ = make_stack(n_layers=3, height=shape[0], width=shape[1])
-    assert StackFuser.from_checkpoint(checkpoint, tile=None).logits(layers).shape == (3,) + shape
+    assert StackFuser(load_checkpoint(checkpoint)[0], tile=None).logits(layers).shape == (3,) + shape
 
 
 def test_predictor_matches_the_network_on_unpadded_input(checkpoint):
     layers, _, _ = make_stack(n_layers=3, height=64, width=96)
-    fuser = StackFuser.from_checkpoint(checkpoint, tile=None)
+    fuser = StackFuser(load_checkpoint(checkpoint)[0], tile=None)
     with torch.no_grad():
         expected = fuser.model(torch.from_numpy(layers)[None, :, None]).logits[0]
     torch.testing.assert_close(fuser.logits(layers), expected, atol=1e-4, rtol=0)
@@ -83,14 +83,14 @@ def test_predictor_matches_the_network_on_unpadded_input(checkpoint):
 
 def test_tiles_with_whole_image_margin_equal_one_pass(checkpoint):
     layers, _, _ = make_stack(n_layers=3, height=64, width=96)
-    one_pass = StackFuser.from_checkpoint(checkpoint, tile=None).fuse(layers)
-    tiled = StackFuser.from_checkpoint(checkpoint, tile=32, margin=96).fuse(layers)
+    one_pass = StackFuser(load_checkpoint(checkpoint)[0], tile=None).fuse(layers)
+    tiled = StackFuser(load_checkpoint(checkpoint)[0], tile=32, margin=96).fuse(layers)
     assert np.mean(tiled.focus_map == one_pass.focus_map) > 0.99
 
 
 def test_image_means_of_one_tile_replay_the_one_pass_logits(checkpoint):
     layers, _, _ = make_stack(n_layers=4, height=64, width=96)
-    fuser = StackFuser.from_checkpoint(checkpoint, tile=None, workers=2)
+    fuser = StackFuser(load_checkpoint(checkpoint)[0], tile=None, workers=2)
     means = fuser.image_means(layers, plan_tiles(64, 96, None, 0))
     sites = sum(isinstance(m, PyramidFC) for m in fuser.model.modules()) + 1  # + the PSP 1x1 bin
     assert len(means.sums) == sites and all(s.shape[0] == 4 for s in means.sums)
@@ -100,7 +100,7 @@ def test_image_means_of_one_tile_replay_the_one_pass_logits(checkpoint):
 def test_image_means_summed_over_tile_cores_are_the_whole_image_means(checkpoint):
     # the first global average reads the stem's output, which a 32 px margin reproduces exactly
     layers, _, _ = make_stack(n_layers=3, height=128, width=160)
-    fuser = StackFuser.from_checkpoint(checkpoint, tile=None, workers=2)
+    fuser = StackFuser(load_checkpoint(checkpoint)[0], tile=None, workers=2)
     whole = fuser.image_means(layers, plan_tiles(128, 160, None, 0))
     tiled = fuser.image_means(layers, plan_tiles(128, 160, 64, 32))
     assert tiled.counts[0] == whole.counts[0] == 64 * 80
@@ -137,7 +137,7 @@ def test_depth_regression_head_gives_a_valid_map(tmp_path):
     config = dataclasses.replace(TINY, head="depth_regression")
     save_checkpoint(tmp_path / "v3star.pt", StackMFFV3(config))
     layers, _, _ = make_stack(n_layers=5, height=40, width=40)
-    result = StackFuser.from_checkpoint(tmp_path / "v3star.pt", tile=None).fuse(layers)
+    result = StackFuser(load_checkpoint(tmp_path / "v3star.pt")[0], tile=None).fuse(layers)
     assert result.focus_map.max() < 5
     np.testing.assert_array_equal(result.fused, gather(layers, result.focus_map))
 

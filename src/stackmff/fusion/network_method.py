@@ -40,12 +40,18 @@ def check_network_options(checkpoint: str | Path | None = None, device: str = "c
             raise StackError(f"{name} must be True or False, got {value!r}")
 
 
-def prepare_network(checkpoint: str | Path | None = None, **options) -> Fuser:
+def prepare_network(checkpoint: str | Path | None = None, device: str = "cpu",
+                    tile: int | str | None = "auto", margin: int = DEFAULT_MARGIN,
+                    precision: str = "fp32", global_means: bool = True,
+                    native: bool = True) -> Fuser:
     """Load the weights once; the returned fuser runs every stack through them."""
-    check_network_options(checkpoint, **options)
+    check_network_options(checkpoint, device, tile, margin, precision, global_means, native)
     from stackmff.fusion.predictor import StackFuser
+    from stackmff.weights.checkpoint import load_checkpoint
 
-    return StackFuser.from_checkpoint(network_weights(checkpoint), **options)
+    model, _ = load_checkpoint(network_weights(checkpoint))
+    return StackFuser(model, device=device, tile=tile, margin=margin, precision=precision,
+                      global_means=global_means, native=native)
 
 
 add_method(FusionMethod(

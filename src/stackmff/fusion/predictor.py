@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +28,6 @@ from stackmff.runtime.native_attention import native_logits
 from stackmff.runtime.optimise import convolution_layout, optimise_for_inference
 from stackmff.runtime.parallel import thread_map
 from stackmff.stack_ops import check_layers, gather, luma
-from stackmff.weights.checkpoint import load_checkpoint
 
 ALIGN = 32  # the encoder's total stride
 VOLUME_BUDGET_BYTES = 2**30  # the [N, C0, tile, tile] volume of one tile
@@ -89,11 +87,6 @@ class StackFuser:
     def __call__(self, layers: np.ndarray) -> FusionResult:
         """A prepared method is a fuser: see :func:`stackmff.prepare_method`."""
         return self.fuse(layers)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, **options) -> StackFuser:
-        model, _ = load_checkpoint(path)
-        return cls(model, **options)
 
     def _autocast(self):
         if self.precision == "fp32":
