@@ -6,6 +6,8 @@ Loading uses ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 from __future__ import annotations
 
 import io
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -33,25 +35,83 @@ def save_checkpoint(path: str | Path, model: StackMFFV3, meta: dict | None = Non
     write_files_atomically({Path(path): buffer.getvalue()})
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[StackMFFV3, dict]:
-    """Rebuild the model a checkpoint describes; returns ``(model in eval mode, payload)``."""
+def load_checkpoint(path: str | Path,
+                    map_location: str | torch.device = "cpu") -> tuple[StackMFFV3, dict]:
+    """Rebuild the model a checkpoint describes; returns ``(model in eval mode, payload)``.
+
+    The payload's structure and the config's options are checked before anything is built,
+    so a malformed or hostile file ends in one StackError naming it.
+
+    Raises:
+        StackError: the file is missing, unreadable, not a stackmff checkpoint, or its
+            config or weights are malformed.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise StackError(f"no such checkpoint: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise StackError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(payload, dict) or "model_config" not in payload or "state_dict" not in payload:
-        raise StackError(f"{path} is not a stackmff checkpoint")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise StackError(f"{path} has checkpoint format {payload['format_version']}; this "
+    payload = _read_payload(path, map_location)
+    version = payload.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise StackError(f"checkpoint {path}: format_version must be a whole number, "
+                         f"got {_shown(version)}")
+    if version > FORMAT_VERSION:
+        raise StackError(f"{path} has checkpoint format {version}; this "
                          f"stackmff reads up to {FORMAT_VERSION}")
-    model = StackMFFV3(ModelConfig.from_dict(payload["model_config"]))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    state = payload["state_dict"]
+    if not isinstance(state, dict):
+        raise StackError(f"checkpoint {path}: state_dict must map names to tensors, "
+                         f"got {type(state).__name__}")
+    for name, value in state.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise StackError(f"checkpoint {path}: state_dict must map names to tensors; "
+                             f"{_shown(name)} holds {type(value).__name__}")
+    if not isinstance(payload.get("meta", {}), dict):
+        raise StackError(f"checkpoint {path}: meta must be a table, "
+                         f"got {type(payload['meta']).__name__}")
+    try:
+        config = ModelConfig.from_dict(payload["model_config"])
+    except (TypeError, ValueError) as exc:
+        raise StackError(f"checkpoint {path} has a bad model_config: {_first_line(exc)}") \
+            from None
+    model = StackMFFV3(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise StackError(f"{path}: weights do not match its config ({str(exc).splitlines()[0]})") \
+        raise StackError(f"{path}: weights do not match its config ({_first_line(exc)})") \
             from None
     return model.eval(), payload
+
+
+def _read_payload(path: Path, map_location: str | torch.device) -> dict:
+    """The file's top-level table, loaded weights-only; every failure is one short line."""
+    if not path.is_file():
+        raise StackError(f"no such checkpoint: {path}")
+    if path.stat().st_size == 0:
+        raise StackError(f"cannot read checkpoint {path}: the file is empty")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as exc:
+        raise StackError(f"cannot read checkpoint {path}: {exc.strerror or _first_line(exc)}") \
+            from None
+    except Exception as exc:  # torch reports damaged files in many exception types
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and refused:
+            raise StackError(f"cannot read checkpoint {path}: it holds objects other than "
+                             f"tensors and plain data ({refused.group(1)}; refused for "
+                             f"safety)") from None
+        raise StackError(f"cannot read checkpoint {path}: the file is damaged or not a "
+                         f"PyTorch checkpoint") from None
+    if not (isinstance(payload, dict) and "model_config" in payload and "state_dict" in payload):
+        raise StackError(f"{path} is not a stackmff checkpoint")
+    return payload
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first non-empty line, short, without terminal escape codes."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", lines[0]) if lines else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
