@@ -10,6 +10,7 @@ full resolution and full bit depth.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import cv2
@@ -19,6 +20,9 @@ from stackmff.errors import StackError
 from stackmff.registration.estimate import MODELS, estimate_pair, prepare
 
 FAILURE_POLICIES = ("drop", "keep", "error")
+# Fewer pixels a side leave phase correlation and ECC nothing to work on (OpenCV refuses a
+# 1-pixel window outright); the working copy is never shrunk below this either.
+MIN_SIDE = 16
 
 
 @dataclass
@@ -46,7 +50,8 @@ class Alignment:
 
 
 def _work_scale(shape: tuple[int, int], work_size: int) -> float:
-    return min(1.0, work_size / max(shape))
+    """Shrink the longest side to ``work_size``, but never the shortest below MIN_SIDE."""
+    return min(1.0, max(work_size / max(shape), MIN_SIDE / min(shape)))
 
 
 def estimate_transforms(layers: np.ndarray, reference: int, model: str, work_size: int = 1024,
@@ -134,6 +139,25 @@ def fill_from_nearest_layer(layers: np.ndarray, valid: np.ndarray) -> np.ndarray
     return filled
 
 
+def check_sizes(shape: tuple[int, int], tolerance: float, work_size: int) -> None:
+    """Refuse, before any work, layers too small to register and out-of-range settings.
+
+    Raises:
+        StackError: naming the limit that is not met.
+    """
+    height, width = shape
+    if min(height, width) < MIN_SIDE:
+        raise StackError(f"registration needs layers of at least {MIN_SIDE} pixels a side; "
+                         f"these are {width}x{height}")
+    if (isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real)
+            or not 0.0 <= tolerance <= 1.0):  # NaN fails both comparisons
+        raise StackError(f"tolerance must be a number in 0..1, got {tolerance!r}")
+    if (isinstance(work_size, bool) or not isinstance(work_size, numbers.Integral)
+            or work_size < MIN_SIDE):
+        raise StackError(f"work_size must be a whole number of at least {MIN_SIDE} pixels, "
+                         f"got {work_size!r}")
+
+
 def align_stack(layers: np.ndarray, reference: int | str = "middle", model: str = "similarity",
                 keep_size: bool = False, on_failure: str = "error", refine: bool = True,
                 tolerance: float = 0.6, work_size: int = 1024) -> Alignment:
@@ -149,7 +173,13 @@ def align_stack(layers: np.ndarray, reference: int | str = "middle", model: str 
             unaligned.
         refine: also match every layer directly against the reference.
         tolerance: least correlation score of an accepted match (0..1).
-        work_size: longest side of the copy the transforms are estimated on.
+        work_size: longest side of the copy the transforms are estimated on (its shortest
+            side is kept at MIN_SIDE pixels or more).
+
+    Raises:
+        StackError: layers smaller than MIN_SIDE pixels a side, a tolerance outside 0..1,
+            no layer aligning to the reference, or (``on_failure="error"``) any layer that
+            cannot be aligned.
     """
     layers = np.asarray(layers, np.float32)
     n = layers.shape[0]
@@ -162,9 +192,15 @@ def align_stack(layers: np.ndarray, reference: int | str = "middle", model: str 
     ref = n // 2 if reference == "middle" else int(reference)
     if not 0 <= ref < n:
         raise ValueError(f"reference layer {reference} is outside 0..{n - 1}")
+    check_sizes(layers.shape[1:3], tolerance, work_size)
     transforms, scores = estimate_transforms(layers, ref, model, work_size, refine=refine,
                                              tolerance=tolerance)
     failed = [k for k in range(n) if scores[k] < tolerance]
+    if len(failed) == n - 1 and on_failure != "keep":
+        best = max(scores[k] for k in failed)
+        raise StackError(f"no other layer could be aligned to the reference layer {ref} "
+                         f"(best score {best:.2f}, tolerance {tolerance:g}); the reference may be "
+                         f"blank, noise or far out of focus: choose another with --reference K")
     if failed and on_failure == "error":
         shown = ", ".join(f"{k} (score {scores[k]:.2f})" for k in failed)
         raise StackError(f"could not align layer(s) {shown}; use --on-failure drop or keep")
