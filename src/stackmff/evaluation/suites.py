@@ -170,19 +170,20 @@ def validation_stacks() -> Iterator[BenchStack]:
 
 def real_stacks(data: Path) -> Iterator[BenchStack]:
     """Ground-truth stacks from ../shared/data, when present."""
-    from stackmff.io import load_stack
+    from stackmff.io import load_stack, read_pages
+    from stackmff.io.image import to_float
 
     office = data / "devernay-office-povray" / "office_stereo1"
     if office.is_dir():
-        truth = load_stack([office / "office_stereo1_all.png"] * 2)
+        truth = to_float(read_pages(office / "office_stereo1_all.png")[0])
         for variant, suffix in (("blur 5", ""), ("blur 10", "2")):
             stack = load_stack([office / f"office_stereo1_near{suffix}.png",
                                 office / f"office_stereo1_far{suffix}.png"])
             yield BenchStack("devernay-office", variant, "office_stereo1", stack.layers,
-                             truth.layers[0], None, stack.dtype)
+                             truth, None, stack.dtype)
     lytro = data / "lytro-refocus-epfl48"
     if lytro.is_dir():
         stack = load_stack(lytro / "stack")
         reference = lytro / "reference" / "afocus_lytro.png"
-        truth = load_stack([reference, reference]).layers[0]
+        truth = to_float(read_pages(reference)[0])
         yield BenchStack("lytro-epfl48", "9 slices", "48", stack.layers, truth, None, stack.dtype)

@@ -1,14 +1,21 @@
 """Read and write single images at full bit depth; writes are atomic.
 
 OpenCV decodes pixels (it keeps 16 bit, unlike Pillow for 16-bit colour PNG), tifffile reads
-multi-page TIFF z-stacks, and Pillow supplies the EXIF orientation.
+multi-page TIFF z-stacks (see :mod:`stackmff.io.tiff`), and Pillow reads headers and the EXIF
+orientation. Headers are read before any pixels, so a file that declares an absurd size is
+refused before it is decoded, and PNG chunks are checked first so that a damaged file gives
+our one-line error instead of the decoder's messages on stderr.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -18,57 +25,191 @@ from PIL import Image
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
 from stackmff.io.paths import TIFF_SUFFIXES
+from stackmff.io.tiff import (
+    TIFF_MAGIC,
+    decode_tiff,
+    layouts_of,
+    one_line,
+    orient,
+    tifffile_errors,
+)
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
+# Pixels one image may declare: OpenCV's own default limit, refused here with a clearer error.
+MAX_PIXELS = 1 << 30
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+_COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV", "P",
+                           "PA"})
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file's header declares, read without decoding its pixels.
+
+    Attributes:
+        layers: pages that become layers (more than one for a TIFF z-stack).
+        height, width: the size of each page as stored.
+        channels: 3 for colour, 1 for grey (alpha is not counted: it is dropped).
+        itemsize: bytes per decoded sample (1 or 2).
+    """
+
+    layers: int
+    height: int
+    width: int
+    channels: int
+    itemsize: int
+
+
+@dataclass
+class DecodedImage:
+    """The pages of one file, and whether an alpha channel was dropped from them."""
+
+    pages: list[np.ndarray]
+    alpha_dropped: bool = False
+
+
+def probe_image(path: str | Path) -> ImageInfo | None:
+    """Read what an image file declares (size, pages, channels) without decoding pixels.
+
+    Returns:
+        The declared layout, or ``None`` for a format only OpenCV knows (no header reader).
+
+    Raises:
+        StackError: the file cannot be read, is empty, has a damaged header, or declares more
+            than :data:`MAX_PIXELS` pixels per image.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(32)
+            handle.seek(0)
+            if not head:
+                raise StackError(f"cannot decode {path}: the file is empty")
+            info = (_probe_tiff(handle, path) if head.startswith(TIFF_MAGIC)
+                    else _probe_other(handle, head, path))
+    except OSError as exc:
+        raise StackError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if info is not None and info.height * info.width > MAX_PIXELS:
+        raise StackError(f"{path} declares {info.width}x{info.height} pixels, more than the "
+                         f"limit of {MAX_PIXELS:,} pixels per image")
+    return info
 
 
 def read_pages(path: str | Path) -> list[np.ndarray]:
     """Read an image file as a list of pages, each ``(H, W)`` or ``(H, W, 3)`` RGB.
 
     A multi-page TIFF gives one page per layer; every other file gives one page. Alpha is
-    dropped with a warning, EXIF orientation is applied, and the integer dtype (uint8 or
+    dropped with a warning, EXIF/TIFF orientation is applied, and the integer dtype (uint8 or
     uint16) is kept.
 
     Raises:
         StackError: if the file cannot be read or decoded.
     """
+    decoded = read_image(path)
+    if decoded.alpha_dropped:
+        warnings.warn(f"{Path(path).name}: alpha channel dropped", stacklevel=2)
+    return decoded.pages
+
+
+def read_image(path: str | Path) -> DecodedImage:
+    """Like :func:`read_pages`, but report a dropped alpha channel instead of warning.
+
+    Raises:
+        StackError: if the file cannot be read, declares too many pixels, or cannot be decoded.
+    """
     path = Path(path)
+    probe_image(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise StackError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        pages = _decode_tiff(data, path)
+    if data.startswith(TIFF_MAGIC):
+        pages = decode_tiff(data, path)
     else:
         pages = [_decode_other(data, path)]
-    return [_normalise_page(p, path) for p in pages]
+    normalised = [_normalise_page(p, path) for p in pages]
+    return DecodedImage([page for page, _ in normalised], any(alpha for _, alpha in normalised))
 
 
-def _decode_tiff(data: bytes, path: Path) -> list[np.ndarray]:
+def _probe_tiff(handle: BinaryIO, path: Path) -> ImageInfo:
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            series = tif.series[0]
-            array = series.asarray()
-            axes = series.axes
-    except Exception as exc:  # tifffile raises many types for corrupt files
-        # compressions tifffile cannot decode without extra codecs (LZW, JPEG): OpenCV can
-        ok, pages = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if not ok or not pages:
-            raise StackError(f"cannot decode {path} as TIFF: {exc}") from None
-        return [_bgr_to_rgb(page) for page in pages]
-    # Keep the last two spatial axes (+ colour); fold every other axis into pages.
-    spatial = "YXS" if axes.endswith("S") else "YX"
-    if not axes.endswith(spatial):
-        raise StackError(f"unsupported TIFF layout {axes!r} in {path}")
-    pages = array.reshape((-1,) + array.shape[-len(spatial):])
-    return list(pages)
+        with tifffile_errors(), tifffile.TiffFile(handle) as tif:
+            layouts = layouts_of(tif, path)
+            itemsize = max(series.dtype.itemsize for series in tif.series)
+    except StackError:
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise StackError(f"cannot decode {path} as TIFF: {one_line(exc)}") from None
+    first = layouts[0]
+    return ImageInfo(sum(layout.layers for layout in layouts), first.height, first.width,
+                     3 if any(layout.samples >= 3 for layout in layouts) else 1, itemsize)
+
+
+def _probe_other(handle: BinaryIO, head: bytes, path: Path) -> ImageInfo | None:
+    image = _pillow_header(handle)
+    if image is None:
+        if head.startswith((PNG_MAGIC, JPEG_MAGIC)):
+            raise StackError(f"cannot decode {path}: damaged image header")
+        return None
+    width, height = image.size
+    sixteen = image.mode.startswith("I") or (head.startswith(PNG_MAGIC) and head[24:25] == b"\x10")
+    return ImageInfo(1, height, width, 3 if image.mode in _COLOUR_MODES else 1,
+                     2 if sixteen else 1)
+
+
+def _pillow_header(handle: BinaryIO) -> Image.Image | None:
+    """Open a header with Pillow's format plugins, as ``Image.open`` does, but without its
+    decompression-bomb limit: the size limits here are our own and name the file."""
+    Image.init()
+    prefix = handle.read(16)
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        try:
+            accepted = accept(prefix) if accept else True
+            if accepted and not isinstance(accepted, str):
+                handle.seek(0)
+                return factory(handle, "")
+        except Exception:  # a plugin that does not recognise the file raises; try the next
+            continue
+    return None
 
 
 def _decode_other(data: bytes, path: Path) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    # PNG: the chunk walk also finds eXIf (asking Pillow would decode the whole image)
+    exif = _png_exif(data, path) if data.startswith(PNG_MAGIC) else _file_exif(data)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        image = None
     if image is None:
         raise StackError(f"cannot decode {path}: not an image or corrupt")
-    return _apply_exif_orientation(_bgr_to_rgb(image), data)
+    return orient(_bgr_to_rgb(image), _orientation(exif))
+
+
+def _png_exif(data: bytes, path: Path) -> bytes | None:
+    """Walk the chunks (lengths and CRCs), refusing a truncated or damaged PNG before libpng
+    prints about it; returns the eXIf chunk's payload, if any."""
+    view = memoryview(data)
+    position, kinds, exif = len(PNG_MAGIC), [], None
+    while not kinds or kinds[-1] != b"IEND":
+        if position + 12 > len(data):
+            raise StackError(f"cannot decode {path}: truncated PNG")
+        length, kind = struct.unpack(">I4s", view[position:position + 8])
+        end = position + 12 + length
+        if end > len(data):
+            raise StackError(f"cannot decode {path}: truncated PNG")
+        (crc,) = struct.unpack(">I", view[end - 4:end])
+        if zlib.crc32(view[position + 4:end - 4]) != crc:
+            raise StackError(f"cannot decode {path}: damaged PNG (CRC error in a "
+                             f"{kind.decode('latin-1')!r} chunk)")
+        if kind == b"eXIf":
+            exif = bytes(view[position + 8:end - 4])
+        kinds.append(kind)
+        position = end
+    if kinds[0] != b"IHDR" or b"IDAT" not in kinds:
+        raise StackError(f"cannot decode {path}: damaged PNG (missing header or image data)")
+    return exif
 
 
 def _bgr_to_rgb(image: np.ndarray) -> np.ndarray:
@@ -79,38 +220,37 @@ def _bgr_to_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _apply_exif_orientation(image: np.ndarray, data: bytes) -> np.ndarray:
+def _file_exif(data: bytes) -> Image.Exif | None:
     try:
-        with Image.open(io.BytesIO(data)) as pil:
-            orientation = pil.getexif().get(0x0112, 1)
-    except Exception:
-        return image
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: np.swapaxes(a, 0, 1),
-        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
-        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
-        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
-    }
-    op = ops.get(orientation)
-    return np.ascontiguousarray(op(image)) if op else image
+        image = _pillow_header(io.BytesIO(data))
+        return image.getexif() if image is not None else None
+    except Exception:  # a damaged EXIF block: show the image as stored
+        return None
 
 
-def _normalise_page(page: np.ndarray, path: Path) -> np.ndarray:
+def _orientation(exif: bytes | Image.Exif | None) -> int:
+    """The EXIF orientation (1-8) from a parsed block or a raw eXIf payload; 1 if none."""
+    try:
+        if isinstance(exif, bytes):
+            payload, exif = exif, Image.Exif()
+            exif.load(payload)
+        return int(exif.get(0x0112, 1)) if exif is not None else 1
+    except Exception:  # a damaged EXIF block: show the image as stored
+        return 1
+
+
+def _normalise_page(page: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
+    """Check the dtype, drop alpha; returns the page and whether alpha was dropped."""
     if page.dtype not in SUPPORTED_DTYPES:
         raise StackError(f"{path}: unsupported pixel type {page.dtype} (need 8- or 16-bit)")
+    alpha = page.ndim == 3 and page.shape[2] in (2, 4)
+    if alpha:
+        page = page[:, :, :-1]
     if page.ndim == 3 and page.shape[2] == 1:
         page = page[:, :, 0]
-    if page.ndim == 3 and page.shape[2] in (2, 4):
-        warnings.warn(f"{path.name}: alpha channel dropped", stacklevel=4)
-        page = page[:, :, :-1]
-        if page.shape[2] == 1:
-            page = page[:, :, 0]
     if page.ndim not in (2, 3) or (page.ndim == 3 and page.shape[2] != 3):
         raise StackError(f"{path}: unsupported image shape {page.shape}")
-    return page
+    return page, alpha
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

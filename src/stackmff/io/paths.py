@@ -31,25 +31,41 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
     Non-image files found inside folders or globs are skipped with a warning. An explicit
     file is kept whatever its name, so that reading it reports a clear error if it is not an
     image.
+
+    Raises:
+        StackError: a missing file or folder, a glob that matches nothing, or one file reached
+            twice (given twice, or given with its own folder): it would be fused as two layers.
     """
     from stackmff.errors import StackError
 
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     files: list[Path] = []
+    first_seen: dict[Path, Path] = {}
+
+    def add(found: list[Path]) -> None:
+        for path in found:
+            key = path.resolve()
+            if key in first_seen:
+                also = "" if first_seen[key] == path else f" (also as {first_seen[key]})"
+                raise StackError(f"{path} is given twice{also}: each file is one layer, so it "
+                                 "would be fused twice")
+            first_seen[key] = path
+            files.append(path)
+
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             found = sorted((p for p in path.iterdir() if p.is_file()), key=natural_key)
-            files.extend(_keep_images(found, where=str(path)))
+            add(_keep_images(found, where=str(path)))
         elif path.is_file():
-            files.append(path)
+            add([path])
         elif glob.has_magic(str(item)):
             found = sorted((Path(p) for p in glob.glob(str(item)) if Path(p).is_file()),
                            key=natural_key)
             if not found:
                 raise StackError(f"no files match {item!r}")
-            files.extend(_keep_images(found, where=str(item)))
+            add(_keep_images(found, where=str(item)))
         else:
             raise StackError(f"no such file or folder: {item}")
     return files

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +12,7 @@ import cv2
 import numpy as np
 
 from stackmff.errors import StackError
-from stackmff.io.image import from_float, read_pages, to_float
+from stackmff.io.image import ImageInfo, from_float, probe_image, read_image, to_float
 from stackmff.io.paths import expand_inputs
 from stackmff.progress import progress
 
@@ -47,26 +49,39 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
     Grey layers in a colour stack are promoted to RGB; 8-bit layers in a 16-bit stack are
     scaled, and the stack keeps the widest bit depth.
 
+    Every header is read first: a stack whose declared size would not fit in the available
+    memory is refused before any pixels are decoded. Alpha channels are dropped with one
+    warning for the whole stack.
+
     Args:
         match_sizes: resize layers whose size differs to the middle layer's size (for
             registration, which then corrects what the resize leaves); otherwise differing
             sizes are an error.
 
     Raises:
-        StackError: no images, a single layer, an unreadable file, or layers of different
-            sizes (without ``match_sizes``).
+        StackError: no images, a single layer, an unreadable file, a stack too big for the
+            memory, or layers of different sizes (without ``match_sizes``).
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     paths = expand_inputs(list(inputs))
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
+    _check_memory([probe_image(path) for path in paths])
     pages: list[np.ndarray] = []
     owners: list[Path] = []
+    with_alpha: list[str] = []
     for path in progress(paths, desc="load", total=len(paths)):
-        for page in read_pages(path):
-            pages.append(page)
-            owners.append(path)
+        decoded = read_image(path)
+        pages.extend(decoded.pages)
+        owners.extend([path] * len(decoded.pages))
+        if decoded.alpha_dropped:
+            with_alpha.append(path.name)
+    if with_alpha:
+        shown = ", ".join(with_alpha[:3]) + (" ..." if len(with_alpha) > 3 else "")
+        files = "file" if len(with_alpha) == 1 else "files"
+        warnings.warn(f"alpha channel dropped in {len(with_alpha)} {files} ({shown})",
+                      stacklevel=2)
     if len(pages) < 2:
         raise StackError(f"a focus stack needs at least 2 images, got {len(pages)} "
                          f"({', '.join(map(str, paths))})")
@@ -83,6 +98,46 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
         image = to_float(page)
         layers[i] = image[..., None] if colour and image.ndim == 2 else image
     return Stack(layers=layers, dtype=dtype, paths=owners)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory that new allocations can take now, or ``None`` where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return available if available > 0 else None
+
+
+def _check_memory(infos: list[ImageInfo | None]) -> None:
+    """Refuse a stack whose declared size needs more memory than is available.
+
+    Counts the float32 layers and the decoded integer pages; files without a readable header
+    (formats only OpenCV knows) are not counted.
+    """
+    known = [info for info in infos if info is not None]
+    if not known:
+        return
+    largest = max(known, key=lambda info: info.height * info.width)
+    layers = sum(info.layers for info in known)
+    channels = 3 if any(info.channels == 3 for info in known) else 1
+    floats = layers * largest.height * largest.width * channels * 4
+    integers = sum(info.layers * info.height * info.width * info.channels * info.itemsize
+                   for info in known)
+    needed = floats + integers
+    available = available_memory()
+    if available is not None and needed > available:
+        kind = "RGB" if channels == 3 else "grey"
+        raise StackError(f"the stack needs about {needed / 1e9:.1f} GB of memory ({layers} "
+                         f"{kind} layers of {largest.width}x{largest.height}), but only "
+                         f"{available / 1e9:.1f} GB is available")
 
 
 def _check_sizes(pages: list[np.ndarray], owners: list[Path]) -> None:
