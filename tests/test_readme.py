@@ -1,0 +1,160 @@
+"""The README's commands run as written: every ``stackmff`` line of its ``sh`` blocks and its
+Python example, each in a fresh folder holding the files they name (``shots/``, ``zstack.tif``,
+``examples/pcb``, ``configs/``). Only what needs a GPU or hours of training is skipped."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from synthetic import make_stack
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PROGRAMS = (".venv/bin/stackmff", "stackmff")
+QUICK_CONFIGS = {"configs/smoke.toml"}      # training configs that finish in seconds
+MIN_COMMANDS = 9                             # the README's runnable commands, at least
+
+
+def blocks(text: str, language: str) -> list[str]:
+    """The bodies of the fenced code blocks of one language."""
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def sh_commands(text: str) -> list[list[str]]:
+    """Every ``stackmff`` command of the ``sh`` blocks as argv, comments and continuations
+    resolved."""
+    commands = []
+    for block in blocks(text, "sh"):
+        for line in block.replace("\\\n", " ").splitlines():
+            argv = shlex.split(line, comments=True)
+            if argv and argv[0] in PROGRAMS:
+                commands.append(argv[1:])
+    return commands
+
+
+def needs_gpu(args: list[str]) -> bool:
+    return option(args, "--device") == "cuda"
+
+
+def trains_long(args: list[str]) -> bool:
+    return args[0] == "train" and option(args, "--config") not in QUICK_CONFIGS
+
+
+def option(args: list[str], *names: str) -> str | None:
+    """The value after the first of ``names`` in ``args``."""
+    for name in names:
+        if name in args:
+            return args[args.index(name) + 1]
+    return None
+
+
+TEXT = README.read_text(encoding="utf-8")
+COMMANDS = sh_commands(TEXT)
+RUNNABLE = [args for args in COMMANDS if not needs_gpu(args) and not trains_long(args)]
+
+
+def prepare(folder: Path) -> None:
+    """The inputs the README's examples name, small: three 64x64 layers each."""
+    layers, _, _ = make_stack(n_layers=3, height=64, width=64, colour=True, seed=3)
+    shots = folder / "shots"
+    shots.mkdir()
+    for k, layer in enumerate(layers):
+        Image.fromarray((layer * 255).round().astype(np.uint8)).save(
+            shots / f"IMG_{k + 1:04d}.JPG", quality=95)
+    grey, _, _ = make_stack(n_layers=3, height=64, width=64, colour=False, seed=4)
+    with tifffile.TiffWriter(folder / "zstack.tif") as tif:    # 16-bit, one page per layer
+        for page in (grey * 65535).round().astype(np.uint16):
+            tif.write(page, photometric="minisblack")
+    (folder / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
+    (folder / "configs").symlink_to(ROOT / "configs", target_is_directory=True)
+
+
+def promised_outputs(args: list[str]) -> list[str]:
+    """The files a command says it writes."""
+    if args[0] == "fuse":
+        paths = [option(args, "-o", "--output")]
+        focus_map = option(args, "--focus-map")
+        if focus_map:
+            paths += [focus_map, str(Path(focus_map).with_name(Path(focus_map).stem
+                                                               + "_indices.png"))]
+        confidence = option(args, "--confidence")
+        return paths + ([confidence] if confidence else [])
+    if args[0] == "align":
+        out = option(args, "-o", "--output")
+        return [f"{out}/transforms.json"] + [f"{out}/IMG_{k:04d}.JPG" for k in (1, 2, 3)]
+    if args[0] == "synth":
+        return [f"{option(args, '-o', '--output')}/stack_000/focus_map.png"]
+    if args[0] == "train":
+        import tomllib
+
+        config = tomllib.loads((ROOT / option(args, "--config")).read_text())
+        return [f"{config['run']['out']}/last.pt", f"{config['run']['out']}/log.csv"]
+    return []
+
+
+def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """One process, one math thread: the tests share their few cores."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_readme_links_and_paths_exist():
+    """Every link of the README and its docs pages, and every repository path the README
+    names in backticks, points at a file of the repository."""
+    pages = [README, *sorted((ROOT / "docs").glob("*.md")),
+             ROOT / "src/stackmff/weights/MODEL_CARD.md"]
+    missing = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)", page.read_text(encoding="utf-8")):
+            if "://" not in target and not (page.parent / target).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {target}")
+    for path in re.findall(r"`((?:src|docs|configs|scripts|benchmarks|examples)/[^`\s]+)`",
+                           TEXT):
+        if not (ROOT / path).exists():
+            missing.append(f"README.md: {path}")
+    assert not missing
+
+
+def test_readme_has_enough_commands_to_test():
+    assert len(RUNNABLE) >= MIN_COMMANDS, RUNNABLE
+    assert len(blocks(TEXT, "python")) == 1
+    assert {args[0] for args in RUNNABLE} >= {"fuse", "align", "methods", "synth", "train"}
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a) for a in COMMANDS])
+def test_readme_command_runs(args, tmp_path):
+    if trains_long(args):
+        pytest.skip("trains for hours")
+    if needs_gpu(args):
+        torch = pytest.importorskip("torch")
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU")
+    prepare(tmp_path)
+    done = run(["-m", "stackmff", *args], tmp_path)
+    assert done.returncode == 0, done.stderr
+    for path in promised_outputs(args):
+        assert (tmp_path / path).is_file(), f"{path} not written"
+    if args[0] == "methods":
+        assert {"depthmap", "v3", "pyramid"} <= set(re.findall(r"^(\S+)", done.stdout, re.M))
+
+
+def test_readme_library_example_runs(tmp_path):
+    prepare(tmp_path)
+    code = blocks(TEXT, "python")[0]
+    done = run(["-c", code], tmp_path)
+    assert done.returncode == 0, done.stderr
+    written = re.findall(r"\"([\w./]+\.(?:png|tif|jpg))\"", code)
+    assert len(written) >= 4
+    for path in written:
+        assert (tmp_path / path).is_file(), f"{path} not written"
+    assert "depthmap" in done.stdout
