@@ -158,6 +158,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", required=True, metavar="TOML", help="e.g. configs/default.toml")
     train.add_argument("--resume", action="store_true",
                        help="continue from <out>/last.pt (weights, optimizer, step, time)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run in <out> (once the new run has completed a step)")
     train.add_argument("--max-minutes", type=float, metavar="M",
                        help="stop after M minutes of training in total (overrides the config)")
     return parser
@@ -220,17 +222,20 @@ def _run_train(args: argparse.Namespace) -> None:
     import dataclasses
 
     from stackmff.training import TrainConfig, train
+    from stackmff.training.loop import TrainingInterrupted
 
-    try:
-        config = TrainConfig.load(args.config)
-    except OSError as exc:
-        raise StackError(f"cannot read config {args.config}: {exc.strerror or exc}") from None
-    except Exception as exc:
-        raise StackError(f"bad config {args.config}: {exc}") from None
+    config = TrainConfig.load(args.config)  # checks every key; StackError names the bad one
     if args.max_minutes is not None:
         config = dataclasses.replace(
             config, run=dataclasses.replace(config.run, max_minutes=args.max_minutes))
-    last = train(config, resume=args.resume)
+    try:
+        last = train(config, resume=args.resume, overwrite=args.overwrite)
+    except TrainingInterrupted as stopped:  # main reports it and exits 130 or 143
+        if stopped.checkpoint:
+            print(f"stackmff: training stopped at step {stopped.step}; checkpoint in "
+                  f"{stopped.checkpoint}", file=sys.stderr)
+        interrupt = _Terminated if stopped.signum == signal.SIGTERM else KeyboardInterrupt
+        raise interrupt() from None
     print(f"wrote {last}")
 
 

@@ -1,5 +1,8 @@
 """The training loop: AdamW with warm-up and step or cosine decay, periodic validation, checkpoints
 every few minutes, resume, and a time budget. Never imported by inference code.
+
+A run lives in its out folder (``last.pt``, ``log.csv``). Nothing is written there before the
+first completed step, so a run that fails or is stopped early never costs an earlier one.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ import csv
 import math
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,27 +80,82 @@ def validate(model: StackMFFV3, stacks) -> dict[str, float]:
             "val_psnr": float(np.mean(finite)) if finite else float("inf")}
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool | None = None) -> Path:
-    """Train; returns the path of the last checkpoint (``<out>/last.pt``)."""
-    device = training_device(config.run.device)
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM after saving every completed step.
+
+    Attributes:
+        signum: the signal that stopped it (SIGINT for a plain KeyboardInterrupt).
+        checkpoint: the run's ``last.pt``, or None when the run has none yet.
+        step: the step the checkpoint holds.
+    """
+
+    def __init__(self, signum: int, checkpoint: Path | None, step: int) -> None:
+        super().__init__(f"training stopped by {signal.Signals(signum).name} at step {step}")
+        self.signum, self.checkpoint, self.step = signum, checkpoint, step
+
+
+def check_out_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start where a run would be lost: an existing run is continued (``resume``),
+    replaced (``overwrite``) or left alone."""
+    if resume and overwrite:
+        raise StackError(f"--resume continues the run in {out} and --overwrite replaces it: "
+                         f"choose one, not both")
+    if out.exists() and not out.is_dir():
+        raise StackError(f"[run] out = {str(out)!r} is a file, not a folder")
+    has_checkpoint, has_log = (out / "last.pt").is_file(), (out / "log.csv").is_file()
+    if overwrite or not (has_checkpoint or has_log):
+        return
+    if not resume:
+        raise StackError(f"{out} already holds a training run (last.pt or log.csv): pass "
+                         f"--resume to continue it or --overwrite to replace it")
+    if not has_checkpoint:
+        raise StackError(f"{out} has a log.csv but no last.pt to resume from: pass "
+                         f"--overwrite to start the run again")
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool | None = None,
+          overwrite: bool = False) -> Path:
+    """Train the network; a run lives in ``config.run.out``.
+
+    Args:
+        config: the whole training setup; checked before anything is created.
+        resume: continue the run in the out folder from its ``last.pt``.
+        progress: show a progress bar (default: when stderr is a terminal).
+        overwrite: replace the run in the out folder; the old one is replaced only once the
+            new run has completed a step.
+
+    Returns:
+        The path of the last checkpoint (``<out>/last.pt``).
+
+    Raises:
+        StackError: a bad config, or an out folder holding a run without resume/overwrite.
+        TrainingInterrupted: SIGINT or SIGTERM; the checkpoint keeps every completed step.
+    """
+    config = config.checked()
     out = Path(config.run.out)
-    out.mkdir(parents=True, exist_ok=True)
-    last = out / "last.pt"
+    last, log_path = out / "last.pt", out / "log.csv"
+    check_out_folder(out, resume, overwrite)
+    resumed = resume and last.is_file()
+    device = training_device(config.run.device)
     torch.manual_seed(config.run.seed)
     torch.set_flush_denormal(True)
     model = StackMFFV3(config.model)
-    if config.run.init and not (resume and last.is_file()):
-        model.load_state_dict(load_checkpoint(config.run.init)[0].state_dict())
+    if config.run.init and not resumed:
+        try:
+            model.load_state_dict(load_checkpoint(config.run.init)[0].state_dict())
+        except StackError as exc:
+            raise StackError(f"[run] init: {exc}") from None
     model = model.to(device)  # before the optimizer, so that its state lives there too
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.optim.lr,
                                   weight_decay=config.optim.weight_decay)
     step, minutes_before = 0, 0.0
-    if resume and last.is_file():
+    if resumed:
         restored, payload = load_checkpoint(last)
         model.load_state_dict(restored.state_dict())
         if "optimizer" in payload:  # a weights-only checkpoint restarts the optimizer
             optimiser.load_state_dict(payload["optimizer"])
         step, minutes_before = int(payload["meta"]["step"]), float(payload["meta"]["minutes"])
+    first_step = step
     model = model.train().to(memory_format=convolution_layout(device))
     if config.model.head == "depth_regression":
         loss_fn = depth_regression_loss
@@ -105,12 +164,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
     else:
         loss_fn = classification_loss
     stacks = validation_set(config.data, config.run.validation_stacks, config.run.validation_size)
-    log_path = out / "log.csv"
-    new_log = not (resume and log_path.is_file())
-    log = open(log_path, "w" if new_log else "a", newline="")
-    writer = csv.DictWriter(log, LOG_FIELDS)
-    if new_log:
-        writer.writeheader()
+    log, writer = None, None
     started = time.monotonic()
     last_save = started
 
@@ -122,20 +176,46 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
                 "torch": str(torch.__version__)}
         save_checkpoint(last, model, meta=meta, extra={"optimizer": optimiser.state_dict()})
 
+    def record(row: dict) -> None:
+        """Log a completed step; the first one opens the log (a new run replaces an old one
+        only now) and, in a new run, writes the first checkpoint beside it."""
+        nonlocal log, writer
+        first = log is None
+        if first:
+            out.mkdir(parents=True, exist_ok=True)
+            append = resumed and log_path.is_file()
+            log = open(log_path, "a" if append else "w", newline="")
+            writer = csv.DictWriter(log, LOG_FIELDS)
+            if not append:
+                writer.writeheader()
+        writer.writerow(row)
+        log.flush()
+        if first and not resumed:
+            save()  # the log and the checkpoint in the folder now belong to the same run
+
+    signals: list[int] = []
+
     def stop(signum, frame):  # a polite kill still writes the last checkpoint
+        signals.append(signum)
+        # a second SIGTERM ends the process at once (the checkpoint write is atomic)
+        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM
+                      else signal.default_int_handler)
         raise KeyboardInterrupt
 
-    previous_handler = signal.signal(signal.SIGTERM, stop)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # handlers live there only
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=config.run.max_steps, initial=step, disable=not show, desc="train")
-    stream = iter(batches(config.data, config.run.seed + step))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.run.bf16)
 
     def out_of_budget() -> bool:
         return step >= config.run.max_steps or (config.run.max_minutes is not None
                                                  and minutes() >= config.run.max_minutes)
 
+    interrupted = False
     try:
+        stream = iter(batches(config.data, config.run.seed + step))
         while not out_of_budget():
             stack, focus_map = next(stream)
             stack = stack.to(device, non_blocking=True)
@@ -160,16 +240,24 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
                    "loss": f"{loss.item():.4f}"}
             if step % config.run.validate_every == 0 or out_of_budget():
                 row.update({k: f"{v:.4f}" for k, v in validate(model, stacks).items()})
-            writer.writerow(row)
-            log.flush()
+            record(row)
             if time.monotonic() - last_save >= config.run.checkpoint_minutes * 60:
                 save()
                 last_save = time.monotonic()
     except KeyboardInterrupt:
-        pass  # stop here; the checkpoint below keeps every finished step
+        interrupted = True  # stop here; the checkpoint below keeps every finished step
     finally:
-        save()
-        log.close()
-        bar.close()
-        signal.signal(signal.SIGTERM, previous_handler)
+        try:
+            if step > first_step:  # never a checkpoint without a new step
+                save()
+        finally:
+            if log is not None:
+                log.close()
+            bar.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    if interrupted:
+        kept = step > first_step or resumed
+        raise TrainingInterrupted(signals[0] if signals else signal.SIGINT,
+                                  last if kept else None, step)
     return last
