@@ -1,8 +1,9 @@
 """keep_freed_memory: later passes of the network reuse the memory of earlier ones.
 
 Each process runs one thread on a small stack without the native kernel, so its sequence of
-allocations, and with it the page-fault count, is the same every run (measured: 5344 faults
-by default, 0 with the setting). The bounds are absolute, far from both.
+allocations is the same every run. The page-fault count still moves in steps of 128 pages
+with where the heap lands (measured: 5088 to 5600 faults by default, 0 to 384 with the
+setting); the one absolute bound between them is several of those steps from either side.
 """
 
 import subprocess
@@ -41,5 +42,5 @@ def page_faults_of_a_third_pass(mode: str) -> int:
 
 @pytest.mark.skipif(_glibc() is None, reason="glibc only")
 def test_later_passes_reuse_the_memory_of_earlier_ones():
-    assert page_faults_of_a_third_pass("default") > 1_000  # fresh pages for large tensors
-    assert page_faults_of_a_third_pass("keep") < 100
+    assert page_faults_of_a_third_pass("default") > 1_500  # fresh pages for large tensors
+    assert page_faults_of_a_third_pass("keep") < 1_500
