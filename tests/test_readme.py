@@ -4,11 +4,8 @@ Python example, each in a fresh folder holding the files they name (``shots/``, 
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,11 +98,15 @@ def promised_outputs(args: list[str]) -> list[str]:
     return []
 
 
-def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """One process, one math thread: the tests share their few cores."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+def run(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str, str]:
+    """The command as ``stackmff`` runs it (``stackmff.cli.main``), in this process so that
+    the test pays torch's import once."""
+    from stackmff.cli import main
+
+    monkeypatch.chdir(cwd)
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def test_readme_links_and_paths_exist():
@@ -132,7 +133,7 @@ def test_readme_has_enough_commands_to_test():
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a) for a in COMMANDS])
-def test_readme_command_runs(args, tmp_path):
+def test_readme_command_runs(args, tmp_path, monkeypatch, capsys):
     if trains_long(args):
         pytest.skip("trains for hours")
     if needs_gpu(args):
@@ -140,21 +141,22 @@ def test_readme_command_runs(args, tmp_path):
         if not torch.cuda.is_available():
             pytest.skip("needs a CUDA GPU")
     prepare(tmp_path)
-    done = run(["-m", "stackmff", *args], tmp_path)
-    assert done.returncode == 0, done.stderr
+    code, stdout, stderr = run(args, tmp_path, monkeypatch, capsys)
+    assert code == 0, stderr
     for path in promised_outputs(args):
         assert (tmp_path / path).is_file(), f"{path} not written"
     if args[0] == "methods":
-        assert {"depthmap", "v3", "pyramid"} <= set(re.findall(r"^(\S+)", done.stdout, re.M))
+        assert {"depthmap", "v3", "pyramid"} <= set(re.findall(r"^(\S+)", stdout, re.M))
 
 
-def test_readme_library_example_runs(tmp_path):
+def test_readme_library_example_runs(tmp_path, monkeypatch, capsys):
     prepare(tmp_path)
     code = blocks(TEXT, "python")[0]
-    done = run(["-c", code], tmp_path)
-    assert done.returncode == 0, done.stderr
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    stdout = capsys.readouterr().out
     written = re.findall(r"\"([\w./]+\.(?:png|tif|jpg))\"", code)
     assert len(written) >= 4
     for path in written:
         assert (tmp_path / path).is_file(), f"{path} not written"
-    assert "depthmap" in done.stdout
+    assert "depthmap" in stdout
