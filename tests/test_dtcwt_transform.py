@@ -36,3 +36,18 @@ def test_subband_energy_is_nearly_shift_invariant():
         energies.append(sum(float(np.sum(np.abs(b) ** 2)) for b in level))
     energies = np.array(energies)
     assert energies.std() / energies.mean() < 0.1
+
+
+def test_the_filter_does_not_depend_on_the_machines_thread_count():
+    """The optimiser behind the filter lands elsewhere with one BLAS thread than with two; the
+    method uses stored coefficients, the same everywhere."""
+    import os
+    import subprocess
+    import sys
+
+    program = ("from stackmff.classical import dtcwt_transform as dt; "
+               "print(repr(dt.qshift_filter().tolist()))")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    output = subprocess.run([sys.executable, "-c", program], env=env, check=True,
+                            capture_output=True, text=True).stdout
+    assert output.strip() == repr(dt.qshift_filter().tolist())

@@ -17,17 +17,29 @@ here (stop-band energy minimisation under orthonormality) rather than copied fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import cv2
 import numpy as np
 from scipy.optimize import minimize
 
 QSHIFT_LENGTH = 14
+# design_qshift_filter() as run once with two BLAS threads. Stored, because the optimiser's
+# result depends on the BLAS thread count (one thread lands in another local optimum), and the
+# method's output must not depend on the machine it runs on.
+QSHIFT_H0A = np.array([
+    0.0013900264242007836, -0.0016700666770596126, 0.026138331852636823,
+    -0.028622716434515586, -0.10974410041435152, 0.2596537519789131,
+    0.7695168004787813, 0.5633573567997987, 0.00371122229200832,
+    -0.09468864901389366, 0.01920983982276047, 0.011670053671971884,
+    -0.003115337324077047, -0.0025929510840789934])
 
 
-@cache
-def qshift_filter(length: int = QSHIFT_LENGTH) -> np.ndarray:
+def qshift_filter() -> np.ndarray:
+    """The tree-a Q-shift lowpass filter ``h0a``: orthonormal, delay ~ 1/4 sample."""
+    return QSHIFT_H0A.copy()
+
+
+def design_qshift_filter(length: int = QSHIFT_LENGTH) -> np.ndarray:
     """Design the tree-a Q-shift lowpass filter ``h0a`` (orthonormal, delay ~ 1/4 sample).
 
     ``h0a`` and its reverse are the odd and even samples of one smooth, symmetric lowpass
