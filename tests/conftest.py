@@ -4,6 +4,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 _cache = tempfile.mkdtemp(prefix="stackmff-test-cache-")
@@ -16,3 +18,11 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     shutil.rmtree(_cache, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """See :func:`synthetic.tiny_model_config`."""
+    from synthetic import tiny_model_config
+
+    return tiny_model_config()

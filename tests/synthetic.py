@@ -52,3 +52,12 @@ def write_stack(folder, layers: np.ndarray, dtype=np.uint8, suffix: str = ".png"
     for layer, path in zip(layers, paths):
         write_image(from_float(layer, np.dtype(dtype)), path)
     return paths
+
+
+def tiny_model_config(**changes):
+    """The network with every part of the faithful one, at widths that train in seconds: the
+    one model configuration the tests build on (``configs/smoke.toml`` is the same)."""
+    from stackmff.model import ModelConfig
+
+    return ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
+                       attention_heads=2, attention_ffn=16, **changes)

@@ -16,8 +16,6 @@ from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "stackmff" / "weights" / "stackmff-v3.pt"
-TINY = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
-                   attention_heads=2, attention_ffn=16, pos_encoding="none")
 
 
 class Opaque:
@@ -25,10 +23,10 @@ class Opaque:
 
 
 @pytest.fixture(scope="module")
-def good_payload() -> dict:
+def good_payload(tiny_config) -> dict:
     torch.manual_seed(0)
-    model = StackMFFV3(TINY)
-    return {"format_version": 1, "model_config": TINY.to_dict(),
+    model = StackMFFV3(tiny_config)
+    return {"format_version": 1, "model_config": tiny_config.to_dict(),
             "state_dict": model.state_dict(), "meta": {}}
 
 
@@ -158,9 +156,9 @@ def test_every_size_is_capped_so_nothing_huge_is_allocated():
                 ppm_width=512, attention_heads=32, attention_ffn=512)
 
 
-def test_configs_in_use_still_load():
+def test_configs_in_use_still_load(tiny_config):
     assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
-    assert ModelConfig.from_dict(TINY.to_dict()) == TINY
+    assert ModelConfig.from_dict(tiny_config.to_dict()) == tiny_config
     for path in sorted((ROOT / "configs").glob("*.toml")):
         with open(path, "rb") as handle:
             ModelConfig.from_dict(tomllib.load(handle).get("model", {}))
@@ -172,9 +170,9 @@ def test_shipped_weights_still_load():
     assert not model.training
 
 
-def test_saved_checkpoint_round_trips(tmp_path):
+def test_saved_checkpoint_round_trips(tiny_config, tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tiny.pt"
-    save_checkpoint(path, StackMFFV3(TINY), meta={"note": "x"})
+    save_checkpoint(path, StackMFFV3(tiny_config), meta={"note": "x"})
     model, payload = load_checkpoint(path)
-    assert model.config == TINY and payload["meta"] == {"note": "x"}
+    assert model.config == tiny_config and payload["meta"] == {"note": "x"}

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -7,9 +9,6 @@ from stackmff.model import ModelConfig, StackMFFV3
 from stackmff.model.reference import ReferenceStackMFFV3, reference_attention
 from stackmff.training.losses import classification_loss, depth_regression_loss
 
-TINY = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
-                   attention_heads=2, attention_ffn=16)
-
 
 def test_faithful_config_has_the_papers_parameter_count():
     count = sum(p.numel() for p in StackMFFV3().parameters())
@@ -17,9 +16,9 @@ def test_faithful_config_has_the_papers_parameter_count():
     assert sum(p.numel() for p in StackMFFV3().attention.parameters()) == 6_560
 
 
-def test_shapes_and_any_stack_size_in_one_model():
+def test_shapes_and_any_stack_size_in_one_model(tiny_config):
     torch.manual_seed(0)
-    model = StackMFFV3(TINY).eval()
+    model = StackMFFV3(tiny_config).eval()
     with torch.no_grad():
         for n in (2, 5, 24):
             output = model(torch.rand(1, n, 1, 64, 96))
@@ -30,19 +29,19 @@ def test_shapes_and_any_stack_size_in_one_model():
             assert float(confidence.min()) >= 1.0 / n - 1e-6 and float(confidence.max()) <= 1.0
     with torch.no_grad():
         volume = model.estimate(torch.rand(2, 3, 1, 64, 64))
-    assert volume.shape == (2, 3, TINY.decoder_width, 64, 64)
+    assert volume.shape == (2, 3, tiny_config.decoder_width, 64, 64)
     assert 0.0 <= float(volume.min()) and float(volume.max()) <= 1.0  # sigmoid volume
 
 
-def test_one_return_type_in_train_and_eval():
-    model = StackMFFV3(TINY)
+def test_one_return_type_in_train_and_eval(tiny_config):
+    model = StackMFFV3(tiny_config)
     x = torch.rand(1, 3, 1, 32, 32)
     assert type(model.train()(x)) is type(model.eval()(x))
 
 
-def test_every_parameter_gets_a_gradient():
+def test_every_parameter_gets_a_gradient(tiny_config):
     torch.manual_seed(0)
-    model = StackMFFV3(TINY).train()
+    model = StackMFFV3(tiny_config).train()
     output = model(torch.rand(2, 4, 1, 64, 64))
     loss = classification_loss(output, torch.randint(0, 4, (2, 64, 64)))
     loss = loss + depth_regression_loss(output, torch.randint(0, 4, (2, 64, 64)))
@@ -88,15 +87,15 @@ def test_fast_attention_matches_the_straightforward_reference(encoding):
                                    atol=1e-5, rtol=0)
 
 
-def test_config_validation_and_round_trip():
+def test_config_validation_and_round_trip(tiny_config):
     with pytest.raises(ValueError, match="pos_encoding"):
         ModelConfig(pos_encoding="sinusoid")
     with pytest.raises(ValueError, match="head"):
         ModelConfig(head="other")
-    assert ModelConfig.from_dict(TINY.to_dict()) == TINY
+    assert ModelConfig.from_dict(tiny_config.to_dict()) == tiny_config
 
 
-def test_tiny_model_overfits_one_stack():
+def test_tiny_model_overfits_one_stack(tiny_config):
     """The one slow test: the whole pipeline can learn a focus map.
 
     Accuracy is read in training mode: with one stack, BatchNorm's batch statistics are the
@@ -105,9 +104,7 @@ def test_tiny_model_overfits_one_stack():
     layers, _, focus_map = make_stack(n_layers=3, height=64, width=64, seed=2)
     stack = torch.from_numpy(layers)[None, :, None]
     target = torch.from_numpy(focus_map.astype(np.int64))[None]
-    model = StackMFFV3(ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8,
-                                   decoder_width=8, attention_heads=2, attention_ffn=16,
-                                   drop_path=0.0))
+    model = StackMFFV3(dataclasses.replace(tiny_config, drop_path=0.0))
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for step in range(300):

@@ -7,20 +7,17 @@ from stackmff.cli import main
 from stackmff.errors import StackError
 from stackmff.fusion import StackFuser, plan_tiles
 from stackmff.io import read_pages
-from stackmff.model import ModelConfig, StackMFFV3
+from stackmff.model import StackMFFV3
 from stackmff.model.blocks import PyramidFC
 from stackmff.stack_ops import gather
 from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
-TINY = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
-                   attention_heads=2, attention_ffn=16, pos_encoding="none")
-
 
 @pytest.fixture
-def checkpoint(tmp_path):
+def checkpoint(tiny_config, tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tiny.pt"
-    save_checkpoint(path, StackMFFV3(TINY), meta={"note": "random weights for tests"})
+    save_checkpoint(path, StackMFFV3(tiny_config), meta={"note": "random weights for tests"})
     return path
 
 
@@ -36,11 +33,11 @@ def test_tiles_cover_the_image_exactly_once(shape):
     assert np.all(covered == 1)
 
 
-def test_checkpoint_round_trip_keeps_config_and_weights(checkpoint):
+def test_checkpoint_round_trip_keeps_config_and_weights(tiny_config, checkpoint):
     model, payload = load_checkpoint(checkpoint)
-    assert model.config == TINY and payload["meta"]["note"] == "random weights for tests"
+    assert model.config == tiny_config and payload["meta"]["note"] == "random weights for tests"
     torch.manual_seed(0)
-    original = StackMFFV3(TINY)
+    original = StackMFFV3(tiny_config)
     for name, tensor in original.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], tensor)
 
@@ -131,10 +128,10 @@ def test_cli_v3_without_weights_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "v3.png").exists()
 
 
-def test_depth_regression_head_gives_a_valid_map(tmp_path):
+def test_depth_regression_head_gives_a_valid_map(tiny_config, tmp_path):
     import dataclasses
 
-    config = dataclasses.replace(TINY, head="depth_regression")
+    config = dataclasses.replace(tiny_config, head="depth_regression")
     save_checkpoint(tmp_path / "v3star.pt", StackMFFV3(config))
     layers, _, _ = make_stack(n_layers=5, height=40, width=40)
     result = StackFuser(load_checkpoint(tmp_path / "v3star.pt")[0], tile=None).fuse(layers)
@@ -142,12 +139,12 @@ def test_depth_regression_head_gives_a_valid_map(tmp_path):
     np.testing.assert_array_equal(result.fused, gather(layers, result.focus_map))
 
 
-def test_inference_rewrites_keep_the_function():
+def test_inference_rewrites_keep_the_function(tiny_config):
     from stackmff.model.blocks import LearnablePool
     from stackmff.runtime.optimise import optimise_for_inference
 
     torch.manual_seed(0)
-    model = StackMFFV3(TINY).eval()
+    model = StackMFFV3(tiny_config).eval()
     for module in model.modules():  # non-trivial BatchNorm statistics and affine terms
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -163,14 +160,14 @@ def test_inference_rewrites_keep_the_function():
     assert torch.allclose(got, expected, atol=1e-4)
 
 
-def test_convolutions_run_channels_last_on_cpu_only():
+def test_convolutions_run_channels_last_on_cpu_only(tiny_config):
     from stackmff.runtime.optimise import convolution_layout, optimise_for_inference
 
     assert convolution_layout("cpu") == torch.channels_last
     # cuDNN re-plans channels-last convolutions for every new input shape
     assert convolution_layout("cuda") == torch.contiguous_format
     assert convolution_layout(torch.device("cuda", 0)) == torch.contiguous_format
-    fast = optimise_for_inference(StackMFFV3(TINY), "cpu")
+    fast = optimise_for_inference(StackMFFV3(tiny_config), "cpu")
     weight = next(m.weight for m in fast.modules() if isinstance(m, torch.nn.Conv2d)
                   and m.kernel_size != (1, 1))
     assert weight.is_contiguous(memory_format=torch.channels_last)

@@ -4,18 +4,16 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from synthetic import texture
+from synthetic import texture, tiny_model_config
 
 from stackmff.cli import main
 from stackmff.data import Scene
-from stackmff.model import ModelConfig
 from stackmff.training import TrainConfig, train
 from stackmff.training.config import DataConfig, RunConfig
 from stackmff.training.dataset import SyntheticStacks, render
 from stackmff.weights.checkpoint import load_checkpoint
 
-TINY_MODEL = ModelConfig(stem_width=8, widths=(8, 16, 24, 32), ppm_width=8, decoder_width=8,
-                         attention_heads=2, attention_ffn=16)
+TINY_MODEL = tiny_model_config()
 
 
 def tiny_config(out, steps=3) -> TrainConfig:
