@@ -55,7 +55,18 @@ def test_an_unbounded_tile_margin_is_a_usage_error(stack, tmp_path, capsys):
         main(["fuse", str(stack), "-o", str(tmp_path / "out.png"), "-m", "v3",
               "--tile-margin", "100000"])
     assert stopped.value.code == 2
-    assert "--tile-margin: must be from 0 to 1024, got 100000" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines() == [
+        "stackmff: error: argument --tile-margin: must be from 0 to 1024, got 100000 "
+        "(see 'stackmff fuse --help')"]
+
+
+@pytest.mark.parametrize("args", [["fuse"], ["bogus"], ["align", "x"], ["fuse", "x", "-o"]])
+def test_usage_errors_are_one_line(capsys, args):
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stackmff: error: ")
 
 
 def test_library_refuses_options_a_method_does_not_take():

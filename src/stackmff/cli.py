@@ -59,8 +59,15 @@ def _align(stack, args):
     return align_stack(stack.layers, **_align_options(args))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line too, pointing at the help (subcommands inherit this)."""
+
+    def error(self, message: str):
+        self.exit(2, f"stackmff: error: {message} (see '{self.prog} --help')\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stackmff",
         description="Fuse a focus stack (photos focused at different depths) into one "
                     "all-in-focus image.")
