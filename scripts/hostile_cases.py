@@ -1,0 +1,383 @@
+"""Run the command line against hostile input and check its promises, case by case.
+
+Usage: .venv/bin/python scripts/hostile_cases.py [--keep DIR]
+
+Every case runs `python -m stackmff ...` as its own process in a folder of its own and checks:
+the exit status, that stderr holds no traceback (and one line when the run fails), and that a
+failed or interrupted run leaves no file or folder behind and changes none that was there.
+Interruptions (SIGINT, SIGTERM) are sent at several moments of a run; whatever the moment,
+the outputs must appear all together or not at all. An existing training run must come out
+of a mistaken, failing or interrupted start intact. Prints one line per case and a summary;
+exits 1 if any case breaks a promise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from synthetic import make_stack, write_stack  # noqa: E402
+
+PYTHON = sys.executable
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file and folder under ``folder`` with a digest of its content."""
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        state[key] = "dir" if path.is_dir() else hashlib.sha1(path.read_bytes()).hexdigest()
+    return state
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[Path], list[str]]   # builds inputs in the folder, returns the arguments
+    succeeds: bool = False               # a hostile input that must now work
+    expect: str = ""                     # text the error line (or stdout) must hold
+
+
+def stack_folder(folder: Path, name: str = "stack", n: int = 3, size=(40, 48), **kw) -> Path:
+    layers, _, _ = make_stack(n_layers=n, height=size[0], width=size[1], **kw)
+    write_stack(folder / name, layers)
+    return folder / name
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def zero_byte(suffix: str, where: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        stack = stack_folder(folder)
+        empty = stack / f"empty{suffix}"
+        empty.write_bytes(b"")
+        return ["fuse", str(stack if where == "folder" else empty), *(
+            [] if where == "folder" else [str(p) for p in sorted(stack.glob("layer_*"))]),
+            "-o", str(folder / "out" / "fused.png")]
+    return setup
+
+
+def huge_png(folder: Path) -> list[str]:
+    stack = stack_folder(folder)
+    (stack / "huge.png").write_bytes(png_declaring(100_000, 100_000))
+    return ["fuse", str(stack), "-o", str(folder / "fused.png")]
+
+
+def planar_rgb(folder: Path) -> list[str]:
+    layers, _, _ = make_stack(n_layers=4, height=40, width=48, colour=True)
+    (folder / "planar").mkdir()
+    for k, layer in enumerate(layers):
+        rgb = (layer * 255).astype(np.uint8)
+        tifffile.imwrite(folder / "planar" / f"{k}.tif", rgb.transpose(2, 0, 1),
+                         photometric="rgb", planarconfig="separate")
+    return ["fuse", str(folder / "planar"), "-o", str(folder / "fused.png")]
+
+
+def multipage(pages: int) -> np.ndarray:
+    layers, _, _ = make_stack(n_layers=pages, height=40, width=48)
+    return (layers * 255).astype(np.uint8)
+
+
+def truncated_tiff(folder: Path) -> list[str]:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, multipage(8))
+    data = buffer.getvalue()
+    (folder / "z.tif").write_bytes(data[: len(data) // 2])
+    return ["fuse", str(folder / "z.tif"), "-o", str(folder / "fused.png")]
+
+
+def split_series_tiff(folder: Path) -> list[str]:
+    with tifffile.TiffWriter(folder / "z.tif") as tif:
+        for page in multipage(8):
+            tif.write(page)
+    return ["fuse", str(folder / "z.tif"), "-o", str(folder / "fused.png")]
+
+
+def duplicate(kind: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        stack = stack_folder(folder)
+        first = str(sorted(stack.glob("*.png"))[0])
+        extra = [first, first] if kind == "file twice" else [str(stack), first]
+        return ["fuse", *extra, "-o", str(folder / "fused.png")]
+    return setup
+
+
+def thin(command: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        stack = folder / "stack"
+        layers = np.random.default_rng(0).random((3, 40, 1), dtype=np.float32)
+        write_stack(stack, layers)
+        if command == "align":
+            return ["align", str(stack), "-o", str(folder / "aligned")]
+        return ["fuse", "--align", str(stack), "-o", str(folder / "fused.png")]
+    return setup
+
+
+def tolerance(value: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        return ["align", str(stack_folder(folder)), "-o", str(folder / "aligned"),
+                "--tolerance", value]
+    return setup
+
+
+def bad_checkpoint(kind: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        import torch
+
+        from stackmff.model import ModelConfig, StackMFFV3
+
+        path = folder / "bad.pt"
+        good = {"format_version": 1, "model_config": ModelConfig().to_dict(),
+                "state_dict": StackMFFV3().state_dict(), "meta": {}}
+        if kind == "zero bytes":
+            path.write_bytes(b"")
+        else:
+            payload = dict(good)
+            if kind == "state_dict list":
+                payload["state_dict"] = [1, 2]
+            elif kind == "state_dict int":
+                payload["state_dict"] = {"x": 3}
+            elif kind == "model_config list":
+                payload["model_config"] = [1, 2]
+            elif kind == "widths abcd":
+                payload["model_config"] = {**good["model_config"], "widths": "abcd"}
+            elif kind == "0 heads":
+                payload["model_config"] = {**good["model_config"], "attention_heads": 0}
+            elif kind == "huge width":
+                payload["model_config"] = {**good["model_config"],
+                                           "widths": [131072, 131072, 131072, 131072]}
+            elif kind == "format_version string":
+                payload["format_version"] = "1"
+            elif kind == "pickled object":
+                payload["meta"] = {"object": argparse.Namespace(a=1)}
+            torch.save(payload, path)
+        return ["fuse", str(stack_folder(folder)), "-o", str(folder / "fused.png"), "-m", "v3",
+                "--checkpoint", str(path)]
+    return setup
+
+
+def simple(*tail: str, method: str | None = None) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        args = ["fuse", str(stack_folder(folder)), "-o", str(folder / "fused.png"), *tail]
+        return args + (["-m", method] if method else [])
+    return setup
+
+
+def output(path: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        return ["fuse", str(stack_folder(folder)), "-o", str(folder / path)]
+    return setup
+
+
+def failing_write(folder: Path) -> list[str]:
+    (folder / "blocker").write_text("a file where a folder is asked for")
+    return ["fuse", str(stack_folder(folder)), "-o", str(folder / "new" / "deeper" / "fused.png"),
+            "--focus-map", str(folder / "blocker" / "map.png")]
+
+
+SMOKE = (ROOT / "configs" / "smoke.toml").read_text()
+
+
+def training_run(folder: Path, extra: str = "", **replace: str) -> Path:
+    """A config for a seconds-long run in ``folder/run``."""
+    text = SMOKE.replace('out = "runs/smoke"', f'out = "{folder / "run"}"') + extra
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = folder / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def existing_run(folder: Path) -> Path:
+    config = training_run(folder)
+    subprocess.run([PYTHON, "-m", "stackmff", "train", "--config", str(config)], check=True,
+                   capture_output=True)
+    return config
+
+
+def train_again(folder: Path) -> list[str]:
+    return ["train", "--config", str(existing_run(folder))]
+
+
+def train_bad(text_from: str, text_to: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        existing_run(folder)
+        return ["train", "--config", str(training_run(folder, **{text_from: text_to})),
+                "--resume"]
+    return setup
+
+
+CASES = [
+    Case("zero-byte .png in a folder", zero_byte(".png", "folder"), expect="empty.png"),
+    Case("zero-byte .jpg in a folder", zero_byte(".jpg", "folder"), expect="empty.jpg"),
+    Case("zero-byte .tif in a folder", zero_byte(".tif", "folder"), expect="empty.tif"),
+    Case("zero-byte .png on the command line", zero_byte(".png", "argument"), expect="empty.png"),
+    Case("PNG declaring 100000 x 100000", huge_png, expect="huge.png"),
+    Case("planar RGB TIFFs", planar_rgb, succeeds=True, expect="fused 4 layers"),
+    Case("truncated 8-page TIFF", truncated_tiff, expect="z.tif"),
+    Case("8 pages in 8 series", split_series_tiff, succeeds=True, expect="fused 8 layers"),
+    Case("a file given twice", duplicate("file twice"), expect="layer_0.png"),
+    Case("a folder plus one of its files", duplicate("folder and file"), expect="layer_0.png"),
+    Case("align on 1-pixel-wide layers", thin("align")),
+    Case("fuse --align on 1-pixel-wide layers", thin("fuse")),
+    Case("align --tolerance nan", tolerance("nan")),
+    Case("align --tolerance -1", tolerance("-1")),
+    *[Case(f"checkpoint: {kind}", bad_checkpoint(kind), expect="bad.pt")
+      for kind in ("zero bytes", "state_dict list", "state_dict int", "model_config list",
+                   "widths abcd", "0 heads", "huge width", "format_version string",
+                   "pickled object")],
+    Case("--checkpoint with depthmap", simple("--checkpoint", "x.pt"), expect="--checkpoint"),
+    Case("--tile with depthmap", simple("--tile", "256"), expect="--tile"),
+    Case("--tile-margin 100000", simple("--tile-margin", "100000", method="v3")),
+    Case("unsupported output type", output("fused.xyz"), expect=".xyz"),
+    Case("--confidence with pyramid", simple("--confidence", "c.png", method="pyramid"),
+         expect="no confidence map"),
+    Case("output name of 250 characters", output("f" * 246 + ".png"), succeeds=True),
+    Case("a write that fails after making folders", failing_write),
+    Case("train over an existing run", train_again, expect="--resume"),
+    Case("train: unknown [model] key", train_bad("[model]", "[model]\nwidth = 8"),
+         expect="width"),
+    Case("train: negative max_steps", train_bad("max_steps = 6", "max_steps = -1"),
+         expect="max_steps"),
+    Case("train: crop of the wrong type", train_bad("crop = 64", 'crop = "big"'),
+         expect="crop"),
+]
+
+
+def run_case(case: Case, folder: Path) -> list[str]:
+    args = case.setup(folder)
+    before = snapshot(folder)
+    process = subprocess.run([PYTHON, "-m", "stackmff", *args], capture_output=True, text=True,
+                             cwd=folder, timeout=300)
+    problems = []
+    if "Traceback" in process.stderr:
+        problems.append("traceback")
+    if case.succeeds:
+        if process.returncode != 0:
+            problems.append(f"exit {process.returncode}: {process.stderr.strip()[:200]}")
+        elif case.expect and case.expect not in process.stdout:
+            problems.append(f"stdout lacks {case.expect!r}: {process.stdout.strip()[:200]}")
+        return problems
+    lines = process.stderr.strip().splitlines()
+    errors = [line for line in lines if not line.startswith("stackmff: warning:")]
+    if process.returncode == 0:
+        problems.append("exit 0")
+    if len(errors) != 1:
+        problems.append(f"{len(errors)} error lines: {process.stderr.strip()[:300]}")
+    elif case.expect and case.expect not in errors[0]:
+        problems.append(f"error lacks {case.expect!r}: {errors[0][:200]}")
+    if snapshot(folder) != before:
+        changed = set(snapshot(folder).items()) ^ set(before.items())
+        problems.append(f"files changed: {sorted(k for k, _ in changed)[:5]}")
+    return problems
+
+
+def interrupt_fuse(folder: Path, sig: int, delay: float) -> list[str]:
+    """Send ``sig`` ``delay`` seconds into a run that writes three files."""
+    stack = stack_folder(folder, n=6, size=(512, 512), colour=True)
+    out = folder / "out"
+    before = snapshot(folder)
+    process = subprocess.Popen([PYTHON, "-m", "stackmff", "fuse", str(stack), "-o",
+                                str(out / "fused.tif"), "--focus-map", str(out / "map.png"),
+                                "--confidence", str(out / "conf.png")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    problems = ["traceback"] if "Traceback" in stderr else []
+    written = {"fused.tif", "map.png", "map_indices.png", "conf.png"}
+    present = {p.name for p in out.iterdir()} if out.exists() else set()
+    if process.returncode == 0:
+        if present != written:
+            problems.append(f"exit 0 with {sorted(present)}")
+    elif snapshot(folder) != before:
+        problems.append(f"exit {process.returncode} left {sorted(present) or 'folders'}")
+    return problems
+
+
+def interrupt_training(folder: Path, sig: int, delay: float, resume: bool) -> list[str]:
+    """An existing run, then a start that is interrupted ``delay`` seconds in."""
+    config = existing_run(folder)
+    run = folder / "run"
+    kept = {p.name: p.read_bytes() for p in run.iterdir()}
+    args = ["train", "--config", str(config)] + (["--resume"] if resume else [])
+    process = subprocess.Popen([PYTHON, "-m", "stackmff", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    problems = ["traceback"] if "Traceback" in stderr else []
+    if process.returncode == 0 and not resume:
+        problems.append("exit 0")
+    if not resume:
+        now = {p.name: p.read_bytes() for p in run.iterdir()}
+        if now != kept:
+            problems.append("existing run changed")
+    elif not (run / "last.pt").is_file() or not (run / "log.csv").is_file():
+        problems.append("run lost its checkpoint or log")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", metavar="DIR", help="keep the case folders here")
+    args = parser.parse_args()
+    base = Path(args.keep or tempfile.mkdtemp(prefix="stackmff-hostile-"))
+    base.mkdir(parents=True, exist_ok=True)
+    results = []
+    for i, case in enumerate(CASES):
+        folder = base / f"case{i:02d}"
+        folder.mkdir()
+        results.append((case.name, run_case(case, folder)))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        for delay in (0.5, 1.5, 2.5, 3.5):
+            folder = base / f"fuse-{sig.name}-{delay}"
+            folder.mkdir()
+            results.append((f"fuse interrupted by {sig.name} after {delay} s",
+                            interrupt_fuse(folder, sig, delay)))
+        for resume in (False, True):
+            for delay in (1.0, 4.0):
+                folder = base / f"train-{sig.name}-{delay}-{resume}"
+                folder.mkdir()
+                results.append((f"train{' --resume' if resume else ''} interrupted by "
+                                f"{sig.name} after {delay} s",
+                                interrupt_training(folder, sig, delay, resume)))
+    failed = 0
+    for name, problems in results:
+        failed += bool(problems)
+        print(f"{'FAIL' if problems else 'ok  '}  {name}" + (f": {'; '.join(problems)}"
+                                                           if problems else ""))
+    print(f"\n{len(results) - failed} of {len(results)} cases keep every promise")
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())
