@@ -18,45 +18,22 @@ from pathlib import Path
 
 from stackmff import __version__
 from stackmff.api import DEFAULT_METHOD, fuse_files
+from stackmff.cli_options import (
+    add_fusion_options,
+    add_registration_options,
+    align_options,
+    method_options,
+)
 from stackmff.errors import StackError
-from stackmff.fusion.tiling import DEFAULT_MARGIN, MAX_MARGIN, PRECISIONS
 from stackmff.io import load_stack
 from stackmff.methods import list_methods
 from stackmff.runtime.allocator import keep_freed_memory
 
 
-def _add_registration_options(group, with_switch: bool) -> None:
-    from stackmff.registration import MODELS
-
-    if with_switch:
-        group.add_argument("--align", action="store_true",
-                           help="register the layers to a reference layer before fusing")
-    group.add_argument("--model", choices=MODELS, default="similarity",
-                       help="transform model (default similarity: shift, rotation, scale)")
-    group.add_argument("--reference", type=int, metavar="K",
-                       help="reference layer index (default: the middle layer)")
-    size = group.add_mutually_exclusive_group()
-    size.add_argument("--crop", dest="keep_size", action="store_false", default=False,
-                      help="crop to the area every layer covers (default)")
-    size.add_argument("--keep-size", dest="keep_size", action="store_true", default=False,
-                      help="keep the full frame; fill uncovered borders from the nearest layer")
-    group.add_argument("--on-failure", choices=("error", "drop", "keep"), default="error",
-                       help="a layer that cannot be aligned: stop with an error naming it "
-                            "(default), drop it, or keep it unaligned")
-    group.add_argument("--tolerance", type=float, default=0.6, metavar="SCORE",
-                       help="least correlation (0..1) of an accepted alignment (default 0.6)")
-
-
-def _align_options(args) -> dict:
-    reference = "middle" if args.reference is None else args.reference
-    return {"reference": reference, "model": args.model, "keep_size": args.keep_size,
-            "on_failure": args.on_failure, "tolerance": args.tolerance}
-
-
 def _align(stack, args):
     from stackmff.registration import align_stack
 
-    return align_stack(stack.layers, **_align_options(args))
+    return align_stack(stack.layers, **align_options(args))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,29 +59,7 @@ def _build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="a folder (natural order), a glob, image files, or one "
                              "multi-page TIFF")
-    _add_registration_options(fuse.add_argument_group("registration"), with_switch=True)
-    method = fuse.add_argument_group("fusion")
-    method.add_argument("-m", "--method", default=DEFAULT_METHOD,
-                        help=f"fusion method (default: {DEFAULT_METHOD}; "
-                             "see `stackmff methods`)")
-    # network options default to None: only those given reach the method, which refuses
-    # the ones it does not take (a classical method takes none)
-    network = fuse.add_argument_group("network (--method v3)")
-    network.add_argument("--checkpoint", metavar="PATH",
-                         help="trained weights (.pt); default: the shipped model")
-    network.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
-    network.add_argument("--tile", type=_tile_size, metavar="N",
-                         help="tile side in pixels, 0 for one pass (default: auto, the largest "
-                              "that bounds memory for the stack's layer count)")
-    network.add_argument("--tile-margin", type=_margin, metavar="N",
-                         help=f"context around each tile, 0..{MAX_MARGIN} "
-                              f"(default {DEFAULT_MARGIN})")
-    network.add_argument("--tile-local-means", action="store_true",
-                         help="let each tile take the network's global averages over itself, "
-                              "skipping the first pass that takes them over the whole image: "
-                              "faster with several tiles, the focus map changes at near-ties")
-    network.add_argument("--precision", choices=PRECISIONS,
-                         help="autocast precision of the per-layer network (default fp32)")
+    add_fusion_options(fuse)
     output = fuse.add_argument_group("output")
     output.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="fused image (.png/.tif keep 16 bit; .jpg is 8-bit)")
@@ -114,6 +69,34 @@ def _build_parser() -> argparse.ArgumentParser:
     output.add_argument("--confidence", metavar="PATH",
                         help="per-pixel confidence, 16-bit grey (white = certain)")
     output.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+    batch = commands.add_parser(
+        "batch", help="fuse many stacks: locally or on a Dask cluster, resumable",
+        description="Fuse every stack found in the inputs into OUTDIR, mirroring the input "
+                    "tree; stacks whose outputs exist are skipped; one report line per stack "
+                    "in OUTDIR/batch.jsonl. Exit status 1 if any stack failed.")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help="folders (each folder holding two images or more is a stack), "
+                            "globs, multi-page TIFFs, or a .txt/.csv list of stack paths")
+    add_fusion_options(batch)
+    run = batch.add_argument_group("execution")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes (default: the machine's cores)")
+    run.add_argument("--dask", metavar="ADDRESS",
+                     help="run on a Dask cluster: a scheduler address (tcp://host:8786), or "
+                          "'local' for a LocalCluster of --workers processes")
+    run.add_argument("--force", action="store_true",
+                     help="recompute stacks whose outputs already exist")
+    batch_output = batch.add_argument_group("output")
+    batch_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    batch_output.add_argument("--format", choices=("png", "tif", "jpg"), default="png",
+                              help="file type of the fused images (default png; png and tif "
+                                   "keep 16 bit)")
+    batch_output.add_argument("--focus-map", action="store_true",
+                              help="also write <name>_focus_map.png and "
+                                   "<name>_focus_map_indices.png")
+    batch_output.add_argument("--confidence", action="store_true",
+                              help="also write <name>_confidence.png")
 
     commands.add_parser("methods", help="list the fusion methods",
                         description="List the fusion methods, one line each.")
@@ -125,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     "plus transforms.json.")
     align_inputs = align.add_argument_group("input")
     align_inputs.add_argument("inputs", nargs="+", metavar="INPUT")
-    _add_registration_options(align.add_argument_group("registration"), with_switch=False)
+    add_registration_options(align.add_argument_group("registration"), with_switch=False)
     align_output = align.add_argument_group("output")
     align_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
 
@@ -172,57 +155,28 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _tile_size(text: str) -> int | str | None:
-    if text == "auto":
-        return text
-    value = int(text)
-    if value != 0 and value < 32:
-        raise argparse.ArgumentTypeError(f"tile must be 0 or at least 32, got {value}")
-    return value or None
-
-
-def _margin(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= MAX_MARGIN:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_MARGIN}, got {value}")
-    return value
-
-
-# --flag -> the method option it sets
-_NETWORK_FLAGS = {"checkpoint": "checkpoint", "device": "device", "tile": "tile",
-                  "tile_margin": "margin", "precision": "precision"}
-_FLAG_NAMES = {"checkpoint": "--checkpoint", "device": "--device", "tile": "--tile",
-               "margin": "--tile-margin", "precision": "--precision",
-               "global_means": "--tile-local-means"}
-
-
-def _method_options(args: argparse.Namespace) -> dict:
-    """The method options the user gave; the method refuses those it does not take."""
-    from stackmff.methods import get_method
-
-    options = {option: getattr(args, flag) for flag, option in _NETWORK_FLAGS.items()
-               if getattr(args, flag) is not None}
-    if args.tile_local_means:
-        options["global_means"] = False
-    unknown = sorted(set(options) - get_method(args.method).options)
-    if unknown:
-        flags = ", ".join(_FLAG_NAMES[o] for o in unknown)
-        raise StackError(f"{flags} applies to the network methods only, not to "
-                         f"--method {args.method}")
-    return options
-
-
 def _run_fuse(args: argparse.Namespace) -> None:
     report = fuse_files(args.inputs, args.output, args.method, focus_map=args.focus_map,
                         confidence=args.confidence,
-                        align=_align_options(args) if args.align else None,
-                        **_method_options(args))
+                        align=align_options(args) if args.align else None,
+                        **method_options(args))
     if not args.quiet:
         times = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.seconds.items())
         print(f"fused {report.layers} layers of {report.width}x{report.height} with "
               f"{report.method} ({times})")
         for path in report.written:
             print(f"wrote {path}")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from stackmff.batch import fuse_many, summary
+
+    results = fuse_many(args.inputs, args.output, args.method, client=args.dask,
+                        workers=args.workers, focus_map=args.focus_map,
+                        confidence=args.confidence,
+                        align=align_options(args) if args.align else None,
+                        format=args.format, force=args.force, **method_options(args))
+    return summary(results)
 
 
 def _run_train(args: argparse.Namespace) -> None:
@@ -341,6 +295,8 @@ def _main(argv: Sequence[str] | None) -> int:
             warnings.showwarning = _show_warning
             if args.command == "fuse":
                 _run_fuse(args)
+            elif args.command == "batch":
+                return _run_batch(args)
             elif args.command == "train":
                 _run_train(args)
             elif args.command == "synth":

@@ -11,9 +11,11 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-    """Iterate over ``items`` with a progress bar on stderr when stderr is a terminal."""
+def progress(items: Iterable[T], desc: str, total: int | None = None,
+             unit: str = "layer") -> Iterator[T]:
+    """Iterate over ``items`` with a progress bar (count, rate, time left) on stderr when
+    stderr is a terminal."""
     return iter(
         tqdm(items, desc=desc, total=total, leave=False, disable=not sys.stderr.isatty(),
-             unit="layer")
+             unit=unit)
     )

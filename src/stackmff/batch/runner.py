@@ -1,0 +1,136 @@
+"""``fuse_many``: a batch of stacks, resumable, on local workers or a Dask cluster.
+
+A stack whose outputs all exist is skipped (writes are atomic: a present file is complete);
+``force`` recomputes. Each finished stack appends one line to ``OUTDIR/batch.jsonl`` at once,
+so a killed batch keeps the record of what it did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from stackmff.batch.stacks import StackTask, find_stacks
+from stackmff.batch.work import FORMATS, BatchOptions, BatchResult, worker_environment
+from stackmff.errors import StackError
+from stackmff.progress import progress
+
+REPORT = "batch.jsonl"
+
+
+def _check_outdir(outdir: Path) -> None:
+    """Fail before any work if OUTDIR cannot be made or written."""
+    if outdir.exists() and not outdir.is_dir():
+        raise StackError(f"output folder {outdir} is a file")
+    existing = outdir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise StackError(f"cannot write to the output folder {outdir}: {existing} is not "
+                         "writable")
+
+
+def _default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | Path,
+              method: str = "depthmap", *, client: str | None = None,
+              workers: int | None = None, focus_map: bool = False, confidence: bool = False,
+              align: dict | None = None, format: str = "png", force: bool = False,
+              **options) -> list[BatchResult]:
+    """Fuse many stacks, each into ``OUTDIR/<its name>.<format>`` (and its maps).
+
+    Args:
+        stacks: inputs for :func:`stackmff.batch.find_stacks` (folders, globs, lists,
+            multi-page TIFFs), or the tasks it returns.
+        client: ``None`` for local worker processes, ``"local"`` for a Dask LocalCluster,
+            or a Dask scheduler address (``"tcp://host:8786"``).
+        workers: worker processes (default: the machine's cores); the math threads of each
+            are the cores divided among them.
+        focus_map, confidence: also write ``<name>_focus_map.png`` (with
+            ``<name>_focus_map_indices.png``) and ``<name>_confidence.png``.
+        align: ``None``, or keyword arguments of :func:`stackmff.registration.align_stack`.
+        format: ``png``, ``tif`` or ``jpg`` for the fused images.
+        force: recompute stacks whose outputs already exist.
+        **options: the method's options (see :func:`stackmff.fuse_stack`).
+
+    Returns:
+        One :class:`BatchResult` per stack, in the order the stacks were found.
+
+    Raises:
+        StackError: before any work, for no stacks, a bad method or option, an unwritable
+            OUTDIR or an unreachable scheduler.
+    """
+    from stackmff.methods import get_method
+
+    outdir = Path(outdir)
+    if format not in FORMATS:
+        raise StackError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    cores = _default_workers()
+    workers = cores if workers is None else workers
+    if not isinstance(workers, int) or workers < 1:
+        raise StackError(f"workers must be at least 1, got {workers!r}")
+    entry = get_method(method)
+    entry.check_options(**options)
+    if confidence and not entry.confidence:
+        raise StackError(f"method {method!r} produces no confidence map")
+    tasks = (list(stacks) if stacks and all(isinstance(s, StackTask) for s in stacks)
+             else find_stacks(list(stacks)))
+    _check_outdir(outdir)
+    threads = max(1, cores // workers) if client in (None, "local") else None
+    batch = BatchOptions(method, tuple(sorted(options.items())),
+                         None if align is None else tuple(sorted(align.items())),
+                         focus_map, confidence, format, threads)
+    results: dict[str, BatchResult] = {}
+    todo = []
+    for task in tasks:
+        outputs = batch.outputs(task.name, outdir)
+        if not force and all(p.is_file() for p in outputs.values()):
+            results[task.name] = BatchResult(task.name, list(task.inputs),
+                                             [str(p) for p in outputs.values()], "skipped",
+                                             method, attempts=0)
+        else:
+            todo.append(task)
+    outdir.mkdir(parents=True, exist_ok=True)
+    _append(outdir / REPORT, results.values())
+    environment = worker_environment(threads)
+    if todo:
+        if client is None:
+            from stackmff.batch.local import run_local
+
+            finished = run_local(todo, outdir, batch, min(workers, len(todo)), environment)
+        else:
+            from stackmff.batch.cluster import run_dask
+
+            finished = run_dask(todo, outdir, batch, client, workers, environment)
+        for result in progress(finished, desc="batch", total=len(todo), unit="stack"):
+            results[result.name] = result
+            _append(outdir / REPORT, [result])
+    return [results[task.name] for task in tasks]
+
+
+def _append(report: Path, results: Iterable[BatchResult]) -> None:
+    lines = "".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results)
+    if lines:
+        with open(report, "a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+
+
+def summary(results: list[BatchResult], stream=sys.stdout) -> int:
+    """Print what the batch did, naming every failed stack; returns the exit status."""
+    counts = {status: sum(r.status == status for r in results)
+              for status in ("ok", "skipped", "failed")}
+    print(f"batch: {counts['ok']} fused, {counts['skipped']} skipped (outputs present), "
+          f"{counts['failed']} failed", file=stream)
+    for result in results:
+        if result.status == "failed":
+            print(f"  failed: {result.name} ({', '.join(result.inputs)}): {result.error}",
+                  file=stream)
+    return 1 if counts["failed"] else 0
