@@ -9,6 +9,7 @@ stack whose worker died is retried once by the scheduler, then recorded as faile
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -39,9 +40,14 @@ def run_dask(tasks: list[StackTask], outdir: Path, options: BatchOptions, addres
         # a stack whose worker died once is tried again; a second death fails it
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": 1}))
         if address == "local":
+            # the workers' own log (their shutdown chatter) stays out of the user's terminal
+            quiet = {**environment, "DASK_LOGGING__DISTRIBUTED": "critical"}
+            logger = logging.getLogger("distributed")
+            stack.callback(logger.setLevel, logger.level)
+            logger.setLevel(logging.CRITICAL)
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0", env=environment))
+                dashboard_address=":0", env=quiet))
             client = stack.enter_context(Client(cluster))
         else:
             try:
