@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -19,9 +19,10 @@ from stackmff.batch.stacks import StackTask
 from stackmff.batch.work import BatchOptions, BatchResult, apply_environment, fuse_one
 
 RETRIES = 1   # a stack whose worker died is tried once more
+Work = Callable[[StackTask, str, BatchOptions, int], BatchResult]
 
 
-def _worker(connection: Connection, environment: dict[str, str]) -> None:
+def _worker(connection: Connection, environment: dict[str, str], work: Work) -> None:
     apply_environment(environment)
     from stackmff.runtime.allocator import keep_freed_memory
 
@@ -31,7 +32,7 @@ def _worker(connection: Connection, environment: dict[str, str]) -> None:
         if job is None:
             return
         task, outdir, options, attempt = job
-        connection.send(fuse_one(task, outdir, options, attempt))
+        connection.send(work(task, outdir, options, attempt))
 
 
 @dataclass
@@ -42,15 +43,19 @@ class _Worker:
 
 
 def run_local(tasks: list[StackTask], outdir: Path, options: BatchOptions, workers: int,
-              environment: dict[str, str]) -> Iterator[BatchResult]:
-    """Fuse ``tasks`` on ``workers`` processes; yields each result as it finishes."""
+              environment: dict[str, str], work: Work = fuse_one) -> Iterator[BatchResult]:
+    """Fuse ``tasks`` on ``workers`` processes; yields each result as it finishes.
+
+    ``work`` is what a worker does with a stack (a module-level function, so that a spawned
+    worker can import it)."""
     context = multiprocessing.get_context("spawn")
     todo = deque((task, 1) for task in tasks)
     pool: list[_Worker] = []
 
     def start() -> _Worker:
         ours, theirs = context.Pipe()
-        process = context.Process(target=_worker, args=(theirs, environment), daemon=True)
+        process = context.Process(target=_worker, args=(theirs, environment, work),
+                                  daemon=True)
         process.start()
         theirs.close()
         return _Worker(process, ours)

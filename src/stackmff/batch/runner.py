@@ -123,8 +123,9 @@ def _append(report: Path, results: Iterable[BatchResult]) -> None:
             handle.flush()
 
 
-def summary(results: list[BatchResult], stream=sys.stdout) -> int:
+def summary(results: list[BatchResult], stream=None) -> int:
     """Print what the batch did, naming every failed stack; returns the exit status."""
+    stream = stream or sys.stdout
     counts = {status: sum(r.status == status for r in results)
               for status in ("ok", "skipped", "failed")}
     print(f"batch: {counts['ok']} fused, {counts['skipped']} skipped (outputs present), "
