@@ -157,3 +157,39 @@ def test_an_unreachable_scheduler_is_reported_without_hanging(plate, tmp_path, m
     with pytest.raises(StackError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         fuse_many([plate], tmp_path / "out", client="tcp://127.0.0.1:9")
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_a_dask_array_is_fused_as_the_network_tiles_it(tiny_config, tmp_path):
+    """Blocks as tiles, each with its own margin of context: the same focus map and pixels as
+    the single-process tiling with the same tiles."""
+    import dask.array as da
+    import torch
+
+    from stackmff import fuse_stack
+    from stackmff.fusion import StackFuser
+    from stackmff.model import StackMFFV3
+    from stackmff.weights.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = StackMFFV3(tiny_config).eval()
+    save_checkpoint(tmp_path / "tiny.pt", model)
+    layers, _, _ = make_stack(n_layers=3, height=96, width=96, colour=True)
+    lazy = da.from_array(layers, chunks=(1, 48, 48, 3))
+    result = fuse_stack(lazy, "v3", checkpoint=tmp_path / "tiny.pt", margin=16)
+    tiled = StackFuser(model, tile=48, margin=16, global_means=False).fuse(layers)
+    assert (result.focus_map == tiled.focus_map).all()
+    assert (result.fused == tiled.fused).all()
+    assert result.confidence is not None
+
+
+def test_a_dask_array_with_a_classical_method_gathers_its_layers():
+    import dask.array as da
+    import numpy as np
+
+    from stackmff import fuse_stack, gather
+
+    layers, _, focus_map = make_stack(n_layers=4, height=64, width=80)
+    result = fuse_stack(da.from_array(layers, chunks=(4, 32, 40)), "depthmap")
+    assert result.fused.shape == (64, 80)
+    assert np.array_equal(result.fused, gather(layers, result.focus_map))
+    assert np.mean(result.focus_map == focus_map) > 0.9

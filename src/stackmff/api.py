@@ -45,7 +45,8 @@ def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
 
     Args:
         stack: a :class:`Stack` from :func:`load_stack`, or a float array
-            ``(L, H, W[, 3])`` in [0, 1].
+            ``(L, H, W[, 3])`` in [0, 1]: numpy, or Dask (fused block by block, each with
+            ``margin`` pixels of context, on the active Dask client if there is one).
         method: ``"v3"`` (the network) or a classical method (see :func:`method_names`).
         fuser: a fuser from :func:`prepare_method`, to reuse across stacks (then ``method``
             and ``options`` are not used).
@@ -57,10 +58,32 @@ def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
         A :class:`FusionResult` with the fused image (float32, [0, 1]) and, where the method
         has them, the focus map and confidence.
     """
+    if _is_dask_array(stack):
+        return _fuse_dask(stack, method, fuser, options)
     layers = stack.layers if isinstance(stack, Stack) else np.asarray(stack)
     if fuser is None:
         fuser = prepare_method(method, **options)
     return fuser(layers)
+
+
+def _is_dask_array(stack) -> bool:
+    return type(stack).__module__.split(".")[0] == "dask" and hasattr(stack, "chunks")
+
+
+def _fuse_dask(array, method: str, fuser: Fuser | None, options: dict) -> FusionResult:
+    """A Dask array is fused block by block with ``margin`` of context (the network's tile
+    margin; the same context for the classical methods): see
+    :mod:`stackmff.fusion.dask_tiles`."""
+    from stackmff.fusion.dask_tiles import fuse_dask_array
+    from stackmff.fusion.tiling import DEFAULT_MARGIN
+
+    margin = options.get("margin", DEFAULT_MARGIN)
+    if fuser is None:
+        entry = get_method(method)
+        if "tile" in entry.options:  # each block in one pass: the blocks are the tiles
+            options = {**options, "tile": None}
+        fuser = prepare_method(method, **options)
+    return fuse_dask_array(array, fuser, margin, method)
 
 
 def index_map_path(focus_map_path: str | Path) -> Path:

@@ -1,0 +1,82 @@
+"""One image too large for one machine: fuse a Dask array block by block, each block with a
+margin of context around it.
+
+The stack stays a Dask array ``(L, Y, X[, C])``; every Y/X block is fused from its window
+(block plus ``margin``, clipped at the image border) and keeps only its own pixels, the
+network's tiling spread over Dask's workers. For the network this is exactly its single-process
+tiling with blocks as tiles and each tile's own global averages (``global_means=False``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stackmff.methods import Fuser
+from stackmff.result import FusionResult
+from stackmff.stack_ops import gather
+
+
+def _spans(chunks: tuple[int, ...]) -> list[tuple[int, int]]:
+    edges = np.concatenate([[0], np.cumsum(chunks)]).astype(int)
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _decide(window: np.ndarray, fuser: Fuser, core: tuple[int, int, int, int]) -> np.ndarray:
+    """Focus map and confidence of a window's core, as one ``(2, h, w)`` float32 array."""
+    result = fuser(np.asarray(window, np.float32))
+    y0, y1, x0, x1 = core
+    confidence = (np.full(result.fused.shape[:2], np.nan, np.float32)
+                  if result.confidence is None else result.confidence)
+    return np.stack([result.focus_map[y0:y1, x0:x1].astype(np.float32),
+                     confidence[y0:y1, x0:x1]])
+
+
+def _gather(layers: np.ndarray, focus_map: np.ndarray) -> np.ndarray:
+    return gather(np.asarray(layers, np.float32), focus_map)
+
+
+def _scheduler() -> dict:
+    """A Dask distributed client if one is active, else this thread (the fuser has threads of
+    its own)."""
+    try:
+        from distributed import get_client
+
+        get_client()
+        return {}
+    except (ImportError, ValueError):
+        return {"scheduler": "synchronous"}
+
+
+def fuse_dask_array(array, fuser: Fuser, margin: int, method: str) -> FusionResult:
+    """Fuse a Dask array ``(L, Y, X[, 3])`` of float layers in [0, 1], block by block."""
+    import dask
+    import dask.array as da
+
+    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[3] != 3):
+        raise ValueError(f"expected a stack of shape (L, Y, X) or (L, Y, X, 3), got {array.shape}")
+    if array.shape[0] < 2:
+        raise ValueError(f"a focus stack needs at least 2 layers, got {array.shape[0]}")
+    array = array.rechunk({0: -1, **({3: -1} if array.ndim == 4 else {})})
+    height, width = array.shape[1:3]
+    rows = []
+    for y0, y1 in _spans(array.chunks[1]):
+        row = []
+        for x0, x1 in _spans(array.chunks[2]):
+            wy0, wy1 = max(0, y0 - margin), min(height, y1 + margin)
+            wx0, wx1 = max(0, x0 - margin), min(width, x1 + margin)
+            part = dask.delayed(_decide)(array[:, wy0:wy1, wx0:wx1], fuser,
+                                         (y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0))
+            row.append(da.from_delayed(part, shape=(2, y1 - y0, x1 - x0), dtype=np.float32))
+        rows.append(row)
+    decisions = da.block(rows)
+    (decided,) = dask.compute(decisions, **_scheduler())
+    focus_map = decided[0].astype(np.uint16)
+    confidence = None if np.isnan(decided[1]).all() else decided[1]
+    colour = array.shape[3:]
+    fused = da.concatenate([da.concatenate([da.from_delayed(
+        dask.delayed(_gather)(array[:, y0:y1, x0:x1], focus_map[y0:y1, x0:x1]),
+        shape=(y1 - y0, x1 - x0, *colour), dtype=np.float32)
+        for x0, x1 in _spans(array.chunks[2])], axis=1) for y0, y1 in _spans(array.chunks[1])],
+        axis=0)
+    (fused,) = dask.compute(fused, **_scheduler())
+    return FusionResult(fused=fused, focus_map=focus_map, confidence=confidence, method=method)
