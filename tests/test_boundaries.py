@@ -28,11 +28,11 @@ def modules_after(statement: str) -> set[str]:
 INFERENCE_ONLY = ("stackmff.training", "stackmff.evaluation", "stackmff.data")
 
 
-def test_import_stackmff_and_the_classical_methods_do_not_import_torch():
-    loaded = modules_after("import numpy as np, stackmff\n"
+def test_import_stackmff_and_the_classical_methods_do_not_import_torch_or_dask():
+    loaded = modules_after("import numpy as np, stackmff, stackmff.batch\n"
                            "stackmff.fuse_stack(np.random.rand(2, 32, 32).astype('f4'), "
                            "'pyramid')")
-    assert "torch" not in loaded
+    assert not {"torch", "dask", "distributed", "napari"} & loaded
     assert not any(m.startswith(INFERENCE_ONLY) for m in loaded)
 
 
