@@ -19,6 +19,7 @@ from stackmff.errors import StackError
 from stackmff.io import Stack, load_stack
 from stackmff.methods import get_method, list_methods
 from stackmff.result import FusionResult
+from stackmff.retouch import Retouch, regather
 from stackmff.stack_ops import gather, luma
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_METHOD",
     "FusionResult",
+    "Retouch",
     "Stack",
     "StackError",
     "fuse_files",
@@ -36,5 +38,6 @@ __all__ = [
     "load_stack",
     "luma",
     "prepare_method",
+    "regather",
     "save_result",
 ]

@@ -112,6 +112,27 @@ def _build_parser() -> argparse.ArgumentParser:
     align_output = align.add_argument_group("output")
     align_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
 
+    regather = commands.add_parser(
+        "regather", help="compose the fused image again from an edited focus map",
+        description="Copy every pixel from the layer an edited index map names (the "
+                    "<stem>_indices.png of 'stackmff fuse --focus-map', edited in any image "
+                    "editor), at the stack's bit depth. Give the inputs the map was made from; "
+                    "for a fuse with --align, the layers written by 'stackmff align'.")
+    regather.add_argument("inputs", nargs="+", metavar="INPUT",
+                          help="the stack the map was made from, as given to fuse")
+    regather.add_argument("--focus-map", required=True, metavar="INDICES",
+                          help="the edited <stem>_indices.png (0-based layer indices)")
+    regather.add_argument("-o", "--output", required=True, metavar="OUT",
+                          help="fused image (.png/.tif keep 16 bit)")
+    regather.add_argument("--confidence", metavar="CONF_IN",
+                          help="the fuse's confidence picture, carried over to "
+                               "--confidence-out with 0 where the map was edited")
+    regather.add_argument("--original-map", metavar="INDICES",
+                          help="the unedited <stem>_indices.png, to find the edited pixels")
+    regather.add_argument("--confidence-out", metavar="PATH",
+                          help="where the carried-over confidence goes (16-bit grey)")
+    regather.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
     bench = commands.add_parser(
         "bench", help="benchmark every method on the ground-truth suites",
         description="Run every method (ours and installed peers: enfuse, focus-stack) on "
@@ -219,6 +240,17 @@ def _run_align(args: argparse.Namespace) -> None:
           f"{args.output}")
 
 
+def _run_regather(args: argparse.Namespace) -> None:
+    from stackmff.retouch import regather_files
+
+    written = regather_files(args.inputs, args.focus_map, args.output,
+                             confidence=args.confidence, original_map=args.original_map,
+                             confidence_out=args.confidence_out)
+    if not args.quiet:
+        for path in written:
+            print(f"wrote {path}")
+
+
 def _run_bench(args: argparse.Namespace) -> None:
     from stackmff.evaluation.bench import run_bench
 
@@ -303,6 +335,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 _run_synth(args)
             elif args.command == "align":
                 _run_align(args)
+            elif args.command == "regather":
+                _run_regather(args)
             elif args.command == "bench":
                 _run_bench(args)
             else:
