@@ -22,9 +22,14 @@ from typing import Literal
 import numpy as np
 
 from stackmff.errors import StackError
-from stackmff.io import Stack, expand_inputs, load_stack, read_pages, write_files_atomically
-from stackmff.io.focusmap import confidence_picture
-from stackmff.io.image import encode_image, to_float
+from stackmff.io import Stack, expand_inputs, load_stack, write_files_atomically
+from stackmff.io.focusmap import (
+    confidence_picture,
+    indices_name,
+    read_confidence_picture,
+    read_index_map,
+)
+from stackmff.io.image import encode_image
 from stackmff.result import FusionResult
 from stackmff.stack_ops import check_layers, gather
 
@@ -316,33 +321,11 @@ def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | P
     if confidence_out is not None:
         original = read_index_map(original_map)
         _check_indices(original, len(stack), size, original_map)
-        kept = _read_confidence(confidence, size)
+        kept = read_confidence_picture(confidence, size)
         kept[edited != original] = 0.0
         files[written[1]] = encode_image(confidence_picture(kept), written[1])
     write_files_atomically(files)
     return list(files)
-
-
-def read_index_map(path: str | Path) -> np.ndarray:
-    """Read a raw index map: one grey page of integers (an editor's RGB copy with three equal
-    channels is accepted too).
-
-    Raises:
-        StackError: unreadable, several pages, or a colour picture (the focus-map picture
-            with its colour bar instead of ``<stem>_indices.png``).
-    """
-    pages = read_pages(path)
-    if len(pages) != 1:
-        raise StackError(f"{path} holds {len(pages)} pages; an index map is one image")
-    page = pages[0]
-    if page.ndim == 3:
-        if not (np.array_equal(page[..., 0], page[..., 1])
-                and np.array_equal(page[..., 0], page[..., 2])):
-            raise StackError(f"{path} is a colour picture, not raw layer indices: use the "
-                             f"{_indices_name(path)} that 'stackmff fuse --focus-map' writes "
-                             "beside it")
-        page = page[..., 0]
-    return page
 
 
 def _check_indices(index_map: np.ndarray, n_layers: int, size: tuple[int, int],
@@ -358,26 +341,10 @@ def _check_indices(index_map: np.ndarray, n_layers: int, size: tuple[int, int],
     if map_h == height and map_w > width:
         raise StackError(f"{path} is {map_w}x{map_h}, wider than the stack's {width}x{height}: "
                          f"is it the focus-map picture with its colour bar? Use "
-                         f"{_indices_name(path)}")
+                         f"{indices_name(path)}")
     raise StackError(f"{path} is {map_w}x{map_h} but the stack's layers are {width}x{height}; "
                      "regather needs the inputs the map was made from (for a fuse with "
                      "--align, the layers written by 'stackmff align')")
-
-
-def _indices_name(path: str | Path) -> str:
-    stem = Path(path).stem
-    return f"{stem}_indices.png" if not stem.endswith("_indices") else "<stem>_indices.png"
-
-
-def _read_confidence(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    pages = read_pages(path)
-    page = pages[0]
-    if len(pages) != 1 or page.ndim != 2:
-        raise StackError(f"{path} is not a grey confidence picture (one page, one channel)")
-    if page.shape != tuple(size):
-        raise StackError(f"{path} is {page.shape[1]}x{page.shape[0]} but the stack's layers "
-                         f"are {size[1]}x{size[0]}")
-    return to_float(page)
 
 
 def _layers_of(stack: Stack | np.ndarray) -> np.ndarray:

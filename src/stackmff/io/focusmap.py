@@ -1,9 +1,15 @@
-"""Pictures of per-pixel decisions: the focus map with a colour bar, the confidence map."""
+"""Pictures of per-pixel decisions (the focus map with a colour bar, the confidence map), and
+reading the raw index map and the confidence back, e.g. after a user edited them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+
+from stackmff.errors import StackError
+from stackmff.io.image import read_pages, to_float
 
 
 def focus_map_picture(focus_map: np.ndarray, n_layers: int) -> np.ndarray:
@@ -45,3 +51,41 @@ def _colour_bar(height: int, levels: np.ndarray) -> np.ndarray:
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, (0, 0, 0), max(1, int(scale)),
                     cv2.LINE_AA)
     return bar
+
+
+def read_index_map(path: str | Path) -> np.ndarray:
+    """Read a raw index map: one grey page of integers (an editor's RGB copy with three equal
+    channels is accepted too).
+
+    Raises:
+        StackError: unreadable, several pages, or a colour picture (the focus-map picture
+            with its colour bar instead of ``<stem>_indices.png``).
+    """
+    pages = read_pages(path)
+    if len(pages) != 1:
+        raise StackError(f"{path} holds {len(pages)} pages; an index map is one image")
+    page = pages[0]
+    if page.ndim == 3:
+        if not (np.array_equal(page[..., 0], page[..., 1])
+                and np.array_equal(page[..., 0], page[..., 2])):
+            raise StackError(f"{path} is a colour picture, not raw layer indices: use the "
+                             f"{indices_name(path)} that 'stackmff fuse --focus-map' writes "
+                             "beside it")
+        page = page[..., 0]
+    return page
+
+
+def indices_name(path: str | Path) -> str:
+    stem = Path(path).stem
+    return f"{stem}_indices.png" if not stem.endswith("_indices") else "<stem>_indices.png"
+
+
+def read_confidence_picture(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    pages = read_pages(path)
+    page = pages[0]
+    if len(pages) != 1 or page.ndim != 2:
+        raise StackError(f"{path} is not a grey confidence picture (one page, one channel)")
+    if page.shape != tuple(size):
+        raise StackError(f"{path} is {page.shape[1]}x{page.shape[0]} but the stack's layers "
+                         f"are {size[1]}x{size[0]}")
+    return to_float(page)
