@@ -11,15 +11,19 @@ $(BIN)/stackmff: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/pip install --quiet -e ".[test,cluster]"
+	$(BIN)/pip install --quiet -e ".[test,cluster,napari]" "pytest-qt>=4.4"
 	touch $@
 
 demo: $(BIN)/stackmff
 	$(BIN)/stackmff fuse examples/pcb -o out/pcb_fused.png --focus-map out/pcb_focus_map.png
 	@echo "wrote out/pcb_fused.png and out/pcb_focus_map.png"
 
+# The napari plugin's tests drive a real viewer: a virtual X server with OpenGL
+# (scripts/setup_gui.sh). pytest-qt comes with the napari extra above, not in the test extra:
+# without a Qt binding it would stop every pytest run.
 test: $(BIN)/stackmff
-	$(BIN)/python -m pytest
+	scripts/setup_gui.sh
+	xvfb-run -a -s "-screen 0 1600x1200x24" $(BIN)/python -m pytest
 
 # Benchmarks: installs the peers (Debian enfuse, GNU time, opencv-doc's Aloe scene) first.
 bench: $(BIN)/stackmff

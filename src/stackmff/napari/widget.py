@@ -1,0 +1,260 @@
+"""The "Fuse focus stack" dock widget.
+
+Fuse: the chosen image layer ``(L, H, W[, 3])`` is fused in a worker thread (napari's
+``create_worker``, with a progress bar), so the viewer stays responsive; the result arrives as
+three layers: the fused image, the focus map as a Labels layer (label = layer index + 1, so that
+0 stays napari's "no label") and the confidence, where the method has one.
+
+Retouch: paint the Labels layer with napari's own brush, label ``k + 1`` taking layer ``k``;
+while the cursor moves over the image (or a label is picked), the stack shows the layer that
+the label names. "Re-gather" copies the painted pixels from their layers, exactly. "Save" writes
+the image, the focus map and the confidence together (see :mod:`stackmff.napari.session`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_error, show_info
+
+from stackmff.api import DEFAULT_METHOD
+from stackmff.errors import StackError
+from stackmff.fusion.tiling import PRECISIONS
+from stackmff.io.focusmap import _layer_colours as layer_colours
+from stackmff.methods import get_method, list_methods
+from stackmff.napari.session import FuseSession, Retouched, fuse_layer
+
+SAVE_TYPES = "*.png *.tif *.tiff *.jpg"
+
+
+class FuseWidget(Container):
+    """Fuse an image layer, show its focus map as labels, re-gather what was painted, save.
+
+    Attributes:
+        session: the latest fusion (``None`` before the first one finishes).
+        worker: the running (or last) fusion worker.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.session: FuseSession | None = None
+        self.worker = None
+        self.stack_layer: Image | None = None
+        self.fused_layer: Image | None = None
+        self.labels_layer: Labels | None = None
+        self.confidence_layer: Image | None = None
+
+        self.stack = ComboBox(label="stack", choices=self._stack_choices,
+                              tooltip="the image layer (L, H, W[, 3]) to fuse")
+        self.method = ComboBox(label="method", choices=[m.name for m in list_methods()],
+                               value=DEFAULT_METHOD)
+        self.precision = ComboBox(label="precision", choices=list(PRECISIONS), value="fp32",
+                                  tooltip="arithmetic of the v3 network")
+        self.align = CheckBox(text="align the layers first")
+        self.fuse_button = PushButton(text="Fuse")
+        self.status = Label(value="")
+        self.follow = CheckBox(text="show the layer under the cursor", value=True,
+                               tooltip="move the stack's Z to the layer the label names")
+        self.regather_button = PushButton(text="Re-gather")
+        self.output = FileEdit(label="save as", mode="w", filter=SAVE_TYPES)
+        self.save_button = PushButton(text="Save")
+        self.extend([self.stack, self.method, self.precision, self.align, self.fuse_button,
+                     self.status, self.follow, self.regather_button, self.output,
+                     self.save_button])
+
+        self.method.changed.connect(self._update_enabled)
+        self.fuse_button.changed.connect(self.fuse)
+        self.regather_button.changed.connect(self.regather)
+        self.save_button.changed.connect(lambda: self.save())
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self.stack.reset_choices)
+        napari_viewer.mouse_move_callbacks.append(self._on_mouse_move)
+        self.native.destroyed.connect(self._disconnect)
+        self._update_enabled()
+
+    # fusing -----------------------------------------------------------------------------
+
+    def fuse(self):
+        """Start fusing the chosen layer in a worker thread; returns the worker (or ``None``
+        when there is nothing to fuse)."""
+        layer = self.stack.value
+        if layer is None:
+            self._fail("open a focus stack first (File > Open Folder, or File > Open Sample)")
+            return None
+        method = self.method.value
+        options = {"precision": self.precision.value} if self._takes_precision() else {}
+        paths = layer.metadata.get("stackmff", {}).get("paths", ())
+        stages = 3 + bool(self.align.value)
+        worker = create_worker(fuse_layer, layer.data, method, align=bool(self.align.value),
+                               options=options, paths=paths, _ignore_errors=True,
+                               _progress={"total": stages, "desc": f"fuse ({method})"})
+        worker.yielded.connect(self._say)
+        worker.returned.connect(lambda session: self._show(session, layer))
+        worker.errored.connect(self._fuse_failed)
+        worker.finished.connect(self._finished)
+        self.worker = worker
+        self.fuse_button.enabled = False
+        self._say(f"fusing {layer.name} ...")
+        worker.start()
+        return worker
+
+    @property
+    def busy(self) -> bool:
+        """Whether a fusion is running."""
+        return not self.fuse_button.enabled
+
+    def _show(self, session: FuseSession, source: Image) -> None:
+        """Add the fusion's layers, placed over the source layer."""
+        viewer, name = self.viewer, source.name
+        scale = np.asarray(source.scale)
+        translate = np.asarray(source.translate, float).copy()
+        translate[-2:] += np.asarray(session.offset) * scale[-2:]
+        stack_layer = source
+        if session.aligned:
+            stack_layer = viewer.add_image(session.layers, name=f"{name} aligned",
+                                           rgb=source.rgb, scale=scale, translate=translate,
+                                           contrast_limits=source.contrast_limits,
+                                           metadata={"stackmff": {"paths": session.paths}})
+        placed = {"scale": scale[-2:], "translate": translate[-2:]}
+        self.fused_layer = viewer.add_image(session.fused, name=f"{name} fused ({session.method})",
+                                            rgb=source.rgb, contrast_limits=source.contrast_limits,
+                                            **placed)
+        self.confidence_layer = None
+        if session.confidence is not None:
+            self.confidence_layer = viewer.add_image(
+                session.confidence, name=f"{name} confidence", colormap="gray",
+                contrast_limits=(0.0, 1.0), visible=False, **placed)
+        labels = viewer.add_labels(session.labels(), name=f"{name} focus map", opacity=0.4,
+                                   colormap=label_colormap(len(session.layers)), **placed)
+        labels.events.selected_label.connect(self._on_selected_label)
+        self.stack_layer, self.labels_layer, self.session = stack_layer, labels, session
+        viewer.layers.selection.active = labels
+        self._say(f"fused {len(session.layers)} layers with {session.method}: paint the "
+                  f"focus map (label = layer + 1), then Re-gather")
+        self._update_enabled()
+
+    def _fuse_failed(self, exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, StackError) else f"{type(exc).__name__}: {exc}"
+        self._fail(f"fusing failed: {message}")
+
+    def _finished(self) -> None:
+        self.fuse_button.enabled = True
+
+    # retouching -------------------------------------------------------------------------
+
+    def regather(self) -> Retouched | None:
+        """Update the fused image (and the confidence) from the edited Labels layer."""
+        if not self._ready():
+            return None
+        try:
+            retouched = self.session.regather(self.labels_layer.data)
+        except StackError as exc:
+            self._fail(str(exc))
+            return None
+        self.fused_layer.data = retouched.fused
+        if self.confidence_layer is not None and self.confidence_layer in self.viewer.layers:
+            self.confidence_layer.data = retouched.confidence
+        self._say(f"re-gathered: {int(retouched.changed.sum())} pixels from other layers")
+        return retouched
+
+    def save(self, output: str | Path | None = None) -> list[Path] | None:
+        """Write the retouched image and its maps to ``output`` (default: the "save as"
+        field); returns the paths written."""
+        if not self._ready():
+            return None
+        output = Path(output if output is not None else self.output.value)
+        if str(output) in ("", ".") or output.is_dir():
+            self._fail("choose a file to save to (.png or .tif)")
+            return None
+        try:
+            written = self.session.save(output, self.labels_layer.data)
+        except StackError as exc:
+            self._fail(str(exc))
+            return None
+        self.regather()
+        self._say(f"saved {', '.join(p.name for p in written)}")
+        show_info(f"saved {', '.join(map(str, written))}")
+        return written
+
+    def show_layer(self, index: int) -> None:
+        """Show layer ``index`` (0-based) of the fused stack."""
+        stack = self.stack_layer
+        if stack is None or stack not in self.viewer.layers:
+            return
+        index = int(np.clip(index, 0, stack.data.shape[0] - 1))
+        axis = self.viewer.dims.ndim - stack.ndim
+        position = np.zeros(stack.ndim)
+        position[0] = index
+        self.viewer.dims.set_point(axis, stack.data_to_world(position)[0])
+
+    def show_layer_at(self, position) -> int | None:
+        """Show the layer that the focus map names at a world ``position``; returns it."""
+        if self.labels_layer is None or self.labels_layer not in self.viewer.layers:
+            return None
+        pixel = np.round(self.labels_layer.world_to_data(position)[-2:]).astype(int)
+        labels = self.labels_layer.data
+        if not (0 <= pixel[0] < labels.shape[0] and 0 <= pixel[1] < labels.shape[1]):
+            return None
+        label = int(labels[pixel[0], pixel[1]])
+        index = label - 1 if label > 0 else int(self.session.focus_map[pixel[0], pixel[1]])
+        self.show_layer(index)
+        return index
+
+    def _on_mouse_move(self, viewer, event) -> None:
+        if self.follow.value:
+            self.show_layer_at(event.position)
+
+    def _on_selected_label(self, event=None) -> None:
+        if self.labels_layer is not None and self.labels_layer.selected_label > 0:
+            self.show_layer(self.labels_layer.selected_label - 1)
+
+    # plumbing ---------------------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        if self.session is None:
+            self._fail("fuse a stack first")
+            return False
+        for layer in (self.labels_layer, self.fused_layer):
+            if layer not in self.viewer.layers:
+                self._fail(f"the layer {layer.name!r} was removed: fuse again")
+                return False
+        return True
+
+    def _stack_choices(self, _widget=None) -> list[tuple[str, Image]]:
+        return [(layer.name, layer) for layer in self.viewer.layers
+                if isinstance(layer, Image) and layer.ndim >= 3]
+
+    def _takes_precision(self) -> bool:
+        return "precision" in get_method(self.method.value).options
+
+    def _update_enabled(self, *_) -> None:
+        self.precision.enabled = self._takes_precision()
+        for widget in (self.regather_button, self.save_button, self.follow, self.output):
+            widget.enabled = self.session is not None
+
+    def _say(self, message: str) -> None:
+        self.status.value = message
+
+    def _fail(self, message: str) -> None:
+        self._say(f"error: {message}")
+        show_error(message)
+
+    def _disconnect(self, *_) -> None:
+        if self._on_mouse_move in self.viewer.mouse_move_callbacks:
+            self.viewer.mouse_move_callbacks.remove(self._on_mouse_move)
+
+
+def label_colormap(n_layers: int) -> DirectLabelColormap:
+    """Label ``k + 1`` in the colour of layer ``k`` in ``stackmff fuse --focus-map``
+    pictures (turbo: near blue to far red); 0 is transparent."""
+    colours = {None: np.zeros(4), 0: np.zeros(4)}
+    for k, rgb in enumerate(layer_colours(n_layers)):
+        colours[k + 1] = np.append(rgb / 255.0, 1.0)
+    return DirectLabelColormap(color_dict=colours)
