@@ -28,9 +28,10 @@ def _setup_worker(environment: dict[str, str]) -> None:
     apply_environment(environment)
 
 
-def run_dask(tasks: list[StackTask], outdir: Path, options: BatchOptions, address: str,
+def run_dask(tasks: list[StackTask], outdir: Path, options: BatchOptions, address,
              workers: int, environment: dict[str, str]) -> Iterator[BatchResult]:
-    """Fuse ``tasks`` on a Dask cluster; yields each result as it finishes."""
+    """Fuse ``tasks`` on a Dask cluster (``address``: ``"local"``, a scheduler address or a
+    ``distributed.Client``); yields each result as it finishes."""
     try:
         import dask
         from distributed import Client, LocalCluster, as_completed
@@ -39,7 +40,10 @@ def run_dask(tasks: list[StackTask], outdir: Path, options: BatchOptions, addres
     with ExitStack() as stack:
         # a stack whose worker died once is tried again; a second death fails it
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": 1}))
-        if address == "local":
+        if not isinstance(address, str):  # a Client the caller made and keeps
+            client = address
+            client.run(_setup_worker, environment)
+        elif address == "local":
             # the workers' own log (their shutdown chatter) stays out of the user's terminal
             quiet = {**environment, "DASK_LOGGING__DISTRIBUTED": "critical"}
             logger = logging.getLogger("distributed")

@@ -40,7 +40,7 @@ def _default_workers() -> int:
 
 
 def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | Path,
-              method: str = "depthmap", *, client: str | None = None,
+              method: str = "depthmap", *, client=None,
               workers: int | None = None, focus_map: bool = False, confidence: bool = False,
               align: dict | None = None, format: str = "png", force: bool = False,
               **options) -> list[BatchResult]:
@@ -50,7 +50,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
         stacks: inputs for :func:`stackmff.batch.find_stacks` (folders, globs, lists,
             multi-page TIFFs), or the tasks it returns.
         client: ``None`` for local worker processes, ``"local"`` for a Dask LocalCluster,
-            or a Dask scheduler address (``"tcp://host:8786"``).
+            a Dask scheduler address (``"tcp://host:8786"``), or a ``distributed.Client``.
         workers: worker processes (default: the machine's cores); the math threads of each
             are the cores divided among them.
         focus_map, confidence: also write ``<name>_focus_map.png`` (with
