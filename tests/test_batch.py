@@ -193,3 +193,12 @@ def test_a_dask_array_with_a_classical_method_gathers_its_layers():
     assert result.fused.shape == (64, 80)
     assert np.array_equal(result.fused, gather(layers, result.focus_map))
     assert np.mean(result.focus_map == focus_map) > 0.9
+
+
+def test_linked_stack_folders_are_found_once(tmp_path):
+    layers, _, _ = make_stack(n_layers=2, height=32, width=32)
+    write_stack(tmp_path / "data" / "a", layers)
+    (tmp_path / "plate").mkdir()
+    (tmp_path / "plate" / "a").symlink_to(tmp_path / "data" / "a")
+    (tmp_path / "plate" / "loop").symlink_to(tmp_path / "plate")
+    assert [task.name for task in find_stacks([tmp_path / "plate"])] == ["a"]

@@ -38,8 +38,13 @@ def run_dask(tasks: list[StackTask], outdir: Path, options: BatchOptions, addres
     except ImportError:
         raise StackError("--dask needs Dask: pip install 'stackmff[cluster]'") from None
     with ExitStack() as stack:
-        # a stack whose worker died once is tried again; a second death fails it
-        stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": 1}))
+        # a stack whose worker died once is tried again; a second death fails it. The
+        # workers' sampling profiler (every 10 ms) and GIL monitor (every 1 ms) cost a
+        # long-running numeric task a tenth of its time: off in the clusters we start
+        stack.enter_context(dask.config.set({
+            "distributed.scheduler.allowed-failures": 1,
+            "distributed.worker.profile.enabled": False,
+            "distributed.admin.system-monitor.gil.enabled": False}))
         if not isinstance(address, str):  # a Client the caller made and keeps
             client = address
             client.run(_setup_worker, environment)

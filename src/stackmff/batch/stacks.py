@@ -36,9 +36,15 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def _stack_folders(root: Path) -> list[Path]:
-    """Every folder under ``root`` (itself included) that directly holds two images or more."""
-    found = []
-    for folder, subfolders, _ in os.walk(root):
+    """Every folder under ``root`` (itself included) that directly holds two images or more;
+    linked folders are followed, each real folder once."""
+    found, seen = [], set()
+    for folder, subfolders, _ in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:   # a link back up the tree, or a second link to the same folder
+            subfolders[:] = []
+            continue
+        seen.add(real)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         if len(_images_in(Path(folder))) >= 2:
             found.append(Path(folder))

@@ -64,15 +64,22 @@ class BatchResult:
 
 
 _fusers: dict[tuple, Fuser] = {}
-_threads_set = False
+_process_set_up = False
 
 
-def _set_threads(threads: int | None) -> None:
-    """Once per process: split the machine's cores between the workers."""
-    global _threads_set
-    if _threads_set or threads is None:
+def _set_up_process(threads: int | None) -> None:
+    """Once per worker process: keep freed memory for reuse (a Dask worker's default is to
+    trim it at once, so every large tensor would fault its pages in again; see
+    :mod:`stackmff.runtime.allocator`), and split the machine's cores between the workers."""
+    global _process_set_up
+    if _process_set_up:
         return
-    _threads_set = True
+    _process_set_up = True
+    from stackmff.runtime.allocator import keep_freed_memory
+
+    keep_freed_memory()
+    if threads is None:
+        return
     import cv2
 
     cv2.setNumThreads(threads)
@@ -124,7 +131,7 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
     paths = options.outputs(task.name, outdir)
     result = BatchResult(task.name, list(task.inputs), [str(p) for p in paths.values()],
                          "failed", options.method, attempts=attempt)
-    _set_threads(options.threads)
+    _set_up_process(options.threads)
     _reset_peak_memory()
     started = time.perf_counter()
     try:
