@@ -71,6 +71,12 @@ def prepare(folder: Path) -> None:
     with tifffile.TiffWriter(folder / "zstack.tif") as tif:    # 16-bit, one page per layer
         for page in (grey * 65535).round().astype(np.uint16):
             tif.write(page, photometric="minisblack")
+    for well in ("A1", "A2"):                                  # a plate of two stacks
+        wells, _, _ = make_stack(n_layers=3, height=64, width=64, seed=5)
+        for k, layer in enumerate(wells):
+            (folder / "plate" / well).mkdir(parents=True, exist_ok=True)
+            Image.fromarray((layer * 255).round().astype(np.uint8)).save(
+                folder / "plate" / well / f"{k}.png")
     (folder / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
     (folder / "configs").symlink_to(ROOT / "configs", target_is_directory=True)
 
@@ -88,6 +94,10 @@ def promised_outputs(args: list[str]) -> list[str]:
     if args[0] == "align":
         out = option(args, "-o", "--output")
         return [f"{out}/transforms.json"] + [f"{out}/IMG_{k:04d}.JPG" for k in (1, 2, 3)]
+    if args[0] == "batch":
+        out = option(args, "-o", "--output")
+        maps = ["A1_focus_map.png", "A1_focus_map_indices.png"] if "--focus-map" in args else []
+        return [f"{out}/{name}" for name in ("A1.png", "A2.png", "batch.jsonl", *maps)]
     if args[0] == "synth":
         return [f"{option(args, '-o', '--output')}/stack_000/focus_map.png"]
     if args[0] == "train":
@@ -129,7 +139,8 @@ def test_readme_links_and_paths_exist():
 def test_readme_has_enough_commands_to_test():
     assert len(RUNNABLE) >= MIN_COMMANDS, RUNNABLE
     assert len(blocks(TEXT, "python")) == 1
-    assert {args[0] for args in RUNNABLE} >= {"fuse", "align", "methods", "synth", "train"}
+    assert {args[0] for args in RUNNABLE} >= {"fuse", "batch", "align", "methods", "synth",
+                                              "train"}
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a) for a in COMMANDS])
