@@ -171,7 +171,8 @@ def test_the_sample_opens_and_fuses_and_the_screenshot_shows_it(viewer, widget, 
     assert widget.regather().changed[400, 150] and viewer.dims.current_step[0] == 4
     viewer.window.resize(1500, 860)
     viewer.reset_view()
-    viewer.camera.zoom *= 1.3
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera.zoom *= 1.3
     shot = viewer.screenshot(canvas_only=False, flash=False)
     assert shot.ndim == 3 and shot.shape[2] == 4 and shot[..., :3].std() > 10  # not blank
     assert session.focus_map.shape == (576, 768)
