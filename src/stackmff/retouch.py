@@ -367,3 +367,57 @@ def _check_confidence(confidence: np.ndarray, shape: tuple[int, ...]) -> np.ndar
     if confidence.shape != shape:
         raise StackError(f"the confidence is {confidence.shape} but the focus map is {shape}")
     return confidence.astype(np.float32, copy=False)
+
+
+def suppress_halos(layers: Stack | np.ndarray, result: FusionResult, *, reach: int = 15,
+                   min_confidence: float = 0.5, window: int = 9,
+                   order: Order = "near-to-far") -> FusionResult:
+    """Halo suppression: near a depth edge, an unsure far choice gives way to a near one.
+
+    Around a bright near object the object's blur covers the background in the far-focused
+    layers, so methods pick a wrong layer in a band around the edge (a halo). This applies
+    :func:`prefer` ("near", neighbourhood rule) to the *suspect* pixels only: those whose
+    confidence is below ``min_confidence`` and that have, within ``reach`` pixels, a confident
+    pixel whose chosen layer is nearer than theirs. The result stays exact (the fused image is
+    the gather of the new map); the confidence is the method's own, kept unchanged, since the
+    rule here is automatic and not a person's choice.
+
+    Args:
+        layers: the stack the result was fused from, ``(L, H, W[, 3])`` or a Stack.
+        result: a selection method's result, with its focus map and confidence.
+        reach: how far (px, square neighbourhood) from a nearer confident choice a pixel is
+            suspect.
+        min_confidence: below this a pixel is unsure; at or above it a choice is confident.
+        window: :func:`prefer`'s neighbourhood size for the replacement layer.
+        order: how the stack is ordered, ``"near-to-far"`` or ``"far-to-near"``.
+
+    Returns:
+        A new :class:`FusionResult` (method name suffixed ``+halo``).
+
+    Raises:
+        StackError: a result without focus map or confidence, shapes that disagree, or an
+            option out of range.
+    """
+    from scipy import ndimage  # here, so that `import stackmff` stays light
+
+    if result.focus_map is None or result.confidence is None:
+        raise StackError(f"method {result.method!r} gives no focus map and confidence: "
+                         "halo suppression needs both")
+    if isinstance(reach, bool) or not isinstance(reach, (int, np.integer)) or reach < 1:
+        raise StackError(f"reach must be a whole number of pixels >= 1, got {reach!r}")
+    if order not in ("near-to-far", "far-to-near"):
+        raise StackError(f"order must be 'near-to-far' or 'far-to-near', got {order!r}")
+    stack = _layers_of(layers)
+    focus_map = check_focus_map(result.focus_map, len(stack), stack.shape[1:3])
+    confidence = _check_confidence(result.confidence, focus_map.shape)
+    rank = focus_map.astype(np.int64)  # smaller = nearer
+    if order == "far-to-near":
+        rank = len(stack) - 1 - rank
+    confident = confidence >= min_confidence
+    nearest = ndimage.minimum_filter(np.where(confident, rank, len(stack)), size=2 * reach + 1,
+                                     mode="constant", cval=len(stack))
+    suspect = ~confident & (nearest < rank)
+    new_map = prefer(focus_map, confidence, suspect, "near", min_confidence=min_confidence,
+                     window=window, order=order)
+    return FusionResult(fused=gather(stack, new_map), focus_map=new_map,
+                        confidence=confidence.copy(), method=f"{result.method}+halo")
