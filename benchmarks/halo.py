@@ -9,7 +9,7 @@ over the background, and methods pick a wrong layer in a band around the near ed
 per method, PSNR over the whole image and in the halo band (background pixels 2..15 px
 outside a near object, from the true depth) against the all-in-focus image, 8-bit BT.601 luma
 (the project's reference protocol), for depthmap, v3, enfuse (when installed) and depthmap
-and v3 followed by :func:`stackmff.retouch.suppress_halos`.
+and v3 followed by ``suppress_halos`` below (a candidate rule, not part of stackmff).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from stackmff.data.physical import PhysicalOptions, closest_layer, render_physic
 from stackmff.data.scenes import Scene
 from stackmff.metrics import psnr
 from stackmff.metrics.reference import grey8
-from stackmff.retouch import suppress_halos
+from stackmff.result import FusionResult
+from stackmff.retouch import prefer
 from stackmff.stack_ops import gather
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,27 @@ ENFUSE = ["enfuse", "--exposure-weight=0", "--saturation-weight=0", "--contrast-
           "--hard-mask", "--contrast-window-size=9"]
 BAND = (2, 15)  # px outside a near object's edge
 FAR, NEAR = 10.0, 1.0
+
+
+# A candidate rule, measured here and not part of stackmff: it did not help (docs/halo.md).
+def suppress_halos(layers: np.ndarray, result: FusionResult, reach: int = 15,
+                   min_confidence: float = 0.5, window: int = 9) -> FusionResult:
+    """Near a depth edge, an unsure far choice gives way to a near one: the *suspect* pixels
+    (confidence below ``min_confidence``, with a confident pixel of a nearer layer within
+    ``reach`` px) take :func:`stackmff.retouch.prefer`'s nearest confident layer. The stack
+    runs near to far; the result stays the gather of its map."""
+    from scipy import ndimage
+
+    n = layers.shape[0]
+    rank = result.focus_map.astype(np.int64)  # smaller = nearer
+    confident = result.confidence >= min_confidence
+    nearest = ndimage.minimum_filter(np.where(confident, rank, n), size=2 * reach + 1,
+                                     mode="constant", cval=n)
+    suspect = ~confident & (nearest < rank)
+    new_map = prefer(result.focus_map, result.confidence, suspect, "near",
+                     min_confidence=min_confidence, window=window)
+    return FusionResult(fused=gather(layers, new_map), focus_map=new_map,
+                        confidence=result.confidence, method=f"{result.method}+halo")
 
 
 def halo_scene(size: int, seed: int) -> Scene:
