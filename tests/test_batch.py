@@ -156,7 +156,7 @@ def test_an_unreachable_scheduler_is_reported_without_hanging(plate, tmp_path, m
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(StackError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         fuse_many([plate], tmp_path / "out", client="tcp://127.0.0.1:9")
-    assert not list((tmp_path / "out").glob("*.png"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_dask_array_is_fused_as_the_network_tiles_it(tiny_config, tmp_path):

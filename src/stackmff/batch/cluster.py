@@ -19,7 +19,7 @@ from stackmff.batch.stacks import StackTask
 from stackmff.batch.work import BatchOptions, BatchResult, fuse_one
 from stackmff.errors import StackError
 
-CONNECT_TIMEOUT = "10s"
+CONNECT_TIMEOUT = "8s"  # the whole command answers within 10 s
 
 
 def _setup_worker(environment: dict[str, str]) -> None:

@@ -97,7 +97,6 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
                                              method, attempts=0)
         else:
             todo.append(task)
-    outdir.mkdir(parents=True, exist_ok=True)
     _append(outdir / REPORT, results.values())
     environment = worker_environment(threads)
     if todo:
@@ -117,7 +116,8 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
 
 def _append(report: Path, results: Iterable[BatchResult]) -> None:
     lines = "".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results)
-    if lines:
+    if lines:  # OUTDIR appears with its first line: a batch that cannot start leaves nothing
+        report.parent.mkdir(parents=True, exist_ok=True)
         with open(report, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
