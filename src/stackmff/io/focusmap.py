@@ -20,7 +20,7 @@ def focus_map_picture(focus_map: np.ndarray, n_layers: int) -> np.ndarray:
     """
     if focus_map.ndim != 2:
         raise ValueError(f"focus map must be 2-D, got shape {focus_map.shape}")
-    levels = _layer_colours(n_layers)
+    levels = layer_colours(n_layers)
     picture = levels[np.clip(focus_map, 0, n_layers - 1)]
     return np.concatenate([picture, _colour_bar(focus_map.shape[0], levels)], axis=1)
 
@@ -30,7 +30,9 @@ def confidence_picture(confidence: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(confidence * 65535), 0, 65535).astype(np.uint16)
 
 
-def _layer_colours(n_layers: int) -> np.ndarray:
+def layer_colours(n_layers: int) -> np.ndarray:
+    """One RGB colour per layer (turbo, dark blue to dark red): the focus-map pictures' and the
+    napari Labels layer's."""
     ramp = np.linspace(0, 255, max(n_layers, 2)).round().astype(np.uint8)[:n_layers]
     bgr = cv2.applyColorMap(ramp[:, None], cv2.COLORMAP_TURBO)[:, 0]
     return bgr[:, ::-1].copy()

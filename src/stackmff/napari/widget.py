@@ -26,7 +26,7 @@ from napari.utils.notifications import show_error, show_info
 from stackmff.api import DEFAULT_METHOD
 from stackmff.errors import StackError
 from stackmff.fusion.tiling import PRECISIONS
-from stackmff.io.focusmap import _layer_colours as layer_colours
+from stackmff.io.focusmap import layer_colours
 from stackmff.methods import get_method, list_methods
 from stackmff.napari.session import FuseSession, Retouched, fuse_layer
 
