@@ -74,7 +74,6 @@ def run_dask(tasks: list[StackTask], outdir: Path, options: BatchOptions, addres
             try:
                 yield future.result()
             except Exception as exc:  # KilledWorker: the worker died on both tries
-                yield BatchResult(task.name, list(task.inputs),
-                                  [str(p) for p in options.outputs(task.name, outdir).values()],
-                                  "failed", options.method, attempts=2,
-                                  error=f"the worker died on every try ({type(exc).__name__})")
+                yield BatchResult.of(task, outdir, options, "failed", attempts=2,
+                                     error=f"the worker died on every try "
+                                           f"({type(exc).__name__})")

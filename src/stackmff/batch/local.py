@@ -93,12 +93,10 @@ def run_local(tasks: list[StackTask], outdir: Path, options: BatchOptions, worke
                     if attempt <= RETRIES:
                         todo.appendleft((task, attempt + 1))
                     else:
-                        yield BatchResult(task.name, list(task.inputs),
-                                          [str(p) for p in options.outputs(task.name, outdir)
-                                           .values()], "failed", options.method,
-                                          error=f"the worker died (exit code "
-                                                f"{worker.process.exitcode}) on every try",
-                                          attempts=attempt)
+                        yield BatchResult.of(task, outdir, options, "failed",
+                                             error=f"the worker died (exit code "
+                                                   f"{worker.process.exitcode}) on every try",
+                                             attempts=attempt)
                     if todo:
                         replacement = start()
                         pool.append(replacement)

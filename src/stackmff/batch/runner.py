@@ -92,9 +92,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     for task in tasks:
         outputs = batch.outputs(task.name, outdir)
         if not force and all(p.is_file() for p in outputs.values()):
-            results[task.name] = BatchResult(task.name, list(task.inputs),
-                                             [str(p) for p in outputs.values()], "skipped",
-                                             method, attempts=0)
+            results[task.name] = BatchResult.of(task, outdir, batch, "skipped", attempts=0)
         else:
             todo.append(task)
     _append(outdir / REPORT, results.values())

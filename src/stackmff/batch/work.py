@@ -62,6 +62,13 @@ class BatchResult:
     attempts: int = 1
     stages: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, task: StackTask, outdir: Path, options: BatchOptions, status: str,
+           **details) -> BatchResult:
+        """The line for ``task``, naming its inputs and the outputs it writes under OUTDIR."""
+        outputs = [str(p) for p in options.outputs(task.name, Path(outdir)).values()]
+        return cls(task.name, list(task.inputs), outputs, status, options.method, **details)
+
 
 _fusers: dict[tuple, Fuser] = {}
 _process_set_up = False
@@ -129,8 +136,7 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
 
     outdir = Path(outdir)
     paths = options.outputs(task.name, outdir)
-    result = BatchResult(task.name, list(task.inputs), [str(p) for p in paths.values()],
-                         "failed", options.method, attempts=attempt)
+    result = BatchResult.of(task, outdir, options, "failed", attempts=attempt)
     _set_up_process(options.threads)
     _reset_peak_memory()
     started = time.perf_counter()
