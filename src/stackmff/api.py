@@ -27,16 +27,42 @@ def method_names() -> list[str]:
     return [m.name for m in list_methods()]
 
 
-def prepare_method(method: str = DEFAULT_METHOD, **options) -> Fuser:
+def prepare_method(method: str = DEFAULT_METHOD, *, halo: str | None = None,
+                   **options) -> Fuser:
     """Check ``options`` against the method and load what it needs once (the network's
     weights); the returned fuser fuses any number of stacks.
+
+    Args:
+        halo: ``"near-to-far"`` or ``"far-to-near"`` (how the stack runs) to limit halos
+            beside near objects (:mod:`stackmff.halo`), for methods that select layers.
 
     Raises:
         StackError: an unknown method, an option it does not take, or a value out of range.
     """
     entry = get_method(method)
     entry.check_options(**options)
-    return entry.prepare(**options)
+    if halo is not None:
+        from stackmff.halo import ORDERS
+
+        if halo not in ORDERS:
+            raise StackError(f"--halo takes {' or '.join(ORDERS)}, got {halo!r}")
+        if not entry.selects:
+            raise StackError(f"--halo edits the focus map, so it needs a method that selects "
+                             f"layers (depthmap, dct, v3), not --method {method}")
+    fuser = entry.prepare(**options)
+    return fuser if halo is None else _HaloLimited(fuser, halo)
+
+
+class _HaloLimited:
+    """A fuser whose results have their halos limited (picklable, for batch workers)."""
+
+    def __init__(self, fuser: Fuser, order: str):
+        self.fuser, self.order = fuser, order
+
+    def __call__(self, layers: np.ndarray) -> FusionResult:
+        from stackmff.halo import limit_result_halos
+
+        return limit_result_halos(layers, self.fuser(layers), self.order)
 
 
 def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,

@@ -45,6 +45,11 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
     method.add_argument("-m", "--method", default=DEFAULT_METHOD,
                         help=f"fusion method (default: {DEFAULT_METHOD}; "
                              "see `stackmff methods`)")
+    method.add_argument("--halo", nargs="?", const="near-to-far",
+                        choices=("near-to-far", "far-to-near"),
+                        help="keep near objects' blur out of the far background beside them "
+                             "(docs/halo.md); the value says how the stack runs "
+                             "(default near-to-far: the first image focused nearest)")
     # network options default to None: only those given reach the method, which refuses
     # the ones it does not take (a classical method takes none)
     network = parser.add_argument_group("network (--method v3)")
@@ -102,4 +107,6 @@ def method_options(args: argparse.Namespace) -> dict:
         flags = ", ".join(FLAG_NAMES[o] for o in unknown)
         raise StackError(f"{flags} applies to the network methods only, not to "
                          f"--method {args.method}")
+    if args.halo is not None:
+        options["halo"] = args.halo
     return options

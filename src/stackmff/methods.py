@@ -34,6 +34,8 @@ class FusionMethod:
         options: the keyword options ``prepare`` accepts.
         check: validates options before any work (raises :class:`StackError`).
         confidence: whether its results carry a confidence map.
+        selects: whether its image is the gather of its focus map (every pixel a copy of the
+            layer the map names), so that the map can be edited and gathered again.
         rank: listing order (the network first, then the classical methods).
     """
 
@@ -43,6 +45,7 @@ class FusionMethod:
     options: frozenset[str] = field(default_factory=frozenset)
     check: Callable[..., None] = lambda **options: None
     confidence: bool = True
+    selects: bool = True
     rank: int = 1
 
     def check_options(self, **options) -> None:
@@ -65,11 +68,13 @@ def add_method(method: FusionMethod) -> FusionMethod:
     return method
 
 
-def register(name: str, summary: str, confidence: bool = True) -> Callable[[Fuser], Fuser]:
+def register(name: str, summary: str, confidence: bool = True,
+             selects: bool = True) -> Callable[[Fuser], Fuser]:
     """Decorator for a method without options: the function itself is the fuser."""
 
     def add(function: Fuser) -> Fuser:
-        add_method(FusionMethod(name, summary, prepare=lambda: function, confidence=confidence))
+        add_method(FusionMethod(name, summary, prepare=lambda: function, confidence=confidence,
+                                selects=selects))
         return function
 
     return add
