@@ -34,6 +34,9 @@ class FusionMethod:
         options: the keyword options ``prepare`` accepts.
         check: validates options before any work (raises :class:`StackError`).
         confidence: whether its results carry a confidence map.
+        selects: whether every fused pixel is the input pixel its focus map names (then the
+            channels of a microscopy image are gathered with the focus channel's map;
+            otherwise the method runs on each channel).
         rank: listing order (the network first, then the classical methods).
     """
 
@@ -44,6 +47,7 @@ class FusionMethod:
     check: Callable[..., None] = lambda **options: None
     confidence: bool = True
     rank: int = 1
+    selects: bool = True
 
     def check_options(self, **options) -> None:
         """Refuse options this method does not take, then check the values it does."""
@@ -65,11 +69,13 @@ def add_method(method: FusionMethod) -> FusionMethod:
     return method
 
 
-def register(name: str, summary: str, confidence: bool = True) -> Callable[[Fuser], Fuser]:
+def register(name: str, summary: str, confidence: bool = True,
+             selects: bool = True) -> Callable[[Fuser], Fuser]:
     """Decorator for a method without options: the function itself is the fuser."""
 
     def add(function: Fuser) -> Fuser:
-        add_method(FusionMethod(name, summary, prepare=lambda: function, confidence=confidence))
+        add_method(FusionMethod(name, summary, prepare=lambda: function, confidence=confidence,
+                                selects=selects))
         return function
 
     return add

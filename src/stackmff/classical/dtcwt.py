@@ -31,7 +31,8 @@ def _inverse(decomposition: Decomposition) -> np.ndarray:
 
 
 @register("dtcwt", "dual-tree complex wavelet: per oriented subband keep the largest "
-          "magnitude, average the lowpass", confidence=False)
+          "magnitude, average the lowpass", confidence=False,
+          selects=False)
 def fuse_dtcwt(layers: np.ndarray) -> FusionResult:
     levels = dt.max_levels(layers.shape[1:3])
     return fuse_in_transform(layers, lambda p: _forward(p, levels), _inverse, method="dtcwt")

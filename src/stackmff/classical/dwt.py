@@ -27,7 +27,8 @@ def _inverse(decomposition: Decomposition) -> np.ndarray:
 
 
 @register("dwt", f"discrete wavelet ({WAVELET}): per subband keep the most active layer, "
-          "average the approximation", confidence=False)
+          "average the approximation", confidence=False,
+          selects=False)
 def fuse_dwt(layers: np.ndarray) -> FusionResult:
     levels = max(1, min(MAX_LEVELS, pywt.dwt_max_level(min(layers.shape[1:3]), WAVELET)))
     return fuse_in_transform(layers, lambda p: _forward(p, levels), _inverse, method="dwt")

@@ -38,7 +38,8 @@ def collapse(pyramid: Decomposition) -> np.ndarray:
 
 
 @register("pyramid", "Laplacian pyramid: per band keep the sharpest layer's detail, "
-          "average the base", confidence=False)
+          "average the base", confidence=False,
+          selects=False)
 def fuse_pyramid(layers: np.ndarray) -> FusionResult:
     levels = pyramid_levels(layers.shape[1:3])
     return fuse_in_transform(layers, lambda p: laplacian_pyramid(p, levels), collapse,
