@@ -80,7 +80,7 @@ def fuse_array(array, axes: str | None, fuser: Fuser, selects: bool, method: str
     source = Source(Path(WHERE), layout, 1, metadata, dtype, "array", read)
     focus = resolve_channel(focus_channel, metadata, source.shape[1], WHERE)
     products = fuse_source(source, fuser, selects, focus, method)
-    values, in_um = heights(products.focus_map[0], metadata, WHERE)
+    values, in_um = heights(products.focus_map[0], metadata, WHERE, warn=False)
     confidence = None if products.confidence is None else products.confidence[0]
     fused = products.fused[0]
     if xarray:

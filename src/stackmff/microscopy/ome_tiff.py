@@ -90,7 +90,7 @@ def _outer_axes(layout: AxisLayout, pages: int, path: Path) -> int:
 
 def _read_stack(series, layout: AxisLayout, outer: int, t: int, path: Path) -> np.ndarray:
     """Decode the pages of time point ``t`` into ``(C, Z, Y, X)``."""
-    channels, _, planes, height, width = layout.tczyx
+    _, channels, planes, height, width = layout.tczyx
     axes, shape = layout.axes[:outer], layout.shape[:outer]
     inner = [a for a in layout.axes[outer:] if a != "-"]
     stack = np.empty((channels, planes, height, width), series.dtype)
