@@ -142,7 +142,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "every benchmark stack and write a Markdown report with plots.")
     bench.add_argument("--suite", nargs="+", metavar="NAME",
                        help="stack-size, order, interference, pairs, devernay-office, "
-                            "lytro-epfl48 (default: these six); validation, validation-order, "
+                            "lytro-epfl48, microscopy (default: these seven); validation, "
+                            "validation-order, "
                             "validation-interference (held-out scenes, to judge a model)")
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
     bench.add_argument("--quick", action="store_true", help="small crops, fewer variants")
