@@ -19,6 +19,7 @@ from stackmff.microscopy.axes import resolve_channel
 from stackmff.microscopy.fuse import check_dtype, fuse_czyx, heights
 from stackmff.microscopy.ome_tiff import encode_ome_tiff
 from stackmff.microscopy.source import Source, is_zarr, open_source
+from stackmff.runtime.allocator import release_free_memory
 
 
 def _is_tiff(path: Path) -> bool:
@@ -105,6 +106,7 @@ def fuse_source(source: Source, fuser: Fuser, selects: bool, focus: int | str,
             fused[scene, t], focus_map[scene, t], certainty = fuse_czyx(
                 stack, fuser, selects, focus, method)
             del stack
+            release_free_memory()  # the next stack reuses pages, not the holes of this one
             if certainty is not None:
                 if confidence is None:
                     confidence = np.zeros(focus_map.shape, np.float32)

@@ -19,6 +19,7 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.methods import Fuser
 from stackmff.microscopy.axes import Metadata
+from stackmff.runtime.allocator import release_free_memory
 from stackmff.stack_ops import gather
 
 
@@ -82,6 +83,7 @@ def fuse_czyx(stack: np.ndarray, fuser: Fuser, selects: bool, focus: int | str,
               name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Fuse one ``(C, Z, Y, X)`` stack; returns ``(fused CYX, focus map, confidence)``."""
     decided = fuser(focus_plane(stack, focus))
+    release_free_memory()  # the float focus plane is gone: its pages go back, not held as a hole
     if decided.focus_map is None:
         raise StackError(f"method {name!r} gives no focus map, which microscopy files need")
     focus_map = decided.focus_map

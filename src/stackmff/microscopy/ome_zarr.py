@@ -70,13 +70,27 @@ def open_ome_zarr(path: Path) -> Source:
 
     def read(scene: int, t: int) -> np.ndarray:
         try:
-            selected = np.asarray(array[layout.key(t)])
+            return layout.to_czyx(_read_planes(array, layout.key(t), layout.axes.index("Z")))
         except Exception as exc:
             raise StackError(f"cannot read {path}: {one_line(exc)}") from None
-        return layout.to_czyx(selected)
 
     return Source(path, layout, 1, metadata, np.dtype(array.dtype), "ome-zarr", read,
                   version=version if version in VERSIONS else None)
+
+
+def _read_planes(array, key: tuple, z_axis: int) -> np.ndarray:
+    """``array[key]``, one Z plane at a time: zarr decodes all the chunks of a read at once,
+    so a whole stack in one read would hold its compressed and decoded chunks together."""
+    kept = [i for i, k in enumerate(key) if isinstance(k, slice)]
+    out = np.empty([array.shape[i] for i in kept], array.dtype)
+    position = kept.index(z_axis)
+    for z in range(array.shape[z_axis]):
+        plane = list(key)
+        plane[z_axis] = z
+        target = [slice(None)] * out.ndim
+        target[position] = z
+        out[tuple(target)] = array[tuple(plane)]
+    return out
 
 
 def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str) -> Metadata:
