@@ -11,7 +11,7 @@ $(BIN)/stackmff: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/pip install --quiet -e ".[test,cluster,napari]" "pytest-qt>=4.4"
+	$(BIN)/pip install --quiet -e ".[test,cluster,napari,microscopy]" "pytest-qt>=4.4"
 	touch $@
 
 demo: $(BIN)/stackmff

@@ -32,8 +32,20 @@ def test_import_stackmff_and_the_classical_methods_do_not_import_torch_or_dask()
     loaded = modules_after("import numpy as np, stackmff, stackmff.batch\n"
                            "stackmff.fuse_stack(np.random.rand(2, 32, 32).astype('f4'), "
                            "'pyramid')")
-    assert not {"torch", "dask", "distributed", "napari"} & loaded
+    assert not {"torch", "dask", "distributed", "napari", "zarr"} & loaded
     assert not any(m.startswith(INFERENCE_ONLY) for m in loaded)
+
+
+def test_microscopy_tiffs_fuse_without_zarr(tmp_path):
+    """zarr (the microscopy extra) is imported only for OME-Zarr."""
+    path = tmp_path / "z.ome.tif"
+    loaded = modules_after(
+        "import numpy as np, tifffile, stackmff\n"
+        f"tifffile.imwrite({str(path)!r}, np.zeros((1, 2, 3, 16, 16), 'u2'), ome=True, "
+        "metadata={'axes': 'TCZYX'})\n"
+        f"stackmff.fuse_files({str(path)!r}, {str(tmp_path / 'o.ome.tif')!r})")
+    assert "stackmff.microscopy.ome_tiff" in loaded  # the microscopy reader ran
+    assert not {"zarr", "torch", "dask", "xarray"} & loaded
 
 
 def test_inference_never_imports_training_evaluation_or_data():

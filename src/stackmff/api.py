@@ -65,14 +65,27 @@ class _HaloLimited:
         return limit_result_halos(layers, self.fuser(layers), self.order)
 
 
-def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
-               fuser: Fuser | None = None, **options) -> FusionResult:
+def fuse_stack(stack, method: str = DEFAULT_METHOD, *, fuser: Fuser | None = None,
+               axes: str | None = None, focus_channel: int | str | None = None,
+               metadata=None, **options):
     """Fuse a focus stack into one all-in-focus image.
 
     Args:
         stack: a :class:`Stack` from :func:`load_stack`, or a float array
             ``(L, H, W[, 3])`` in [0, 1]: numpy, or Dask (fused block by block, each with
-            ``margin`` pixels of context, on the active Dask client if there is one).
+            ``margin`` pixels of context, on the active Dask client if there is one). Or a
+            microscopy array with named axes (numpy, Dask or an xarray ``DataArray``): see
+            ``axes``.
+        axes: the letters of a microscopy array's axes, e.g. ``"TCZYX"`` (an xarray
+            ``DataArray`` names its own). Z is the focus axis; each time point is a stack,
+            fused in the array's dtype; the result is a
+            :class:`stackmff.microscopy.MicroscopyResult` (fused ``TCYX``, focus map,
+            confidence and heights per T, and the metadata).
+        focus_channel: the channel that decides the focus (index, name or ``"mean"``;
+            default: the mean for several channels); every channel is taken from the layers
+            it chose. Microscopy arrays only.
+        metadata: a :class:`stackmff.microscopy.Metadata` (physical sizes, Z origin,
+            channel names) for a numpy or Dask array; an xarray ``DataArray`` gives its own.
         method: ``"v3"`` (the network) or a classical method (see :func:`method_names`).
         fuser: a fuser from :func:`prepare_method`, to reuse across stacks (then ``method``
             and ``options`` are not used).
@@ -82,8 +95,17 @@ def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
 
     Returns:
         A :class:`FusionResult` with the fused image (float32, [0, 1]) and, where the method
-        has them, the focus map and confidence.
+        has them, the focus map and confidence (for a microscopy array, see ``axes``).
     """
+    if axes is not None or _module(stack) == "xarray":
+        from stackmff.microscopy.arrays import fuse_array
+
+        if fuser is None:
+            fuser = prepare_method(method, **options)
+        return fuse_array(stack, axes, fuser, get_method(method).selects, method,
+                          focus_channel, metadata)
+    if focus_channel is not None or metadata is not None:
+        raise StackError("focus_channel and metadata apply to arrays with named axes (axes=)")
     if _is_dask_array(stack):
         return _fuse_dask(stack, method, fuser, options)
     layers = stack.layers if isinstance(stack, Stack) else np.asarray(stack)
@@ -92,8 +114,12 @@ def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
     return fuser(layers)
 
 
+def _module(value) -> str:
+    return type(value).__module__.split(".")[0]
+
+
 def _is_dask_array(stack) -> bool:
-    return type(stack).__module__.split(".")[0] == "dask" and hasattr(stack, "chunks")
+    return _module(stack) == "dask" and hasattr(stack, "chunks")
 
 
 def _fuse_dask(array, method: str, fuser: Fuser | None, options: dict) -> FusionResult:
@@ -193,24 +219,41 @@ class FuseReport:
     method: str
     written: list[Path]
     seconds: dict[str, float] = field(default_factory=dict)
+    stacks: int = 1
+    channels: int = 1
 
 
 def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
                method: str = DEFAULT_METHOD, *, focus_map: str | Path | None = None,
                confidence: str | Path | None = None, align: dict | None = None,
-               fuser: Fuser | None = None, **options) -> FuseReport:
+               fuser: Fuser | None = None, focus_channel: int | str | None = None,
+               height_map: str | Path | None = None, **options) -> FuseReport:
     """Files in, files out: check everything, load, optionally align, fuse, write.
 
     Every check that does not need the pixels (method, options, output types and paths)
     runs before the stack is read, so bad arguments cost nothing and write nothing.
 
+    One microscopy file (OME-TIFF, OME-Zarr, an ImageJ hyperstack) is fused stack by stack
+    (every scene and time point) into a TCYX ``.ome.tif`` or ``.ome.zarr`` in its own dtype
+    (see docs/microscopy.md).
+
     Args:
         align: ``None`` to fuse as loaded, or keyword arguments of
             :func:`stackmff.registration.align_stack` (``{}`` for its defaults).
         fuser: a prepared method to reuse across calls (see :func:`prepare_method`).
+        focus_channel: microscopy: the channel (index, name, ``"mean"``) that decides.
+        height_map: microscopy: a ``.tif`` for float32 heights in µm per time point.
     """
     started = time.perf_counter()
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    if _microscopy_input(inputs, focus_channel, height_map, align):
+        from stackmff.microscopy.files import Outputs, fuse_microscopy_file
+
+        get_method(method).check_options(**options)
+        outputs = Outputs(Path(output), _path(focus_map), _path(confidence), _path(height_map))
+        done = fuse_microscopy_file(inputs[0], outputs, method, fuser, focus_channel, options)
+        return FuseReport(done.layers, done.width, done.height, method, done.written,
+                          done.seconds, done.stacks, done.channels)
     paths = expand_inputs(inputs)
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
@@ -236,3 +279,32 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
     seconds["write"] = time.perf_counter() - written_at
     height, width = stack.layers.shape[1:3]
     return FuseReport(len(stack), width, height, method, written, seconds)
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _microscopy_input(inputs: list, focus_channel, height_map, align) -> bool:
+    """Whether the inputs are one microscopy file; the microscopy options need one."""
+    from stackmff.microscopy.source import is_microscopy_file
+
+    single = len(inputs) == 1 and not glob_like(inputs[0])
+    microscopy = single and is_microscopy_file(inputs[0])
+    asked = [name for name, value in (("--focus-channel", focus_channel),
+                                      ("--height-map", height_map)) if value is not None]
+    if asked and not microscopy:
+        path = Path(inputs[0]) if single else None
+        if path is None or not path.is_file():
+            raise StackError(f"{' and '.join(asked)} take one microscopy file (OME-TIFF, "
+                             "OME-Zarr, an ImageJ hyperstack or a multi-page TIFF)")
+        microscopy = True  # a plain multi-page TIFF: its pages are the Z planes
+    if microscopy and align is not None:
+        raise StackError("--align does not apply to microscopy files")
+    return microscopy
+
+
+def glob_like(value: str | Path) -> bool:
+    import glob
+
+    return not Path(value).exists() and glob.has_magic(str(value))

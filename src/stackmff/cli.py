@@ -20,6 +20,7 @@ from stackmff import __version__
 from stackmff.api import DEFAULT_METHOD, fuse_files
 from stackmff.cli_options import (
     add_fusion_options,
+    add_microscopy_options,
     add_registration_options,
     align_options,
     method_options,
@@ -57,12 +58,14 @@ def _build_parser() -> argparse.ArgumentParser:
                     "bit depth.")
     inputs = fuse.add_argument_group("input")
     inputs.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="a folder (natural order), a glob, image files, or one "
-                             "multi-page TIFF")
+                        help="a folder (natural order), a glob, image files, one "
+                             "multi-page TIFF, or one OME-TIFF, OME-Zarr or ImageJ hyperstack")
     add_fusion_options(fuse)
+    add_microscopy_options(fuse)
     output = fuse.add_argument_group("output")
     output.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="fused image (.png/.tif keep 16 bit; .jpg is 8-bit)")
+                        help="fused image (.png/.tif keep 16 bit; .jpg is 8-bit; "
+                             "microscopy: .ome.tif or .ome.zarr, TCYX)")
     output.add_argument("--focus-map", metavar="PATH",
                         help="focus map picture with a colour bar; the raw layer indices go "
                              "to <stem>_indices.png (16-bit)")
@@ -139,7 +142,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "every benchmark stack and write a Markdown report with plots.")
     bench.add_argument("--suite", nargs="+", metavar="NAME",
                        help="stack-size, order, interference, pairs, devernay-office, "
-                            "lytro-epfl48 (default: these six); validation, validation-order, "
+                            "lytro-epfl48, microscopy (default: these seven); validation, "
+                            "validation-order, "
                             "validation-interference (held-out scenes, to judge a model)")
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
     bench.add_argument("--quick", action="store_true", help="small crops, fewer variants")
@@ -180,11 +184,14 @@ def _run_fuse(args: argparse.Namespace) -> None:
     report = fuse_files(args.inputs, args.output, args.method, focus_map=args.focus_map,
                         confidence=args.confidence,
                         align=align_options(args) if args.align else None,
+                        focus_channel=args.focus_channel, height_map=args.height_map,
                         **method_options(args))
     if not args.quiet:
         times = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.seconds.items())
-        print(f"fused {report.layers} layers of {report.width}x{report.height} with "
-              f"{report.method} ({times})")
+        stacks = f"{report.stacks} stacks of " if report.stacks > 1 else ""
+        channels = f" x {report.channels} channels" if report.channels > 1 else ""
+        print(f"fused {stacks}{report.layers} layers of {report.width}x{report.height}"
+              f"{channels} with {report.method} ({times})")
         for path in report.written:
             print(f"wrote {path}")
 

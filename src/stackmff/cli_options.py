@@ -110,3 +110,15 @@ def method_options(args: argparse.Namespace) -> dict:
     if args.halo is not None:
         options["halo"] = args.halo
     return options
+
+
+def add_microscopy_options(parser: argparse.ArgumentParser) -> None:
+    """``fuse``'s options for microscopy files (OME-TIFF, OME-Zarr, ImageJ hyperstacks)."""
+    group = parser.add_argument_group("microscopy (OME-TIFF, OME-Zarr, ImageJ hyperstacks)")
+    group.add_argument("--focus-channel", metavar="C",
+                       help="the channel that decides the focus: an index, a channel name from "
+                            "the metadata, or 'mean' (default for several channels); every "
+                            "channel is taken from the layers it chose")
+    group.add_argument("--height-map", metavar="PATH",
+                       help="float32 heights in µm per time point (.tif): plane index x Z "
+                            "step + Z origin")

@@ -34,8 +34,9 @@ class FusionMethod:
         options: the keyword options ``prepare`` accepts.
         check: validates options before any work (raises :class:`StackError`).
         confidence: whether its results carry a confidence map.
-        selects: whether its image is the gather of its focus map (every pixel a copy of the
-            layer the map names), so that the map can be edited and gathered again.
+        selects: whether every fused pixel is the input pixel its focus map names, so that the
+            map can be edited and gathered again, and the channels of a microscopy image are
+            gathered with the focus channel's map (otherwise the method runs per channel).
         rank: listing order (the network first, then the classical methods).
     """
 

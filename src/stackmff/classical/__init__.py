@@ -1,6 +1,14 @@
 """Classical fusion methods and focus measures, registered in the one method registry.
 
-Importing this package registers: depthmap, pyramid, dwt, dtcwt, dct.
+Importing this package registers: depthmap, pyramid, dwt, dtcwt, dct, and the projections
+microscopists know, mip and variance.
 """
 
-from stackmff.classical import dct, depthmap, dtcwt, dwt, pyramid  # noqa: F401  (registers)
+from stackmff.classical import (  # noqa: F401  (registers)
+    dct,
+    depthmap,
+    dtcwt,
+    dwt,
+    projections,
+    pyramid,
+)

@@ -8,10 +8,16 @@ from pathlib import Path
 
 from stackmff.evaluation.report import write_report
 from stackmff.evaluation.runner import available_methods, run_stack
-from stackmff.evaluation.suites import real_stacks, synthetic_stacks, validation_stacks
+from stackmff.evaluation.suites import (
+    microscopy_stacks,
+    real_stacks,
+    synthetic_stacks,
+    validation_stacks,
+)
 from stackmff.progress import progress
 
-SUITES = ("stack-size", "order", "interference", "pairs", "devernay-office", "lytro-epfl48")
+SUITES = ("stack-size", "order", "interference", "pairs", "devernay-office", "lytro-epfl48",
+          "microscopy")
 # held-out scenes only, for judging a trained model; run when asked for with --suite
 VALIDATION_SUITES = ("validation", "validation-order", "validation-interference")
 
@@ -48,6 +54,8 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
     stacks = []
     if chosen & set(SUITES):
         stacks += [s for s in synthetic_stacks(quick) if s.suite in chosen]
+    if "microscopy" in chosen:
+        stacks += list(microscopy_stacks(quick))
     if chosen & set(VALIDATION_SUITES):
         stacks += [s for s in validation_stacks() if s.suite in chosen]
     if not quick:

@@ -2,7 +2,8 @@
 
 Synthetic suites use the physical renderer on scenes with true depth (the Middlebury
 motorcycle in scikit-image; the Middlebury Aloe in Debian's opencv-doc, when installed) and on
-held-out photos with procedural depth. Variants are the paper's experiments: stack size N,
+held-out photos with procedural depth, and rendered microscope stacks (widefield
+fluorescence, brightfield) in 16 bit. Variants are the paper's experiments: stack size N,
 layer order, fully blurred interference layers, pairs. Real suites come from ../shared/data
 when present (Devernay's ray-traced office, the Lytro EPFL #48 focal stack). The validation
 suites render only images that no training run draws from, to judge a trained model.
@@ -17,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stackmff.data.microscopy import brightfield_stack, fluorescence_stack
 from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.scenes import Scene, motorcycle, procedural_depth
 from stackmff.data.sources import DEBIAN_VALIDATION_PHOTOS, VALIDATION_PHOTOS, load_photo
@@ -187,3 +189,22 @@ def real_stacks(data: Path) -> Iterator[BenchStack]:
         reference = lytro / "reference" / "afocus_lytro.png"
         truth = to_float(read_pages(reference)[0])
         yield BenchStack("lytro-epfl48", "9 slices", "48", stack.layers, truth, None, stack.dtype)
+
+
+MICROSCOPY_PLANES = 16
+
+
+def microscopy_stacks(quick: bool = False) -> Iterator[BenchStack]:
+    """Rendered 16-bit microscope stacks: widefield fluorescence (the membrane channel of
+    cells at random depths; its truth is every cell in focus, no true map: the haze has no
+    layer) and brightfield (a stained specimen on a tilted, curved slide, with its map)."""
+    height, width = (192, 256) if quick else (256, 320)
+    uint16 = np.dtype(np.uint16)
+    for seed in (0,) if quick else (0, 1, 2):
+        stack, truth = fluorescence_stack(MICROSCOPY_PLANES, height, width, seed=seed)
+        yield BenchStack("microscopy", "fluorescence", f"cells-{seed}", stack[1], truth[1],
+                         None, uint16)
+    for seed in (0,) if quick else (0, 1, 2):
+        stack, truth, depth = brightfield_stack(MICROSCOPY_PLANES, height, width, seed=seed)
+        yield BenchStack("microscopy", "brightfield", f"slide-{seed}", stack, truth, depth,
+                         uint16)

@@ -2,7 +2,8 @@
 
 Each file goes to a short hidden temporary in its own folder (so the name fits whatever the
 output's length, and the rename stays on one file system), is flushed to disk, and only then
-renamed into place. The renames run with SIGINT and SIGTERM held back, and an output that was
+renamed into place. A folder output (an OME-Zarr store) is filled in a hidden temporary folder
+by a writer function and renamed the same way. The renames run with SIGINT and SIGTERM held back, and an output that was
 there before is kept as a backup until every rename has succeeded, so an interrupt or a failure
 never leaves half a set. Temporaries, backups and the folders a failed call made are removed.
 """
@@ -12,23 +13,26 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stackmff.errors import StackError
 
 _PREFIX, _SUFFIX = ".stackmff-", ".tmp"
 _HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FolderWriter = Callable[[Path], None]
 
 
-def write_files_atomically(files: dict[Path, bytes]) -> None:
+def write_files_atomically(files: dict[Path, bytes | FolderWriter]) -> None:
     """Write every file to a temporary name first, then rename them all into place.
 
     Args:
-        files: the contents of each output, by output path.
+        files: the contents of each output, by output path: bytes for a file, or a function
+            that fills the (empty, existing) folder it is given, for a folder output.
 
     Raises:
         StackError: a file could not be written; no output was created or changed then.
@@ -41,6 +45,12 @@ def write_files_atomically(files: dict[Path, bytes]) -> None:
         for target, data in files.items():
             current = target
             _make_folders(target.parent, made)
+            if callable(data):
+                folder = Path(tempfile.mkdtemp(prefix=_PREFIX, suffix=_SUFFIX, dir=target.parent))
+                staged.append((folder, target))
+                folder.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
+                data(folder)
+                continue
             fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=target.parent)
             staged.append((Path(name), target))
             _fill(fd, data)
@@ -106,7 +116,7 @@ def _swap_in(staged: list[tuple[Path, Path]]) -> None:
     try:
         for temporary, target in staged:
             try:
-                backup = _back_up(target)
+                backup = _back_up(target, temporary.is_dir())
             except OSError as exc:
                 raise _SwapError(target, exc) from None
             try:
@@ -128,14 +138,20 @@ def _swap_in(staged: list[tuple[Path, Path]]) -> None:
             _remove(backup)
 
 
-def _back_up(target: Path) -> Path | None:
+def _back_up(target: Path, folder_output: bool = False) -> Path | None:
     """Keep what is at ``target`` under a hidden name; None when there is nothing to keep.
 
     A hard link keeps the output in place until the rename swaps it; where links are not
     supported the output is moved aside instead.
     """
-    if not os.path.lexists(target) or (target.is_dir() and not target.is_symlink()):
-        return None  # a folder in the way makes the rename fail; it is never moved
+    if not os.path.lexists(target):
+        return None
+    if target.is_dir() and not target.is_symlink():
+        if not folder_output:
+            return None  # a folder in the way makes the rename fail; it is never moved
+        backup = target.parent / f"{_PREFIX}{secrets.token_hex(4)}{_SUFFIX}"
+        os.rename(target, backup)  # a folder output replaces the previous one as a whole
+        return backup
     for _ in range(100):
         backup = target.parent / f"{_PREFIX}{secrets.token_hex(4)}{_SUFFIX}"
         try:
@@ -153,12 +169,20 @@ def _back_up(target: Path) -> Path | None:
 
 def _restore(backup: Path, target: Path) -> None:
     """Put the backup back at ``target`` (best effort: this runs while failing already)."""
+    if backup.is_dir() and not backup.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)  # the new folder output, renamed in before
+        with contextlib.suppress(OSError):
+            os.rename(backup, target)
+        return
     with contextlib.suppress(OSError):
         os.replace(backup, target)
     _remove(backup)  # still there when both names were links to the same file
 
 
 def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+        return
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
 

@@ -1,0 +1,209 @@
+"""OME-TIFF and ImageJ hyperstacks with tifffile: read one stack's pages at a time, write
+TCYX with OME-XML (physical sizes, channel names and colours).
+
+tifffile already parses OME-XML and ImageJ descriptions into named axes; the physical sizes,
+the Z origin (the first plane's ``PositionZ``) and the channels are taken from the XML (OME)
+or the ImageJ description, ``XResolution`` tag and LUTs here.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import tifffile
+
+from stackmff.errors import StackError
+from stackmff.io.tiff import _check_data_in_file, _raise_logged, one_line, tifffile_errors
+from stackmff.microscopy.axes import AxisLayout, Metadata, axis_layout, to_micrometres
+from stackmff.microscopy.source import Source
+
+IN_PAGE = frozenset("YXC-")  # axes a TIFF page holds (samples become C)
+
+
+def is_hyperstack(path: Path) -> bool:
+    """OME-TIFF, or an ImageJ hyperstack with more than one channel or time point."""
+    try:
+        with tifffile_errors(), tifffile.TiffFile(path) as tif:
+            if tif.is_ome:
+                return True
+            if not tif.is_imagej or not tif.series:
+                return False
+            series = tif.series[0]
+            return any(a in "CT" and n > 1 for a, n in zip(series.axes, series.shape))
+    except Exception:  # damaged: the plain reader reports it
+        return False
+
+
+def open_tiff(path: Path) -> Source:
+    """Open a TIFF's header and describe its stacks; pages are read by :meth:`Source.read`."""
+    try:
+        with tifffile_errors() as errors:
+            tif = tifffile.TiffFile(path)
+            try:
+                source = _describe(tif, path)
+                _check_data_in_file(tif, path.stat().st_size, path)
+                _raise_logged(errors, path)
+            except BaseException:
+                tif.close()
+                raise
+    except StackError:
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise StackError(f"cannot decode {path} as TIFF: {one_line(exc)}") from None
+    return source
+
+
+def _describe(tif: tifffile.TiffFile, path: Path) -> Source:
+    series = list(tif.series)
+    if not series:
+        raise StackError(f"cannot decode {path}: the TIFF holds no images")
+    shapes = {tuple(s.shape) for s in series}
+    if len(shapes) > 1 or len({s.axes for s in series}) > 1:
+        raise StackError(f"cannot read {path}: its scenes differ in shape "
+                         f"({', '.join(s.axes + str(tuple(s.shape)) for s in series)})")
+    layout = axis_layout(series[0].axes, series[0].shape, str(path))
+    outer = _outer_axes(layout, len(series[0].pages), path)
+    kind = "ome-tiff" if tif.is_ome else "imagej" if tif.is_imagej else "tiff"
+    metadata = (_ome_metadata(tif.ome_metadata) if tif.is_ome
+                else _imagej_metadata(tif) if tif.is_imagej else Metadata())
+
+    def read(scene: int, t: int) -> np.ndarray:
+        return _read_stack(series[scene], layout, outer, t, path)
+
+    return Source(path, layout, len(series), metadata, np.dtype(series[0].dtype), kind, read,
+                  tif.close)
+
+
+def _outer_axes(layout: AxisLayout, pages: int, path: Path) -> int:
+    """How many leading axes index pages (the rest lie inside each page)."""
+    for count in range(len(layout.axes) + 1):
+        if math.prod(layout.shape[:count]) == pages and set(layout.axes[count:]) <= IN_PAGE:
+            return count
+    raise StackError(f"cannot read {path}: its {pages} pages do not match the axes "
+                     f"{layout.axes} of shape {layout.shape}")
+
+
+def _read_stack(series, layout: AxisLayout, outer: int, t: int, path: Path) -> np.ndarray:
+    """Decode the pages of time point ``t`` into ``(C, Z, Y, X)``."""
+    _, channels, planes, height, width = layout.tczyx
+    axes, shape = layout.axes[:outer], layout.shape[:outer]
+    inner = [a for a in layout.axes[outer:] if a != "-"]
+    stack = np.empty((channels, planes, height, width), series.dtype)
+    ranges = [range(n) if a in "CZ" else [t] if a == "T" else [0] for a, n in zip(axes, shape)]
+    pages = series.pages
+    try:
+        with tifffile_errors() as errors:
+            for index in itertools.product(*ranges):
+                page = pages[int(np.ravel_multi_index(index, shape))] if shape else pages[0]
+                data = np.asarray(page.asarray()).reshape([layout.size(a) for a in inner])
+                data = np.transpose(data, [inner.index(a) for a in "CYX" if a in inner])
+                z = index[axes.index("Z")]
+                if "C" in axes:
+                    stack[index[axes.index("C")], z] = data
+                else:
+                    stack[:, z] = data if "C" in inner else data[None]
+            _raise_logged(errors, path)
+    except StackError:
+        raise
+    except Exception as exc:
+        raise StackError(f"cannot decode {path}: {one_line(exc)}") from None
+    return stack
+
+
+def _ome_color(value: str | None) -> str | None:
+    """OME's signed 32-bit RGBA integer as ``RRGGBB``."""
+    try:
+        rgba = int(value) & 0xFFFFFFFF
+    except (TypeError, ValueError):
+        return None
+    return f"{rgba >> 24 & 255:02X}{rgba >> 16 & 255:02X}{rgba >> 8 & 255:02X}"
+
+
+def _ome_metadata(xml: str | None) -> Metadata:
+    """Physical sizes, Z origin and channels of the first image of an OME-XML document."""
+    try:
+        pixels = ElementTree.fromstring(xml or "").find("{*}Image/{*}Pixels")
+    except ElementTree.ParseError:
+        pixels = None
+    if pixels is None:
+        return Metadata()
+    get = pixels.attrib.get
+    sizes = [to_micrometres(get(f"PhysicalSize{a}"), get(f"PhysicalSize{a}Unit"))
+             for a in "XYZ"]
+    origin = 0.0
+    for plane in pixels.findall("{*}Plane"):
+        if plane.get("TheZ", "0") == "0" and plane.get("PositionZ") is not None:
+            factor = to_micrometres(1.0, plane.get("PositionZUnit"))
+            origin = float(plane.get("PositionZ")) * factor if factor else 0.0
+            break
+    channels = pixels.findall("{*}Channel")
+    return Metadata(*sizes, z_origin=origin,
+                    channel_names=tuple(c.get("Name") for c in channels),
+                    channel_colors=tuple(_ome_color(c.get("Color")) for c in channels))
+
+
+def _imagej_metadata(tif: tifffile.TiffFile) -> Metadata:
+    """Z step and unit from the ImageJ description, pixel size from XResolution, colours
+    from the channel LUTs."""
+    description = tif.imagej_metadata or {}
+    unit = description.get("unit")
+    unit = None if unit in (None, "pixel", "") else unit
+    size_x = size_y = None
+    tags = tif.series[0].keyframe.tags
+    for axis, tag in (("x", "XResolution"), ("y", "YResolution")):
+        value = tags.valueof(tag)
+        if value and value[0] and unit:
+            size = to_micrometres(value[1] / value[0], unit)
+            size_x, size_y = (size, size_y) if axis == "x" else (size_x, size)
+    colors = []
+    for lut in description.get("LUTs") or []:
+        top = np.asarray(lut)[:3, -1].astype(np.int64)
+        top = top >> 8 if top.max() > 255 else top  # 16-bit LUTs
+        colors.append("".join(f"{int(v):02X}" for v in top))
+    size_z = to_micrometres(description.get("spacing"), unit) if unit else None
+    return Metadata(size_x, size_y, size_z, channel_colors=tuple(colors))
+
+
+def _ome_int_color(color: str | None) -> int | None:
+    if not color:
+        return None
+    value = (int(color, 16) << 8) | 0xFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def ome_description(metadata: Metadata, axes: str, channels: int = 0) -> dict:
+    """tifffile's ``metadata`` for an OME-TIFF with these axes."""
+    described: dict = {"axes": axes}
+    for axis, size in (("X", metadata.size_x), ("Y", metadata.size_y)):
+        if size is not None:
+            described[f"PhysicalSize{axis}"] = size
+            described[f"PhysicalSize{axis}Unit"] = "µm"
+    if channels:
+        channel: dict = {}
+        names = metadata.names(channels)
+        if any(names):
+            channel["Name"] = [n or f"C{i}" for i, n in enumerate(names)]
+        colors = [_ome_int_color(c) for c in metadata.colors(channels)]
+        if all(c is not None for c in colors):
+            channel["Color"] = colors
+        if channel:
+            described["Channel"] = channel
+    return described
+
+
+def encode_ome_tiff(scenes: list[np.ndarray], axes: str, metadata: Metadata,
+                    photometric: str = "minisblack") -> bytes:
+    """One series per scene, each with ``axes`` (e.g. ``TCYX``), zlib-compressed."""
+    buffer = io.BytesIO()
+    channels = scenes[0].shape[axes.index("C")] if "C" in axes else 0
+    big = sum(s.nbytes for s in scenes) > 2**31
+    with tifffile.TiffWriter(buffer, ome=True, bigtiff=big) as tif:
+        for scene in scenes:
+            tif.write(scene, photometric=photometric, compression="zlib",
+                      metadata=ome_description(metadata, axes, channels))
+    return buffer.getvalue()

@@ -1,0 +1,159 @@
+"""OME-Zarr (NGFF 0.4 on Zarr v2, 0.5 on Zarr v3) with ``zarr`` itself: the metadata is a
+few JSON keys (``multiscales``: axes, datasets, coordinateTransformations; ``omero``:
+channels), read and written here. Only the full-resolution level is read, one time point at
+a time; the output has one level.
+
+``zarr`` is the optional extra ``stackmff[microscopy]``; it is imported only here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from stackmff.errors import StackError
+from stackmff.io.tiff import one_line
+from stackmff.microscopy.axes import Metadata, axis_layout, to_micrometres
+from stackmff.microscopy.source import EXTRA, Source
+
+VERSIONS = ("0.4", "0.5")
+_TYPES = {"time": "T", "channel": "C"}
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError:
+        raise StackError(f"reading and writing OME-Zarr needs the zarr package: {EXTRA}") from None
+    return zarr
+
+
+def _letter(axis: dict | str) -> str:
+    name = (axis.get("name", "") if isinstance(axis, dict) else str(axis)).lower()
+    if name in ("t", "c", "z", "y", "x"):
+        return name.upper()
+    kind = axis.get("type") if isinstance(axis, dict) else None
+    return _TYPES.get(kind, "?")
+
+
+def open_ome_zarr(path: Path) -> Source:
+    """Open an OME-Zarr image (its first multiscale image, full resolution)."""
+    zarr = _zarr()
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        attrs = dict(group.attrs)
+    except Exception as exc:
+        raise StackError(f"cannot read {path} as OME-Zarr: {one_line(exc)}") from None
+    ome = attrs.get("ome", attrs)  # 0.5 nests its keys under "ome"
+    multiscales = ome.get("multiscales")
+    if not multiscales:
+        if "plate" in ome or "bioformats2raw.layout" in ome:
+            raise StackError(f"{path} is a collection of images (plate or bioformats2raw); "
+                             f"give one image's folder, e.g. {path / '0'}")
+        raise StackError(f"cannot read {path}: not an OME-Zarr image (no 'multiscales')")
+    image = multiscales[0]
+    version = str(ome.get("version") or image.get("version") or "")
+    axes = image.get("axes")
+    if not axes or not all(isinstance(a, dict) for a in axes):
+        raise StackError(f"cannot determine the axes of {path}: OME-Zarr {version or '< 0.4'} "
+                         "does not name them (0.4 and 0.5 do)")
+    try:
+        dataset = image["datasets"][0]
+        array = group[dataset["path"]]
+    except Exception as exc:
+        raise StackError(f"cannot read {path}: its first dataset is missing "
+                         f"({one_line(exc)})") from None
+    letters = "".join(_letter(a) for a in axes)
+    layout = axis_layout(letters, array.shape, str(path))
+    metadata = _metadata(axes, dataset, ome.get("omero") or {}, layout.axes)
+
+    def read(scene: int, t: int) -> np.ndarray:
+        try:
+            return layout.to_czyx(_read_planes(array, layout.key(t), layout.axes.index("Z")))
+        except Exception as exc:
+            raise StackError(f"cannot read {path}: {one_line(exc)}") from None
+
+    return Source(path, layout, 1, metadata, np.dtype(array.dtype), "ome-zarr", read,
+                  version=version if version in VERSIONS else None)
+
+
+def _read_planes(array, key: tuple, z_axis: int) -> np.ndarray:
+    """``array[key]``, one Z plane at a time: zarr decodes all the chunks of a read at once,
+    so a whole stack in one read would hold its compressed and decoded chunks together."""
+    kept = [i for i, k in enumerate(key) if isinstance(k, slice)]
+    out = np.empty([array.shape[i] for i in kept], array.dtype)
+    position = kept.index(z_axis)
+    for z in range(array.shape[z_axis]):
+        plane = list(key)
+        plane[z_axis] = z
+        target = [slice(None)] * out.ndim
+        target[position] = z
+        out[tuple(target)] = array[tuple(plane)]
+    return out
+
+
+def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str) -> Metadata:
+    scale = [1.0] * len(axes)
+    translation = [0.0] * len(axes)
+    for transform in dataset.get("coordinateTransformations") or []:
+        if transform.get("type") == "scale":
+            scale = [float(v) for v in transform.get("scale", scale)]
+        elif transform.get("type") == "translation":
+            translation = [float(v) for v in transform.get("translation", translation)]
+
+    def size(letter: str) -> float | None:
+        if letter not in letters:
+            return None
+        i = letters.index(letter)
+        return to_micrometres(scale[i], axes[i].get("unit"), default="")
+
+    origin = 0.0
+    if "Z" in letters:
+        i = letters.index("Z")
+        factor = to_micrometres(1.0, axes[i].get("unit"), default="")
+        origin = translation[i] * factor if factor else 0.0
+    channels = omero.get("channels") or []
+    return Metadata(size("X"), size("Y"), size("Z"), origin,
+                    tuple(c.get("label") for c in channels),
+                    tuple(c.get("color") for c in channels))
+
+
+def _attributes(array: np.ndarray, metadata: Metadata, version: str, name: str) -> dict:
+    """NGFF metadata of one TCYX image."""
+    channels = array.shape[1]
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
+    for letter, size in (("y", metadata.size_y), ("x", metadata.size_x)):
+        axes.append({"name": letter, "type": "space"} | ({"unit": "micrometer"} if size else {}))
+    scale = [1.0, 1.0, metadata.size_y or 1.0, metadata.size_x or 1.0]
+    multiscale = {"name": name, "axes": axes,
+                  "datasets": [{"path": "0", "coordinateTransformations": [
+                      {"type": "scale", "scale": scale}]}]}
+    top = float(np.iinfo(array.dtype).max) if array.dtype.kind in "iu" else float(array.max())
+    omero = {"channels": [
+        {"label": label or f"C{i}", "color": color or "FFFFFF", "active": True,
+         "window": {"start": 0.0, "end": top, "min": 0.0, "max": top}}
+        for i, (label, color) in enumerate(zip(metadata.names(channels),
+                                               metadata.colors(channels)))]}
+    if version == "0.5":
+        return {"ome": {"version": "0.5", "multiscales": [multiscale], "omero": omero}}
+    multiscale["version"] = "0.4"
+    return {"multiscales": [multiscale], "omero": omero | {"version": "0.4"}}
+
+
+def zarr_writer(array: np.ndarray, metadata: Metadata, version: str = "0.4", name: str = ""):
+    """A function that writes a TCYX array as an OME-Zarr image into the folder it is given
+    (for :func:`stackmff.io.atomic.write_files_atomically`)."""
+    zarr = _zarr()
+    if version not in VERSIONS:
+        raise ValueError(f"OME-Zarr version must be one of {VERSIONS}, got {version!r}")
+
+    def write(folder: Path) -> None:
+        group = zarr.open_group(str(folder), mode="w", zarr_format=3 if version == "0.5" else 2)
+        height, width = array.shape[2:]
+        stored = group.create_array("0", shape=array.shape, dtype=array.dtype,
+                                    chunks=(1, 1, min(height, 1024), min(width, 1024)))
+        stored[...] = array
+        group.attrs.update(_attributes(array, metadata, version, name))
+
+    return write
