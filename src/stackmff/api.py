@@ -48,7 +48,7 @@ def prepare_method(method: str = DEFAULT_METHOD, *, halo: str | None = None,
             raise StackError(f"--halo takes {' or '.join(ORDERS)}, got {halo!r}")
         if not entry.selects:
             raise StackError(f"--halo edits the focus map, so it needs a method that selects "
-                             f"layers (depthmap, dct, v3), not --method {method}")
+                             f"layers (see `stackmff methods`), not --method {method}")
     fuser = entry.prepare(**options)
     return fuser if halo is None else _HaloLimited(fuser, halo)
 
