@@ -138,3 +138,26 @@ def test_selection_cost_loss_prefers_near_misses_and_ignores_flat_pixels():
     assert loss_choosing(2, 2) < loss_choosing(3, 2) < loss_choosing(0, 2)
     # a wrong pick on flat pixels costs far less than one layer off on textured ones
     assert loss_choosing(2, 0) - loss_choosing(2, 2) < 0.2 * (loss_choosing(3, 2) - loss_choosing(2, 2))
+
+
+def test_selection_blend_loss_adds_the_soft_blend_error():
+    from stackmff.model import StackOutput
+    from stackmff.training.losses import selection_blend_loss, selection_cost_loss
+
+    stack = torch.zeros(1, 3, 1, 4, 8)
+    stack[:, :, 0] = torch.tensor([0.0, 0.5, 1.0]).view(1, 3, 1, 1)
+    truth = torch.full((1, 4, 8), 1)
+    certain = torch.full((1, 3, 4, 8), -20.0)
+    certain[:, 1] = 20.0
+    # the probabilities split between the neighbours blend to the true layer's value;
+    # split between layers 1 and 2 they blend to 0.75: only the blend term tells them apart
+    balanced = torch.zeros(1, 3, 4, 8)
+    lopsided = torch.full((1, 3, 4, 8), -20.0)
+    lopsided[:, 1:] = 0.0
+    extra = {name: (selection_blend_loss(StackOutput(logits), truth, stack)
+                    - selection_cost_loss(StackOutput(logits), truth, stack)).item()
+             for name, logits in (("certain", certain), ("balanced", balanced),
+                                  ("lopsided", lopsided))}
+    assert extra["certain"] == pytest.approx(0, abs=1e-6)
+    assert extra["balanced"] == pytest.approx(0, abs=1e-6)
+    assert extra["lopsided"] == pytest.approx(0.25 / (1 / 3), rel=1e-4)  # |0.75-0.5| / scale

@@ -159,7 +159,7 @@ RULES: dict[str, dict[str, Rule]] = {
     },
     "optim": {
         "lr": Rule("float", low=0), "weight_decay": Rule("float", low=0),
-        "loss": Rule("str", choices=("cross_entropy", "selection_cost")),
+        "loss": Rule("str", choices=("cross_entropy", "selection_cost", "selection_blend")),
         "schedule": Rule("str", choices=("step", "cosine")),
         "decay": Rule("float", low=0, high=1, low_open=True), "decay_steps": _int(1),
         "min_lr": Rule("float", low=0), "warmup_steps": _int(0),

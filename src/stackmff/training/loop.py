@@ -29,6 +29,7 @@ from stackmff.training.dataset import batches, validation_set
 from stackmff.training.losses import (
     classification_loss,
     depth_regression_loss,
+    selection_blend_loss,
     selection_cost_loss,
 )
 from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
@@ -161,6 +162,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
         loss_fn = depth_regression_loss
     elif config.optim.loss == "selection_cost":
         loss_fn = selection_cost_loss
+    elif config.optim.loss == "selection_blend":
+        loss_fn = selection_blend_loss
     else:
         loss_fn = classification_loss
     stacks = validation_set(config.data, config.run.validation_stacks, config.run.validation_size)
@@ -226,7 +229,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | None = Non
             with autocast:
                 output = model(stack)
             output = type(output)(output.logits.float())
-            if loss_fn is selection_cost_loss:
+            if loss_fn in (selection_cost_loss, selection_blend_loss):
                 loss = loss_fn(output, focus_map, stack)
             else:
                 loss = loss_fn(output, focus_map)

@@ -1,5 +1,6 @@
 """Training losses on the network's :class:`~stackmff.model.StackOutput`: V3's per-pixel
-classification, its cost-weighted variant, and V3*'s depth regression."""
+classification, its cost-weighted variant (alone, or with a loss on the probability-weighted
+blend of the layers), and V3*'s depth regression."""
 
 from __future__ import annotations
 
@@ -33,6 +34,18 @@ def selection_cost_loss(output: StackOutput, focus_map: torch.Tensor,
     weighted = (weight * cross_entropy).sum() / weight.sum()
     expected_cost = (output.logits.softmax(dim=1) * cost).sum(dim=1).mean() / scale
     return weighted + expected_cost
+
+
+def selection_blend_loss(output: StackOutput, focus_map: torch.Tensor,
+                         stack: torch.Tensor) -> torch.Tensor:
+    """:func:`selection_cost_loss` plus the error of the soft blend that ``--blend soft``
+    makes (the layers weighted by the predicted probabilities) against the true layer's
+    image, scaled like the selection cost: trains for the image that blend serves."""
+    layers = stack[:, :, 0].to(output.logits.dtype)                    # [B, N, H, W]
+    ideal = layers.gather(1, focus_map.long()[:, None])[:, 0]
+    scale = (layers - ideal[:, None]).abs().mean().clamp_min(1e-6)
+    blended = (output.logits.softmax(dim=1) * layers).sum(dim=1)
+    return selection_cost_loss(output, focus_map, stack) + (blended - ideal).abs().mean() / scale
 
 
 def depth_regression_loss(output: StackOutput, focus_map: torch.Tensor) -> torch.Tensor:
