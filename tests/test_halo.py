@@ -119,3 +119,25 @@ def test_cli_refuses_halo_where_it_cannot_apply(tmp_path, capsys, args, message)
     err = capsys.readouterr().err
     assert code != 0 and message in err and len(err.strip().splitlines()) <= 2
     assert not out.exists()
+
+
+def test_halo_on_a_microscopy_file_gathers_every_channel_from_the_limited_map(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    from microscopy_files import write_ome_tiff
+
+    layers, _, _ = halo_stack()
+    channel = np.rint(layers * 60000).astype(np.uint16)
+    data = np.stack([channel, 65535 - channel])[None]  # T, C, Z, Y, X
+    write_ome_tiff(tmp_path / "stack.ome.tif", data)
+    maps = {}
+    for name, extra in (("plain", []), ("halo", ["--halo"])):
+        assert main(["fuse", str(tmp_path / "stack.ome.tif"), "-o",
+                     str(tmp_path / f"{name}.ome.tif"), "--focus-channel", "0",
+                     "--focus-map", str(tmp_path / f"{name}.tif"), *extra]) == 0
+        maps[name] = tifffile.imread(tmp_path / f"{name}_indices.tif")
+        fused = tifffile.imread(tmp_path / f"{name}.ome.tif")
+        for c in range(2):
+            np.testing.assert_array_equal(
+                fused.reshape(2, *channel.shape[1:])[c],
+                np.take_along_axis(data[0, c], maps[name].reshape(1, *channel.shape[1:]), 0)[0])
+    assert np.any(maps["halo"] != maps["plain"])

@@ -16,7 +16,7 @@ from stackmff.io import Stack, expand_inputs, load_stack, write_files_atomically
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import encode_image
 from stackmff.io.paths import WRITABLE_SUFFIXES
-from stackmff.methods import Fuser, get_method, list_methods
+from stackmff.methods import Fuser, FusionMethod, get_method, list_methods
 from stackmff.result import FusionResult
 
 DEFAULT_METHOD = "depthmap"
@@ -39,6 +39,13 @@ def prepare_method(method: str = DEFAULT_METHOD, *, halo: str | None = None,
     Raises:
         StackError: an unknown method, an option it does not take, or a value out of range.
     """
+    entry = check_method(method, halo=halo, **options)
+    fuser = entry.prepare(**options)
+    return fuser if halo is None else _HaloLimited(fuser, halo)
+
+
+def check_method(method: str, *, halo: str | None = None, **options) -> FusionMethod:
+    """Every check :func:`prepare_method` makes, without loading anything."""
     entry = get_method(method)
     entry.check_options(**options)
     if halo is not None:
@@ -49,8 +56,7 @@ def prepare_method(method: str = DEFAULT_METHOD, *, halo: str | None = None,
         if not entry.selects:
             raise StackError(f"--halo edits the focus map, so it needs a method that selects "
                              f"layers (see `stackmff methods`), not --method {method}")
-    fuser = entry.prepare(**options)
-    return fuser if halo is None else _HaloLimited(fuser, halo)
+    return entry
 
 
 class _HaloLimited:
@@ -249,7 +255,7 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
     if _microscopy_input(inputs, focus_channel, height_map, align):
         from stackmff.microscopy.files import Outputs, fuse_microscopy_file
 
-        get_method(method).check_options(**options)
+        check_method(method, **options)
         outputs = Outputs(Path(output), _path(focus_map), _path(confidence), _path(height_map))
         done = fuse_microscopy_file(inputs[0], outputs, method, fuser, focus_channel, options)
         return FuseReport(done.layers, done.width, done.height, method, done.written,
@@ -296,7 +302,8 @@ def _microscopy_input(inputs: list, focus_channel, height_map, align) -> bool:
     if asked and not microscopy:
         path = Path(inputs[0]) if single else None
         if path is None or not path.is_file():
-            raise StackError(f"{' and '.join(asked)} take one microscopy file (OME-TIFF, "
+            verb = "take" if len(asked) > 1 else "takes"
+            raise StackError(f"{' and '.join(asked)} {verb} one microscopy file (OME-TIFF, "
                              "OME-Zarr, an ImageJ hyperstack or a multi-page TIFF)")
         microscopy = True  # a plain multi-page TIFF: its pages are the Z planes
     if microscopy and align is not None:
