@@ -48,14 +48,14 @@ class StackTask:
 
 
 def _tiff_pages(path: Path) -> int | None:
-    """How many pages a TIFF holds; ``None`` when it cannot be read."""
+    """How many pages a TIFF holds; ``None`` when it cannot be read or holds none."""
     import tifffile
 
     from stackmff.io.tiff import tifffile_errors
 
     try:
         with tifffile_errors(), tifffile.TiffFile(path) as tif:
-            return len(tif.pages)
+            return len(tif.pages) or None
     except Exception:  # damaged: whoever reads it reports it
         return None
 
