@@ -177,7 +177,10 @@ def test_a_plain_multipage_tiff_is_fused_as_fuse_fuses_it(data, tmp_path, capsys
     assert run(capsys, "batch", tmp_path / "z.tif", "-o", out, "--workers", "1")[0] == 0
     assert run(capsys, "fuse", tmp_path / "z.tif", "-o", single / "z.png")[0] == 0
     assert (out / "z.png").read_bytes() == (single / "z.png").read_bytes()
-    assert run(capsys, "batch", tmp_path / "z.tif", "-o", out, "--height-map")[0] == 0
+    code, stdout, stderr = run(capsys, "batch", tmp_path / "z.tif", "-o", out, "--height-map")
+    assert code == 0 and stderr == ""  # the worker's warning is the report's, said once
+    assert stdout.count("warning: z: ") == 1 and "no Z step" in stdout
+    assert "no Z step" in report(out)[-1]["warnings"][0]
     assert run(capsys, "fuse", tmp_path / "z.tif", "-o", single / "z.ome.tif",
                "--height-map", single / "z_height_map.tif")[0] == 0
     for suffix in (".ome.tif", "_height_map.tif"):

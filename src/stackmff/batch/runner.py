@@ -154,7 +154,8 @@ def _append(report: Path, results: Iterable[BatchResult]) -> None:
 
 
 def summary(results: list[BatchResult], stream=None) -> int:
-    """Print what the batch did, naming every failed stack; returns the exit status."""
+    """Print what the batch did, naming every failed stack and every warning a stack gave;
+    returns the exit status."""
     stream = stream or sys.stdout
     counts = {status: sum(r.status == status for r in results)
               for status in ("ok", "skipped", "failed")}
@@ -164,4 +165,6 @@ def summary(results: list[BatchResult], stream=None) -> int:
         if result.status == "failed":
             print(f"  failed: {result.name} ({', '.join(result.inputs)}): {result.error}",
                   file=stream)
+        for warning in result.warnings:
+            print(f"  warning: {result.name}: {warning}", file=stream)
     return 1 if counts["failed"] else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,7 @@ class BatchResult:
     peak_memory_mb: float | None = None
     attempts: int = 1
     stages: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, task: StackTask, outdir: Path, options: BatchOptions, status: str,
@@ -205,11 +207,16 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
     _set_up_process(options.threads)
     _reset_peak_memory()
     started = time.perf_counter()
+    caught: list[warnings.WarningMessage] = []
     try:
-        report = fuse_files(list(task.inputs), paths["fused"], options.method,
-                            focus_map=paths.get("focus_map"), confidence=paths.get("confidence"),
-                            align=None if options.align is None else dict(options.align),
-                            fuser=_prepared(options), **extra)
+        # a stack's warnings (a file without a Z step) go to its report line, each time
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            report = fuse_files(list(task.inputs), paths["fused"], options.method,
+                                focus_map=paths.get("focus_map"),
+                                confidence=paths.get("confidence"),
+                                align=None if options.align is None else dict(options.align),
+                                fuser=_prepared(options), **extra)
     except Exception as exc:  # a stack's failure, whatever it is, must not stop the batch
         message = " ".join(str(exc).split()) or type(exc).__name__
         result.error = message if isinstance(exc, ValueError) else \
@@ -221,6 +228,7 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
         if microscopy:
             result.size_t, result.size_c = report.stacks // report.scenes, report.channels
             result.size_z, result.scenes = report.layers, report.scenes
+    result.warnings = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
     result.seconds = round(time.perf_counter() - started, 3)
     result.peak_memory_mb = round(_peak_memory_mb(), 1)
     return result
