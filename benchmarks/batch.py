@@ -1,7 +1,7 @@
 """Batch throughput: many small stacks as separate processes, and through `stackmff batch`.
 
 Usage: .venv/bin/python benchmarks/batch.py [--stacks 40] [--layers 8] [--size 512]
-       [--method v3] [--out docs/batch.md]
+       [--method v3] [--out docs/batch_throughput.md]
 
 Writes ``--stacks`` synthetic stacks (``--layers`` x ``--size`` x ``--size``, 8-bit PNG) and
 fuses all of them, in turn, as: one `stackmff fuse` process per stack, `stackmff batch
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--method", default="v3")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "batch.md"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "batch_throughput.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stackmff-batch-bench-"))
     stacks = make_stacks(work / "in", args.stacks, args.layers, args.size)

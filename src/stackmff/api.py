@@ -225,8 +225,9 @@ class FuseReport:
     method: str
     written: list[Path]
     seconds: dict[str, float] = field(default_factory=dict)
-    stacks: int = 1
+    stacks: int = 1       # microscopy: scenes x time points
     channels: int = 1
+    scenes: int = 1
 
 
 def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
@@ -259,7 +260,7 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
         outputs = Outputs(Path(output), _path(focus_map), _path(confidence), _path(height_map))
         done = fuse_microscopy_file(inputs[0], outputs, method, fuser, focus_channel, options)
         return FuseReport(done.layers, done.width, done.height, method, done.written,
-                          done.seconds, done.stacks, done.channels)
+                          done.seconds, done.stacks, done.channels, done.scenes)
     paths = expand_inputs(inputs)
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")

@@ -80,8 +80,11 @@ def _build_parser() -> argparse.ArgumentParser:
                     "in OUTDIR/batch.jsonl. Exit status 1 if any stack failed.")
     batch.add_argument("inputs", nargs="+", metavar="INPUT",
                        help="folders (each folder holding two images or more is a stack), "
-                            "globs, multi-page TIFFs, or a .txt/.csv list of stack paths")
+                            "globs, multi-page TIFFs, microscopy files (OME-TIFF, OME-Zarr, "
+                            "ImageJ hyperstacks: one stack each), or a .txt/.csv list of "
+                            "stack paths")
     add_fusion_options(batch)
+    add_microscopy_options(batch, batch=True)
     run = batch.add_argument_group("execution")
     run.add_argument("--workers", type=int, metavar="N",
                      help="worker processes (default: the machine's cores)")
@@ -92,14 +95,18 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="recompute stacks whose outputs already exist")
     batch_output = batch.add_argument_group("output")
     batch_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    batch_output.add_argument("--format", choices=("png", "tif", "jpg"), default="png",
-                              help="file type of the fused images (default png; png and tif "
-                                   "keep 16 bit)")
+    batch_output.add_argument("--format", action="append",
+                              choices=("png", "tif", "jpg", "ome.tif", "ome.zarr"),
+                              help="file type of the fused images: png (default), tif or jpg "
+                                   "for stacks of images (png and tif keep 16 bit); ome.tif "
+                                   "(default) or ome.zarr for microscopy files; give it twice "
+                                   "to set both")
     batch_output.add_argument("--focus-map", action="store_true",
                               help="also write <name>_focus_map.png and "
-                                   "<name>_focus_map_indices.png")
+                                   "<name>_focus_map_indices.png (.tif for microscopy files)")
     batch_output.add_argument("--confidence", action="store_true",
-                              help="also write <name>_confidence.png")
+                              help="also write <name>_confidence.png (.tif for microscopy "
+                                   "files)")
 
     commands.add_parser("methods", help="list the fusion methods",
                         description="List the fusion methods, one line each.")
@@ -203,7 +210,9 @@ def _run_batch(args: argparse.Namespace) -> int:
                         workers=args.workers, focus_map=args.focus_map,
                         confidence=args.confidence,
                         align=align_options(args) if args.align else None,
-                        format=args.format, force=args.force, **method_options(args))
+                        format=args.format or "png", force=args.force,
+                        focus_channel=args.focus_channel, height_map=args.height_map,
+                        **method_options(args))
     return summary(results)
 
 

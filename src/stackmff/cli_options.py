@@ -112,13 +112,21 @@ def method_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def add_microscopy_options(parser: argparse.ArgumentParser) -> None:
-    """``fuse``'s options for microscopy files (OME-TIFF, OME-Zarr, ImageJ hyperstacks)."""
+def add_microscopy_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
+    """The options for microscopy files (OME-TIFF, OME-Zarr, ImageJ hyperstacks): for one
+    file (``fuse``: ``--height-map PATH``) or for each file of a batch (``--height-map``
+    writes ``<name>_height_map.tif`` beside each fused image)."""
     group = parser.add_argument_group("microscopy (OME-TIFF, OME-Zarr, ImageJ hyperstacks)")
     group.add_argument("--focus-channel", metavar="C",
                        help="the channel that decides the focus: an index, a channel name from "
                             "the metadata, or 'mean' (default for several channels); every "
-                            "channel is taken from the layers it chose")
-    group.add_argument("--height-map", metavar="PATH",
-                       help="float32 heights in µm per time point (.tif): plane index x Z "
-                            "step + Z origin")
+                            "channel is taken from the layers it chose"
+                            + ("; the same for every file" if batch else ""))
+    if batch:
+        group.add_argument("--height-map", action="store_true",
+                           help="also write <name>_height_map.tif: float32 heights in µm per "
+                                "time point (plane index x Z step + Z origin)")
+    else:
+        group.add_argument("--height-map", metavar="PATH",
+                           help="float32 heights in µm per time point (.tif): plane index x Z "
+                                "step + Z origin")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from stackmff.batch.stacks import StackTask, find_stacks
-from stackmff.batch.work import FORMATS, BatchOptions, BatchResult, worker_environment
+from stackmff.batch.work import BatchOptions, BatchResult, split_formats, worker_environment
 from stackmff.errors import StackError
 from stackmff.progress import progress
 
@@ -42,22 +42,32 @@ def _default_workers() -> int:
 def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | Path,
               method: str = "depthmap", *, client=None,
               workers: int | None = None, focus_map: bool = False, confidence: bool = False,
-              align: dict | None = None, format: str = "png", force: bool = False,
-              **options) -> list[BatchResult]:
+              align: dict | None = None, format: str | Sequence[str] = "png",
+              force: bool = False, focus_channel: int | str | None = None,
+              height_map: bool = False, **options) -> list[BatchResult]:
     """Fuse many stacks, each into ``OUTDIR/<its name>.<format>`` (and its maps).
+
+    A microscopy file (OME-TIFF, OME-Zarr, ImageJ hyperstack) is fused as ``stackmff fuse``
+    fuses it (every scene and time point; every channel from the focus channel's layers) into
+    ``<name>.ome.tif`` or ``<name>.ome.zarr``; its maps are TIFFs with a page per stack.
 
     Args:
         stacks: inputs for :func:`stackmff.batch.find_stacks` (folders, globs, lists,
-            multi-page TIFFs), or the tasks it returns.
+            multi-page TIFFs, microscopy files), or the tasks it returns.
         client: ``None`` for local worker processes, ``"local"`` for a Dask LocalCluster,
             a Dask scheduler address (``"tcp://host:8786"``), or a ``distributed.Client``.
         workers: worker processes (default: the machine's cores); the math threads of each
             are the cores divided among them.
         focus_map, confidence: also write ``<name>_focus_map.png`` (with
-            ``<name>_focus_map_indices.png``) and ``<name>_confidence.png``.
+            ``<name>_focus_map_indices.png``) and ``<name>_confidence.png`` (``.tif`` for
+            microscopy files).
         align: ``None``, or keyword arguments of :func:`stackmff.registration.align_stack`.
-        format: ``png``, ``tif`` or ``jpg`` for the fused images.
+        format: ``png``, ``tif`` or ``jpg`` for stacks of images, ``ome.tif`` or ``ome.zarr``
+            for microscopy files; a sequence gives one of each.
         force: recompute stacks whose outputs already exist.
+        focus_channel: microscopy: the channel (index, name, ``"mean"``) that decides, in
+            every file.
+        height_map: microscopy: also write ``<name>_height_map.tif`` (float32 µm).
         **options: the method's options (see :func:`stackmff.fuse_stack`).
 
     Returns:
@@ -65,13 +75,12 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
 
     Raises:
         StackError: before any work, for no stacks, a bad method or option, an unwritable
-            OUTDIR or an unreachable scheduler.
+            OUTDIR, an unreachable scheduler, or microscopy options that do not apply.
     """
     from stackmff.methods import get_method
 
     outdir = Path(outdir)
-    if format not in FORMATS:
-        raise StackError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    image_format, microscopy_format = split_formats(format)
     cores = _default_workers()
     workers = cores if workers is None else workers
     if not isinstance(workers, int) or workers < 1:
@@ -86,12 +95,13 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     threads = max(1, cores // workers) if client in (None, "local") else None
     batch = BatchOptions(method, tuple(sorted(options.items())),
                          None if align is None else tuple(sorted(align.items())),
-                         focus_map, confidence, format, threads)
+                         focus_map, confidence, image_format, threads, microscopy_format,
+                         focus_channel, height_map)
+    _check_microscopy(tasks, batch, outdir)
     results: dict[str, BatchResult] = {}
     todo = []
     for task in tasks:
-        outputs = batch.outputs(task.name, outdir)
-        if not force and all(p.is_file() for p in outputs.values()):
+        if not force and batch.finished(task, outdir):
             results[task.name] = BatchResult.of(task, outdir, batch, "skipped", attempts=0)
         else:
             todo.append(task)
@@ -112,6 +122,28 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     return [results[task.name] for task in tasks]
 
 
+def _check_microscopy(tasks: list[StackTask], batch: BatchOptions, outdir: Path) -> None:
+    """What decides before any work whether the microscopy options fit the stacks found."""
+    microscopy = [task for task in tasks if batch.microscopy(task)]
+    images = [task for task in tasks if task.kind == "images"]
+    if batch.microscopy_options and images:
+        raise StackError(f"{' and '.join(batch.microscopy_options)} apply to microscopy files, "
+                         f"and {images[0].inputs[0]} is a folder of images: batch those "
+                         "separately")
+    if microscopy and batch.align is not None:
+        raise StackError(f"--align does not apply to microscopy files ({microscopy[0].inputs[0]})")
+    if microscopy and batch.microscopy_format == "ome.zarr":
+        from stackmff.microscopy.ome_zarr import zarr_module
+
+        zarr_module()
+    for task in tasks:
+        inputs = {Path(p).resolve() for p in task.inputs}
+        for path in batch.outputs(task, outdir).values():
+            if path.resolve() in inputs:
+                raise StackError(f"the output {path} would overwrite its own input: choose "
+                                 "another output folder")
+
+
 def _append(report: Path, results: Iterable[BatchResult]) -> None:
     lines = "".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results)
     if lines:  # OUTDIR appears with its first line: a batch that cannot start leaves nothing
@@ -122,7 +154,8 @@ def _append(report: Path, results: Iterable[BatchResult]) -> None:
 
 
 def summary(results: list[BatchResult], stream=None) -> int:
-    """Print what the batch did, naming every failed stack; returns the exit status."""
+    """Print what the batch did, naming every failed stack and every warning a stack gave;
+    returns the exit status."""
     stream = stream or sys.stdout
     counts = {status: sum(r.status == status for r in results)
               for status in ("ok", "skipped", "failed")}
@@ -132,4 +165,6 @@ def summary(results: list[BatchResult], stream=None) -> int:
         if result.status == "failed":
             print(f"  failed: {result.name} ({', '.join(result.inputs)}): {result.error}",
                   file=stream)
+        for warning in result.warnings:
+            print(f"  warning: {result.name}: {warning}", file=stream)
     return 1 if counts["failed"] else 0

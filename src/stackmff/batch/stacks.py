@@ -1,7 +1,14 @@
-"""Find the stacks of a batch: folders of images, globs, lists of stacks, multi-page TIFFs.
+"""Find the stacks of a batch: folders of images, globs, lists of stacks, multi-page TIFFs,
+and microscopy files (OME-TIFF, OME-Zarr, ImageJ hyperstacks).
 
 Every stack gets a name, its path relative to the input it was found under, so that the
-outputs mirror the input tree (``plate/B2/t01/`` -> ``OUTDIR/B2/t01.png``).
+outputs mirror the input tree (``plate/B2/t01/`` -> ``OUTDIR/B2/t01.png``,
+``plate/B2.ome.tif`` -> ``OUTDIR/B2.ome.tif``).
+
+In a folder, a TIFF with one page is an image (a layer of its folder's stack, as ever); a TIFF
+with several pages is a stack of its own: a microscopy file when it is an OME-TIFF or an ImageJ
+hyperstack (as ``stackmff fuse`` reads it), else a plain multi-page TIFF. An OME-Zarr folder is
+one microscopy file and is not searched for images.
 """
 
 from __future__ import annotations
@@ -14,52 +21,113 @@ from pathlib import Path, PurePosixPath
 
 from stackmff.errors import StackError
 from stackmff.io.paths import TIFF_SUFFIXES, is_image_path
+from stackmff.microscopy.source import is_microscopy_file, is_zarr
 
 LIST_SUFFIXES = frozenset({".txt", ".csv"})
+# "images": image files (a folder or list); "tiff": one plain multi-page TIFF (its pages are
+# the layers, or the Z planes when microscopy options are given, as for stackmff fuse);
+# "microscopy": one OME-TIFF, OME-Zarr or ImageJ hyperstack
+KINDS = ("images", "tiff", "microscopy")
+OME_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".zarr")
 
 
 @dataclass(frozen=True)
 class StackTask:
-    """One stack of a batch: what to read and the name its outputs take under OUTDIR."""
+    """One stack of a batch: what to read, what kind of input it is (:data:`KINDS`) and the
+    name its outputs take under OUTDIR."""
 
     name: str            # POSIX path relative to OUTDIR, without a suffix
     inputs: tuple[str, ...]
+    kind: str = "images"
 
     def __post_init__(self) -> None:
         if not self.name or PurePosixPath(self.name).is_absolute() or ".." in self.name.split("/"):
             raise ValueError(f"a stack name must be a relative path, got {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"a stack kind must be one of {KINDS}, got {self.kind!r}")
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir()
-            if p.is_file() and is_image_path(p) and not p.name.startswith(".")]
+def _tiff_pages(path: Path) -> int | None:
+    """How many pages a TIFF holds; ``None`` when it cannot be read or holds none."""
+    import tifffile
+
+    from stackmff.io.tiff import tifffile_errors
+
+    try:
+        with tifffile_errors(), tifffile.TiffFile(path) as tif:
+            return len(tif.pages) or None
+    except Exception:  # damaged: whoever reads it reports it
+        return None
 
 
-def _stack_folders(root: Path) -> list[Path]:
-    """Every folder under ``root`` (itself included) that directly holds two images or more;
-    linked folders are followed, each real folder once."""
+def _ome_named(path: Path) -> bool:
+    return path.name.lower().endswith(OME_SUFFIXES)
+
+
+def _file_kind(path: Path) -> str | None:
+    """What a file found in a folder is: ``"image"`` (a layer), a stack of its own
+    (``"tiff"``, ``"microscopy"``), or ``None`` (not an image)."""
+    if path.name.startswith(".") or not is_image_path(path):
+        return None
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return "image"
+    pages = _tiff_pages(path)
+    if pages is None:  # an unreadable OME-TIFF is a task, so that its error is recorded
+        return "microscopy" if _ome_named(path) else "image"
+    if pages < 2:
+        return "image"
+    return "microscopy" if is_microscopy_file(path) else "tiff"
+
+
+def _single_kind(path: Path) -> str:
+    """The kind of a file or OME-Zarr given (or matched) on its own: always a stack."""
+    if is_zarr(path) or is_microscopy_file(path):
+        return "microscopy"
+    kind = _file_kind(path) if path.suffix.lower() in TIFF_SUFFIXES else None
+    return "microscopy" if kind == "microscopy" else "tiff"
+
+
+def _walk(root: Path) -> list[tuple[Path, str]]:
+    """Every stack under ``root`` (itself included): each folder that directly holds two
+    images or more, and each file that is a stack of its own; linked folders are followed,
+    each real folder once, and OME-Zarr folders are stacks, not searched."""
     found, seen = [], set()
-    for folder, subfolders, _ in os.walk(root, followlinks=True):
+    for folder, subfolders, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:   # a link back up the tree, or a second link to the same folder
             subfolders[:] = []
             continue
         seen.add(real)
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        if len(_images_in(Path(folder))) >= 2:
-            found.append(Path(folder))
+        here = Path(folder)
+        stores = sorted(d for d in subfolders if not d.startswith(".") and is_zarr(here / d))
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")
+                               and d not in stores)
+        kinds = {name: _file_kind(here / name) for name in sorted(files)
+                 if (here / name).is_file()}
+        if sum(kind == "image" for kind in kinds.values()) >= 2:
+            found.append((here, "images"))
+        found += [(here / name, kind) for name, kind in kinds.items()
+                  if kind in ("tiff", "microscopy")]
+        found += [(here / name, "microscopy") for name in stores]
     return found
 
 
 def _name(path: Path, base: Path) -> str:
     relative = path.relative_to(base) if path != base else Path(path.name)
+    lower = relative.name.lower()
+    for suffix in OME_SUFFIXES:
+        if lower.endswith(suffix) and len(lower) > len(suffix):
+            return relative.with_name(relative.name[:-len(suffix)]).as_posix()
     if path.is_file():
         relative = relative.with_suffix("")
     return relative.as_posix()
 
 
-def _from_folder(root: Path) -> list[StackTask]:
-    return [StackTask(_name(folder, root), (str(folder),)) for folder in _stack_folders(root)]
+def _from_folder(root: Path, base: Path | None = None) -> list[StackTask]:
+    base = root if base is None else base
+    if is_zarr(root):
+        return [StackTask(_name(root, base), (str(root),), "microscopy")]
+    return [StackTask(_name(path, base), (str(path),), kind) for path, kind in _walk(root)]
 
 
 def _from_glob(pattern: str) -> list[StackTask]:
@@ -68,10 +136,9 @@ def _from_glob(pattern: str) -> list[StackTask]:
     tasks = []
     for match in sorted(Path(p) for p in glob.glob(pattern)):
         if match.is_dir():
-            tasks += [StackTask(_name(folder, base), (str(folder),))
-                      for folder in _stack_folders(match)]
-        elif match.suffix.lower() in TIFF_SUFFIXES:
-            tasks.append(StackTask(_name(match, base), (str(match),)))
+            tasks += _from_folder(match, base)
+        elif match.suffix.lower() in TIFF_SUFFIXES or is_microscopy_file(match):
+            tasks.append(StackTask(_name(match, base), (str(match),), _single_kind(match)))
     return tasks
 
 
@@ -98,7 +165,9 @@ def _from_list(path: Path) -> list[StackTask]:
         return []
     base = Path(os.path.commonpath([p.resolve() for p in stacks]))
     base = base if base.is_dir() and len(stacks) > 1 else base.parent
-    return [StackTask(_name(p.resolve(), base), (str(p),)) for p in stacks]
+    return [StackTask(_name(p.resolve(), base), (str(p),),
+                      "images" if p.is_dir() and not is_zarr(p) else _single_kind(p))
+            for p in stacks]
 
 
 def find_stacks(inputs: list[str | Path]) -> list[StackTask]:
@@ -119,18 +188,19 @@ def find_stacks(inputs: list[str | Path]) -> list[StackTask]:
             tasks += _from_folder(path)
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             tasks += _from_list(path)
-        elif path.is_file() and path.suffix.lower() in TIFF_SUFFIXES:
-            tasks.append(StackTask(path.stem, (str(path),)))
+        elif path.is_file() and (path.suffix.lower() in TIFF_SUFFIXES
+                                 or is_microscopy_file(path)):
+            tasks.append(StackTask(_name(path, path.parent), (str(path),), _single_kind(path)))
         elif path.is_file():
-            raise StackError(f"{path} is neither a folder, a multi-page TIFF nor a list of "
-                             "stacks (.txt, .csv)")
+            raise StackError(f"{path} is neither a folder, a multi-page TIFF, a microscopy "
+                             "file nor a list of stacks (.txt, .csv)")
         elif glob.has_magic(str(item)):
             tasks += _from_glob(str(item))
         else:
             raise StackError(f"no such file or folder: {item}")
     if not tasks:
         raise StackError(f"no stack found in {', '.join(map(str, inputs))} (looked for folders "
-                         "holding two images or more, and multi-page TIFFs)")
+                         "holding two images or more, multi-page TIFFs and microscopy files)")
     seen: dict[str, StackTask] = {}
     for task in tasks:
         if task.name in seen:

@@ -2,7 +2,9 @@
 its outputs (atomically), and describe the outcome as one report line.
 
 The same function runs in local worker processes and on Dask workers; a failing stack becomes
-a ``failed`` line, never an exception, so the batch goes on.
+a ``failed`` line, never an exception, so the batch goes on. A microscopy file goes through
+:func:`stackmff.fuse_files` as it does for ``stackmff fuse`` (every scene and time point, every
+channel from the focus channel's layers), into ``<name>.ome.tif`` or ``<name>.ome.zarr``.
 """
 
 from __future__ import annotations
@@ -10,14 +12,36 @@ from __future__ import annotations
 import os
 import resource
 import time
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackmff.batch.stacks import StackTask
+from stackmff.errors import StackError
 from stackmff.methods import Fuser
 
-# what --format takes; the fused image is written in the stack's bit depth where it can
+# what --format takes: for stacks of images (written in the stack's bit depth where it can)
+# and for microscopy files (TCYX in the file's dtype, with its metadata)
 FORMATS = {"png": ".png", "tif": ".tif", "jpg": ".jpg"}
+MICROSCOPY_FORMATS = {"ome.tif": ".ome.tif", "ome.zarr": ".ome.zarr"}
+
+
+def split_formats(formats: str | Sequence[str]) -> tuple[str, str]:
+    """``--format``, given at most once per kind: ``(images format, microscopy format)``,
+    each defaulting to ``png`` and ``ome.tif``."""
+    chosen = [formats] if isinstance(formats, str) else list(formats)
+    known = {**FORMATS, **MICROSCOPY_FORMATS}
+    for value in chosen:
+        if value not in known:
+            raise StackError(f"format must be one of {', '.join(known)}, got {value!r}")
+    images = [f for f in chosen if f in FORMATS]
+    microscopy = [f for f in chosen if f in MICROSCOPY_FORMATS]
+    if len(images) > 1 or len(microscopy) > 1:
+        raise StackError(f"give at most one format for images ({', '.join(FORMATS)}) and one "
+                         f"for microscopy files ({', '.join(MICROSCOPY_FORMATS)}), got "
+                         f"{', '.join(chosen)}")
+    return (images or ["png"])[0], (microscopy or ["ome.tif"])[0]
 
 
 @dataclass(frozen=True)
@@ -31,17 +55,49 @@ class BatchOptions:
     confidence: bool = False
     format: str = "png"
     threads: int | None = None          # math threads per worker; None: the library's default
+    microscopy_format: str = "ome.tif"
+    focus_channel: int | str | None = None
+    height_map: bool = False
 
-    def outputs(self, name: str, outdir: Path) -> dict[str, Path]:
-        """The files one stack writes, by role."""
-        stem = outdir / name
-        paths = {"fused": stem.with_name(stem.name + FORMATS[self.format])}
+    @property
+    def microscopy_options(self) -> list[str]:
+        """The microscopy options given, as the command line names them."""
+        return [flag for flag, value in (("--focus-channel", self.focus_channel is not None),
+                                         ("--height-map", self.height_map)) if value]
+
+    def microscopy(self, task: StackTask) -> bool:
+        """Whether ``task`` is read as a microscopy file, by the rule of ``stackmff fuse``: a
+        microscopy file always; a plain multi-page TIFF when microscopy options are given
+        (its pages are then the Z planes)."""
+        return task.kind == "microscopy" or (task.kind == "tiff"
+                                             and bool(self.microscopy_options))
+
+    def outputs(self, task: StackTask, outdir: Path) -> dict[str, Path]:
+        """The files one stack writes, by role. A microscopy file's maps are TIFFs with one
+        page per (scene, time point)."""
+        stem = outdir / task.name
+
+        def named(suffix: str) -> Path:
+            return stem.with_name(stem.name + suffix)
+
+        microscopy = self.microscopy(task)
+        pictures = ".tif" if microscopy else ".png"
+        paths = {"fused": named(MICROSCOPY_FORMATS[self.microscopy_format] if microscopy
+                                else FORMATS[self.format])}
         if self.focus_map:
-            paths["focus_map"] = stem.with_name(stem.name + "_focus_map.png")
-            paths["focus_map_indices"] = stem.with_name(stem.name + "_focus_map_indices.png")
+            paths["focus_map"] = named("_focus_map" + pictures)
+            paths["focus_map_indices"] = named("_focus_map_indices" + pictures)
         if self.confidence:
-            paths["confidence"] = stem.with_name(stem.name + "_confidence.png")
+            paths["confidence"] = named("_confidence" + pictures)
+        if self.height_map and microscopy:
+            paths["height_map"] = named("_height_map.tif")
         return paths
+
+    def finished(self, task: StackTask, outdir: Path) -> bool:
+        """Whether every output of ``task`` exists (writes are atomic: present is complete;
+        an OME-Zarr output is a folder)."""
+        return all(path.is_dir() if path.name.endswith(".zarr") else path.is_file()
+                   for path in self.outputs(task, outdir).values())
 
 
 @dataclass
@@ -53,21 +109,29 @@ class BatchResult:
     outputs: list[str]
     status: str                        # "ok", "skipped" or "failed"
     method: str
+    kind: str = "images"               # the task's kind (see stackmff.batch.stacks.KINDS)
     error: str | None = None
     layers: int | None = None
     width: int | None = None
     height: int | None = None
+    size_t: int | None = None          # microscopy: time points, channels, Z planes, scenes
+    size_c: int | None = None
+    size_z: int | None = None
+    scenes: int | None = None
     seconds: float | None = None
     peak_memory_mb: float | None = None
     attempts: int = 1
     stages: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, task: StackTask, outdir: Path, options: BatchOptions, status: str,
            **details) -> BatchResult:
         """The line for ``task``, naming its inputs and the outputs it writes under OUTDIR."""
-        outputs = [str(p) for p in options.outputs(task.name, Path(outdir)).values()]
-        return cls(task.name, list(task.inputs), outputs, status, options.method, **details)
+        outputs = [str(p) for p in options.outputs(task, Path(outdir)).values()]
+        kind = "microscopy" if options.microscopy(task) else task.kind
+        return cls(task.name, list(task.inputs), outputs, status, options.method, kind,
+                   **details)
 
 
 _fusers: dict[tuple, Fuser] = {}
@@ -135,16 +199,24 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
     from stackmff.api import fuse_files
 
     outdir = Path(outdir)
-    paths = options.outputs(task.name, outdir)
+    paths = options.outputs(task, outdir)
     result = BatchResult.of(task, outdir, options, "failed", attempts=attempt)
+    microscopy = options.microscopy(task)
+    extra = {"focus_channel": options.focus_channel,
+             "height_map": paths.get("height_map")} if microscopy else {}
     _set_up_process(options.threads)
     _reset_peak_memory()
     started = time.perf_counter()
+    caught: list[warnings.WarningMessage] = []
     try:
-        report = fuse_files(list(task.inputs), paths["fused"], options.method,
-                            focus_map=paths.get("focus_map"), confidence=paths.get("confidence"),
-                            align=None if options.align is None else dict(options.align),
-                            fuser=_prepared(options))
+        # a stack's warnings (a file without a Z step) go to its report line, each time
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            report = fuse_files(list(task.inputs), paths["fused"], options.method,
+                                focus_map=paths.get("focus_map"),
+                                confidence=paths.get("confidence"),
+                                align=None if options.align is None else dict(options.align),
+                                fuser=_prepared(options), **extra)
     except Exception as exc:  # a stack's failure, whatever it is, must not stop the batch
         message = " ".join(str(exc).split()) or type(exc).__name__
         result.error = message if isinstance(exc, ValueError) else \
@@ -153,6 +225,10 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
         result.status = "ok"
         result.layers, result.width, result.height = report.layers, report.width, report.height
         result.stages = {k: round(v, 3) for k, v in report.seconds.items()}
+        if microscopy:
+            result.size_t, result.size_c = report.stacks // report.scenes, report.channels
+            result.size_z, result.scenes = report.layers, report.scenes
+    result.warnings = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
     result.seconds = round(time.perf_counter() - started, 3)
     result.peak_memory_mb = round(_peak_memory_mb(), 1)
     return result

@@ -169,6 +169,7 @@ class MicroscopyReport:
     seconds: dict[str, float]
     stacks: int = 1
     channels: int = 1
+    scenes: int = 1
 
 
 def fuse_microscopy_file(path: str | Path, outputs: Outputs, method: str, fuser: Fuser | None,
@@ -192,4 +193,4 @@ def fuse_microscopy_file(path: str | Path, outputs: Outputs, method: str, fuser:
         seconds = {"prepare": prepared - started, "fuse": fused_at - prepared,
                    "write": time.perf_counter() - fused_at}
         return MicroscopyReport(layers, width, height, method, list(files), seconds,
-                                source.scenes * times, channels)
+                                source.scenes * times, channels, source.scenes)

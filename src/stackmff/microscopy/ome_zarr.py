@@ -21,7 +21,8 @@ VERSIONS = ("0.4", "0.5")
 _TYPES = {"time": "T", "channel": "C"}
 
 
-def _zarr():
+def zarr_module():
+    """The zarr package, or a one-line error naming the extra that installs it."""
     try:
         import zarr
     except ImportError:
@@ -39,7 +40,7 @@ def _letter(axis: dict | str) -> str:
 
 def open_ome_zarr(path: Path) -> Source:
     """Open an OME-Zarr image (its first multiscale image, full resolution)."""
-    zarr = _zarr()
+    zarr = zarr_module()
     try:
         group = zarr.open_group(str(path), mode="r")
         attrs = dict(group.attrs)
@@ -144,7 +145,7 @@ def _attributes(array: np.ndarray, metadata: Metadata, version: str, name: str) 
 def zarr_writer(array: np.ndarray, metadata: Metadata, version: str = "0.4", name: str = ""):
     """A function that writes a TCYX array as an OME-Zarr image into the folder it is given
     (for :func:`stackmff.io.atomic.write_files_atomically`)."""
-    zarr = _zarr()
+    zarr = zarr_module()
     if version not in VERSIONS:
         raise ValueError(f"OME-Zarr version must be one of {VERSIONS}, got {version!r}")
 
