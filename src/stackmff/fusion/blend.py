@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # torch is imported where the network runs: the option check 
 BLENDS = ("hard", "soft", "band")
 DEFAULT_SIGMA = 0.5          # openfocus's smoothing of the probabilities (pixels)
 MAX_SIGMA = 16.0             # 3 sigma must stay well inside the tile margin
-BAND_CONFIDENCE = 0.9        # band: pixels less confident than this are blended
+BAND_CONFIDENCE = 0.3        # band: pixels less confident than this are blended
 BAND_RADIUS = 2              # band: pixels this close to a focus-map boundary are blended
 
 Logits = Callable[[np.ndarray, bool], "torch.Tensor"]   # (luma (N, h, w), full scale) -> [N, h, w]
