@@ -120,11 +120,17 @@ def screen(suites: list[str], sizes: list[int], rows_path: Path) -> None:
               f"{np.min(values):.3f} at least")
 
 
-def report(rows_path: Path, out: Path, command: str) -> None:
+NOTE = ("Made in short runs by benchmarks/blend_screen.py: ours fused in one process, "
+        "openfocus as its own process on the same 8-bit files, no times recorded "
+        "(`stackmff bench` measures whole processes: [benchmarks.md](benchmarks.md)). "
+        "Q^AB/F and enfuse were not run.")
+
+
+def report(rows_path: Path, out: Path, command: str, note: str = "") -> None:
     rows = [RunResult(**json.loads(line)) for line in rows_path.read_text().splitlines()]
     order = {"validation": 0, "validation-order": 1, "validation-interference": 2}
     rows.sort(key=lambda r: order[r.suite])   # stable: each suite's rows in run order
-    write_report(rows, METHODS, out, command, [])
+    write_report(rows, METHODS, out, command, [], " ".join(filter(None, (NOTE, note))))
 
 
 def main() -> None:
@@ -136,9 +142,10 @@ def main() -> None:
                         choices=VALIDATION_SIZES)
     parser.add_argument("--report", type=Path, help="write the report from ROWS instead")
     parser.add_argument("--command", default="benchmarks/blend_screen.py")
+    parser.add_argument("--note", default="", help="more to say under the report's header")
     args = parser.parse_args()
     if args.report:
-        report(args.rows, args.report, args.command)
+        report(args.rows, args.report, args.command, args.note)
     else:
         screen(args.suites, args.sizes, args.rows)
 

@@ -82,7 +82,7 @@ def test_band_mask_marks_boundaries_and_low_confidence():
     focus_map = np.zeros((9, 12), np.uint16)
     focus_map[:, 6:] = 1
     confidence = np.ones((9, 12), np.float32)
-    confidence[0, 0] = 0.5
+    confidence[0, 0] = 0.2
     mask = band_mask(focus_map, confidence, Blend("band", band_radius=2))
     assert mask[:, 4:8].all() and not mask[:, 9:].any() and not mask[1:, :4].any()
     assert mask[0, 0]
