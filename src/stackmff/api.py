@@ -51,8 +51,9 @@ def fuse_stack(stack: Stack | np.ndarray, method: str = DEFAULT_METHOD, *,
         fuser: a fuser from :func:`prepare_method`, to reuse across stacks (then ``method``
             and ``options`` are not used).
         **options: the method's options; ``v3`` takes ``checkpoint`` (default: the shipped
-            model), ``device``, ``tile``, ``margin``, ``precision``, ``global_means`` and
-            ``native``. The classical methods take none.
+            model), ``device``, ``tile``, ``margin``, ``precision``, ``global_means``,
+            ``native``, ``blend``, ``blend_sigma`` and ``blend_scales`` (see
+            :mod:`stackmff.fusion.blend`). The classical methods take none.
 
     Returns:
         A :class:`FusionResult` with the fused image (float32, [0, 1]) and, where the method
