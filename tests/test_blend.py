@@ -148,3 +148,21 @@ def test_cli_writes_focus_map_and_confidence_in_every_mode(tmp_path, checkpoint,
     assert fused.dtype == np.uint16 and fused.shape == (90, 124, 3)
     assert indices.shape == (90, 124) and indices.max() < 3
     assert read_pages(conf)[0].shape[:2] == (90, 124)
+
+
+def test_a_dask_array_keeps_the_blend(checkpoint):
+    """Blocks as tiles: a soft blend's fused pixels come back from each block, as the
+    single-process tiling with the same tiles makes them (not a gather by the focus map)."""
+    import dask.array as da
+
+    from stackmff import fuse_stack
+
+    layers, _, _ = make_stack(n_layers=3, height=96, width=96, colour=True)
+    lazy = da.from_array(layers, chunks=(1, 48, 48, 3))
+    result = fuse_stack(lazy, "v3", checkpoint=checkpoint, margin=16, blend="soft")
+    tiled = StackFuser(load_checkpoint(checkpoint)[0], tile=48, margin=16, global_means=False,
+                       blend=Blend("soft")).fuse(layers)
+    assert result.fused.shape == (96, 96, 3) and result.fused.dtype == np.float32
+    np.testing.assert_array_equal(result.focus_map, tiled.focus_map)
+    np.testing.assert_allclose(result.fused, tiled.fused, atol=1e-6)
+    assert not np.array_equal(result.fused, gather(layers, result.focus_map))
