@@ -64,6 +64,6 @@ def prepare_network(checkpoint: str | Path | None = None, device: str = "cpu",
 add_method(FusionMethod(
     NAME,
     "StackMFF V3 network: per-pixel classification of the sharpest layer, pixels copied "
-    "(shipped weights, or --checkpoint)",
+    "(--blend soft|band: weighted by probability; shipped weights, or --checkpoint)",
     prepare=prepare_network, options=OPTIONS, check=check_network_options, rank=0))
 
