@@ -96,4 +96,54 @@ def test_report_names_its_suites_and_the_test_it_ranks_with(tmp_path):
     assert "Wilcoxon signed-rank" in text and "nan" not in text
     assert "| v3 | 1.00 |" in text and "| depthmap | 2.00 |" in text
     # v3 is 0.5 dB ahead on every scene: the interval collapses onto the mean
-    assert "| validation | N=2 | depthmap | +0.500 | +0.500 .. +0.500 | 6 / 0 |" in text
+    assert "| validation | N=2 | v3 | depthmap | +0.500 | +0.500 .. +0.500 | 6 / 0 |" in text
+
+
+FAKE_OPENFOCUS = """#!{python}
+# stands in for openfocus: `--cpu [flags] -i FOLDER -o OUT`; writes the folder's first layer
+# as RGB, as openfocus writes grey stacks, and its flags next to it
+import sys, pathlib, cv2
+args = sys.argv[1:]
+folder, out = pathlib.Path(args[args.index("-i") + 1]), args[args.index("-o") + 1]
+first = sorted(folder.iterdir())[0]
+cv2.imwrite(out, cv2.cvtColor(cv2.imread(str(first), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2BGR))
+pathlib.Path(out + ".args").write_text(" ".join(args))
+"""
+
+
+def test_openfocus_runs_as_its_own_process_on_the_layer_folder(tmp_path, monkeypatch):
+    import sys
+
+    program = tmp_path / "openfocus"
+    program.write_text(FAKE_OPENFOCUS.format(python=sys.executable))
+    program.chmod(0o755)
+    monkeypatch.setenv("STACKMFF_OPENFOCUS", str(program))
+    methods = available_methods(["depthmap", "openfocus", "openfocus-nomatch",
+                                 "openfocus-hard"], None)
+    assert [m.name for m in methods][1:] == ["openfocus", "openfocus-nomatch", "openfocus-hard"]
+    assert methods[3].command[1:] == ("--cpu", "--no-exposure-match", "--ai-mode", "hard")
+    layers, truth, focus_map = make_stack(n_layers=3)
+    results = {r.method: r for r in run_stack(BenchStack("t", "N=3", "bands", layers, truth,
+                                                         focus_map), methods)}
+    for name in ("openfocus", "openfocus-nomatch", "openfocus-hard"):
+        assert not results[name].error and results[name].seconds > 0
+    # the fake wrote layer 0, read back as grey: its score is layer 0's
+    from stackmff.metrics import psnr
+
+    assert results["openfocus"].psnr == pytest.approx(psnr(layers[0], truth), abs=0.05)
+    assert results["depthmap"].psnr > results["openfocus"].psnr
+
+
+def test_report_says_when_openfocus_is_absent(monkeypatch, tmp_path):
+    from stackmff.evaluation.report import peer_versions
+
+    monkeypatch.setenv("STACKMFF_OPENFOCUS", str(tmp_path / "missing"))
+    assert "openfocus not installed" in peer_versions()
+    assert not [m for m in available_methods(None, None) if m.name.startswith("openfocus")]
+
+
+def test_the_network_has_a_row_per_blend():
+    names = [m.name for m in available_methods(None, None)]
+    assert names[:4] == ["v3", "v3-soft", "v3-band", "v3-soft2"]
+    soft2 = available_methods(["v3-soft2"], None)[0].command
+    assert soft2[-4:] == ("--blend", "soft", "--blend-scales", "1,0.75")

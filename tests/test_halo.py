@@ -107,6 +107,7 @@ def test_cli_halo_writes_the_limited_map(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--method", "pyramid", "--halo"], "needs a method that selects layers"),
     (["--halo", "sideways"], "invalid choice"),
+    (["--method", "v3", "--blend", "soft", "--halo"], "the network with --blend hard"),
 ])
 def test_cli_refuses_halo_where_it_cannot_apply(tmp_path, capsys, args, message):
     layers, _, _ = halo_stack(48)

@@ -53,9 +53,10 @@ def check_method(method: str, *, halo: str | None = None, **options) -> FusionMe
 
         if halo not in ORDERS:
             raise StackError(f"--halo takes {' or '.join(ORDERS)}, got {halo!r}")
-        if not entry.selects:
+        if not entry.copies_pixels(**options):
             raise StackError(f"--halo edits the focus map, so it needs a method that selects "
-                             f"layers (see `stackmff methods`), not --method {method}")
+                             f"layers (see `stackmff methods`; the network with --blend hard), "
+                             f"not --method {method}{_blend_text(options)}")
     return entry
 
 
@@ -69,6 +70,10 @@ class _HaloLimited:
         from stackmff.halo import limit_result_halos
 
         return limit_result_halos(layers, self.fuser(layers), self.order)
+
+
+def _blend_text(options: dict) -> str:
+    return f" --blend {options['blend']}" if "blend" in options else ""
 
 
 def fuse_stack(stack, method: str = DEFAULT_METHOD, *, fuser: Fuser | None = None,
@@ -96,8 +101,9 @@ def fuse_stack(stack, method: str = DEFAULT_METHOD, *, fuser: Fuser | None = Non
         fuser: a fuser from :func:`prepare_method`, to reuse across stacks (then ``method``
             and ``options`` are not used).
         **options: the method's options; ``v3`` takes ``checkpoint`` (default: the shipped
-            model), ``device``, ``tile``, ``margin``, ``precision``, ``global_means`` and
-            ``native``. The classical methods take none.
+            model), ``device``, ``tile``, ``margin``, ``precision``, ``global_means``,
+            ``native``, ``blend``, ``blend_sigma`` and ``blend_scales`` (see
+            :mod:`stackmff.fusion.blend`). The classical methods take none.
 
     Returns:
         A :class:`FusionResult` with the fused image (float32, [0, 1]) and, where the method
@@ -108,8 +114,8 @@ def fuse_stack(stack, method: str = DEFAULT_METHOD, *, fuser: Fuser | None = Non
 
         if fuser is None:
             fuser = prepare_method(method, **options)
-        return fuse_array(stack, axes, fuser, get_method(method).selects, method,
-                          focus_channel, metadata)
+        copies = get_method(method).copies_pixels(**options)
+        return fuse_array(stack, axes, fuser, copies, method, focus_channel, metadata)
     if focus_channel is not None or metadata is not None:
         raise StackError("focus_channel and metadata apply to arrays with named axes (axes=)")
     if _is_dask_array(stack):

@@ -153,7 +153,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "validation-order, "
                             "validation-interference (held-out scenes, to judge a model)")
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
-    bench.add_argument("--quick", action="store_true", help="small crops, fewer variants")
+    bench.add_argument("--quick", action="store_true", help="small crops, fewer variants; the real stacks only when named by --suite")
     bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows (default: the shipped model)")
     bench.add_argument("--data", default="../shared/data",
                        help="folder with the real ground-truth stacks (default ../shared/data)")

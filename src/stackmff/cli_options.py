@@ -7,6 +7,7 @@ import argparse
 
 from stackmff.api import DEFAULT_METHOD
 from stackmff.errors import StackError
+from stackmff.fusion.blend import BLENDS
 from stackmff.fusion.tiling import DEFAULT_MARGIN, MAX_MARGIN, PRECISIONS
 
 
@@ -68,6 +69,17 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
                               "faster with several tiles, the focus map changes at near-ties")
     network.add_argument("--precision", choices=PRECISIONS,
                          help="autocast precision of the per-layer network (default fp32)")
+    network.add_argument("--blend", choices=BLENDS,
+                         help="hard: copy every pixel from its most probable layer, no value "
+                              "invented (default); soft: weight the layers by their "
+                              "probabilities; band: hard where confident, soft across "
+                              "focus-map boundaries (docs/methods.md)")
+    network.add_argument("--blend-sigma", type=float, metavar="S",
+                         help="smoothing of the probabilities in pixels (default 0.5 for soft "
+                              "and band, 0 for hard)")
+    network.add_argument("--blend-scales", type=scales, metavar="S,S",
+                         help="average the probabilities over these input scales, e.g. "
+                              "1,0.75 (default 1)")
 
 
 def tile_size(text: str) -> int | str | None:
@@ -79,6 +91,13 @@ def tile_size(text: str) -> int | str | None:
     return value or None
 
 
+def scales(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
 def margin(text: str) -> int:
     value = int(text)
     if not 0 <= value <= MAX_MARGIN:
@@ -88,10 +107,12 @@ def margin(text: str) -> int:
 
 # --flag -> the method option it sets
 NETWORK_FLAGS = {"checkpoint": "checkpoint", "device": "device", "tile": "tile",
-                  "tile_margin": "margin", "precision": "precision"}
+                  "tile_margin": "margin", "precision": "precision", "blend": "blend",
+                  "blend_sigma": "blend_sigma", "blend_scales": "blend_scales"}
 FLAG_NAMES = {"checkpoint": "--checkpoint", "device": "--device", "tile": "--tile",
                "margin": "--tile-margin", "precision": "--precision",
-               "global_means": "--tile-local-means"}
+               "global_means": "--tile-local-means", "blend": "--blend",
+               "blend_sigma": "--blend-sigma", "blend_scales": "--blend-scales"}
 
 
 def method_options(args: argparse.Namespace) -> dict:

@@ -36,7 +36,8 @@ class FusionMethod:
         confidence: whether its results carry a confidence map.
         selects: whether every fused pixel is the input pixel its focus map names, so that the
             map can be edited and gathered again, and the channels of a microscopy image are
-            gathered with the focus channel's map (otherwise the method runs per channel).
+            gathered with the focus channel's map (otherwise the method runs per channel). A
+            function of the options where they decide it (the network's ``blend``).
         rank: listing order (the network first, then the classical methods).
     """
 
@@ -46,8 +47,12 @@ class FusionMethod:
     options: frozenset[str] = field(default_factory=frozenset)
     check: Callable[..., None] = lambda **options: None
     confidence: bool = True
-    selects: bool = True
+    selects: bool | Callable[..., bool] = True
     rank: int = 1
+
+    def copies_pixels(self, **options) -> bool:
+        """Whether, with these options, every fused pixel is the input pixel its map names."""
+        return self.selects(**options) if callable(self.selects) else self.selects
 
     def check_options(self, **options) -> None:
         """Refuse options this method does not take, then check the values it does."""

@@ -14,8 +14,10 @@ class FusionResult:
     Attributes:
         fused: ``(H, W[, C])`` float32 in [0, 1].
         focus_map: ``(H, W)`` integer layer index per pixel. For selection methods
-            (``depthmap``) it is the layer the pixel was copied from; for transform methods it
-            is the layer the fused pixel is closest to. ``None`` if the method has none.
+            (``depthmap``, the network's ``hard`` blend) it is the layer the pixel was copied
+            from; for the network's ``soft`` and ``band`` blends, the most probable layer; for
+            transform methods the layer the fused pixel is closest to. ``None`` if the method
+            has none.
         confidence: ``(H, W)`` float32 in [0, 1], the method's certainty in its choice, or
             ``None`` where the method has no such notion.
         method: name of the method that produced it.

@@ -58,7 +58,7 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
         stacks += list(microscopy_stacks(quick))
     if chosen & set(VALIDATION_SUITES):
         stacks += [s for s in validation_stacks() if s.suite in chosen]
-    if not quick:
+    if not quick or suites:  # --quick skips the real stacks unless they are named
         stacks += [s for s in real_stacks(data) if s.suite in chosen]
     results, difference_sets, shown = [], [], set()
     for stack in progress(stacks, desc="bench", total=len(stacks)):

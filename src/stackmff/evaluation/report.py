@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from stackmff.evaluation.ranking import paired_difference, rank_methods
-from stackmff.evaluation.runner import BOUNDS, RunResult
+from stackmff.evaluation.runner import (
+    BOUNDS,
+    ENFUSE_FLAGS,
+    OPENFOCUS_ENV,
+    OPENFOCUS_ROWS,
+    RunResult,
+    openfocus_program,
+)
+
+PEERS = ("enfuse", "focus-stack", *OPENFOCUS_ROWS)
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -41,12 +50,34 @@ def commit() -> str:
         return "unknown"
 
 
-def peer_versions() -> str:
+def enfuse_version() -> str:
     try:
         out = subprocess.run(["enfuse", "--version"], capture_output=True, text=True)
         return out.stdout.splitlines()[0] if out.stdout else "enfuse (version unknown)"
     except OSError:
         return "enfuse not installed"
+
+
+def openfocus_version() -> str:
+    """Its version, from the Python of its own virtual environment; or why it is absent."""
+    program = openfocus_program()
+    if program is None:
+        return (f"openfocus not installed (scripts/setup_bench.sh installs it into "
+                f".openfocus-venv, or set {OPENFOCUS_ENV}): no openfocus rows")
+    python = Path(program).with_name("python")
+    try:
+        out = subprocess.run([str(python), "-c", "import importlib.metadata as m; "
+                              "print(m.version('openfocus'))"], capture_output=True, text=True)
+        version = out.stdout.strip() or "version unknown"
+    except OSError:
+        version = "version unknown"
+    flags = "; ".join(f"{name}: {' '.join(f) or 'its defaults'}"
+                      for name, f in OPENFOCUS_ROWS.items())
+    return f"openfocus {version}, `--cpu` ({flags})"
+
+
+def peer_versions() -> str:
+    return (f"{enfuse_version()} (flags: {' '.join(ENFUSE_FLAGS)}); {openfocus_version()}")
 
 
 def tables(results: list[RunResult], methods: list[str]) -> list[str]:
@@ -106,14 +137,23 @@ def ranking_section(results: list[RunResult], methods: list[str]) -> list[str]:
 
 def network_section(results: list[RunResult], methods: list[str],
                     network: str = "v3") -> list[str]:
-    """The network against the best other method of each variant (by mean PSNR), stack by
-    stack: the mean gap with its 95% confidence interval, so that a gap of a few hundredths
-    of a dB over a dozen stacks reads as what it is."""
-    others = [m for m in methods if m != network]
-    if network not in methods or not others:
+    """Each blend of the network against the best other method of each variant (by mean
+    PSNR; the network's other blends are not rivals), stack by stack: the mean gap with its
+    95% confidence interval, so that a gap of a few hundredths of a dB over a dozen stacks
+    reads as what it is."""
+    blends = [m for m in methods if m == network or m.startswith(network + "-")]
+    others = [m for m in methods if m not in blends]
+    if not blends or not others:
         return []
-    lines = [f"| suite | variant | best other method | {network} - it (dB) | 95% interval | "
-             f"stacks {network} ahead / behind |", "|---|---|---|---:|---|---:|"]
+    lines = ["| suite | variant | network | best other method | network - it (dB) | "
+             "95% interval | stacks network ahead / behind |", "|---|---|---|---|---:|---|---:|"]
+    for blend in blends:
+        lines += _network_rows(results, others, blend)
+    return lines + [""]
+
+
+def _network_rows(results: list[RunResult], others: list[str], network: str) -> list[str]:
+    lines = []
     by_variant: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     for r in results:  # in run order: suite, variant -> method -> scene -> PSNR
         scores = by_variant.setdefault((r.suite, r.variant), defaultdict(dict))
@@ -129,17 +169,19 @@ def network_section(results: list[RunResult], methods: list[str],
         gap = paired_difference([scores[network][s] for s in ordered],
                                 [scores[best][s] for s in ordered])
         interval = "-" if math.isnan(gap.low) else f"{gap.low:+.3f} .. {gap.high:+.3f}"
-        lines.append(f"| {suite} | {variant} | {best} | {gap.mean:+.3f} | {interval} | "
-                     f"{gap.ahead} / {gap.behind} |")
-    return lines + [""]
+        lines.append(f"| {suite} | {variant} | {network} | {best} | {gap.mean:+.3f} | "
+                     f"{interval} | {gap.ahead} / {gap.behind} |")
+    return lines
 
 
-def gap_section(results: list[RunResult]) -> list[str]:
-    """Our best method against enfuse per suite: PSNR gap and time ratio, same run."""
-    if not any(r.method == "enfuse" and not r.error for r in results):
+def gap_section(results: list[RunResult], peer: str = "enfuse") -> list[str]:
+    """Our best method against a peer's best row (``enfuse``, ``openfocus``...) per suite:
+    PSNR gap and median time ratio (whole processes), same run."""
+    rows_of_peer = [m for m in PEERS if m == peer or m.startswith(peer + "-")]
+    if not any(r.method in rows_of_peer and not r.error for r in results):
         return []
-    lines = ["| suite | our best method | its PSNR | enfuse PSNR | gap (dB) | time ours / enfuse |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [f"| suite | our best method | its PSNR | best {peer} row | its PSNR | gap (dB) | "
+             f"time ours / {peer} |", "|---|---|---:|---|---:|---:|---:|"]
     for suite in dict.fromkeys(r.suite for r in results):
         rows = [r for r in results if r.suite == suite and not r.error and math.isfinite(r.psnr)]
         means = defaultdict(list)
@@ -147,20 +189,35 @@ def gap_section(results: list[RunResult]) -> list[str]:
         for r in rows:
             means[r.method].append(r.psnr)
             times[r.method].append(r.seconds)
-        ours = {m: np.mean(v) for m, v in means.items()
-                if m not in ("enfuse", "focus-stack") and m not in BOUNDS}
-        if not ours or "enfuse" not in means:
+        ours = {m: np.mean(v) for m, v in means.items() if m not in PEERS and m not in BOUNDS}
+        theirs = {m: np.mean(v) for m, v in means.items() if m in rows_of_peer}
+        if not ours or not theirs:
             continue
-        best = max(ours, key=ours.get)
-        enfuse = float(np.mean(means["enfuse"]))
-        ratio = float(np.median(times[best]) / np.median(times["enfuse"]))
-        lines.append(f"| {suite} | {best} | {ours[best]:.2f} | {enfuse:.2f} | "
-                     f"{ours[best] - enfuse:+.2f} | {ratio:.1f} |")
+        best, rival = max(ours, key=ours.get), max(theirs, key=theirs.get)
+        ratio = float(np.median(times[best]) / np.median(times[rival]))
+        lines.append(f"| {suite} | {best} | {ours[best]:.2f} | {rival} | {theirs[rival]:.2f} | "
+                     f"{ours[best] - theirs[rival]:+.2f} | {_fmt(ratio)} |")
     return lines + [""]
 
 
+def speed_section(results: list[RunResult], ours: str = "v3", peer: str = "openfocus") -> list[str]:
+    """Per-stack time of our network (hard gather) and of the peer's default row, whole
+    processes in the same run: the median of the per-stack ratios."""
+    times: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for r in results:
+        if r.method in (ours, peer) and not r.error and math.isfinite(r.seconds):
+            times[(r.suite, r.variant, r.scene)][r.method] = r.seconds
+    ratios = [t[ours] / t[peer] for t in times.values() if ours in t and peer in t]
+    if not ratios:
+        return []
+    return [f"Per-stack time, whole processes in this run: `{ours}` / `{peer}` = "
+            f"{np.median(ratios):.2f} (median over {len(ratios)} stacks; "
+            f"range {min(ratios):.2f} .. {max(ratios):.2f}).", ""]
+
+
 def write_report(results: list[RunResult], methods: list[str], out: Path, command: str,
-                 plots: list[str]) -> None:
+                 plots: list[str], note: str = "") -> None:
+    """The report; ``note`` is a paragraph put under the header (how the run differed)."""
     suites = dict.fromkeys(r.suite for r in results)  # in run order, each once
     network = network_section(results, methods)
     if network:
@@ -169,9 +226,9 @@ def write_report(results: list[RunResult], methods: list[str], out: Path, comman
         f"# Benchmarks: {', '.join(suites)}",
         "",
         f"Generated by `{command}` on {date.today()}, commit {commit()}.",
-        f"Machine: {machine()}. Peers: {peer_versions()} (flags: --exposure-weight=0 "
-        "--saturation-weight=0 --contrast-weight=1 --hard-mask).",
+        f"Machine: {machine()}. Peers: {peer_versions()}.",
         "",
+        *([note, ""] if note else []),
         "Quality: PSNR and SSIM on 8-bit BT.601 grey with scikit-image defaults (the paper's "
         "protocol), colour PSNR on 8-bit RGB, focus-map accuracy where the true map is known, "
         "Q^AB/F (no reference). Time and peak memory: the whole process of each method "
@@ -181,9 +238,18 @@ def write_report(results: list[RunResult], methods: list[str], out: Path, comman
         "ground-truth stack: the gather by the true focus map, and per pixel the layer "
         "closest to the truth.",
         "",
+        "Network rows: `v3` is the hard gather (every pixel an input pixel), `v3-soft` the "
+        "probability-weighted blend (probabilities smoothed, sigma 0.5 px), `v3-band` the "
+        "gather where confident and the blend across focus-map boundaries, `v3-soft2` the "
+        "soft blend with probabilities averaged over input scales 1 and 0.75.",
+        "",
         "## Our best method against enfuse",
         "",
-        *gap_section(results),
+        *(gap_section(results) or ["enfuse was not run.", ""]),
+        "## Our best method against openfocus",
+        "",
+        *(gap_section(results, "openfocus") or ["openfocus was not run.", ""]),
+        *speed_section(results),
         "## Ranking",
         "",
         *ranking_section(results, methods),

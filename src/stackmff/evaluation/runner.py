@@ -1,8 +1,9 @@
 """Run every method on every benchmark stack, each as its own process on the same files.
 
-Our methods run as ``python -m stackmff fuse`` and the peers (enfuse, focus-stack) as their
-own programs, so wall time and peak memory (the child's maximum resident set, from
-``wait4``) are measured the same way for all of them, start-up included.
+Our methods run as ``python -m stackmff fuse`` and the peers (enfuse, focus-stack, the
+authors' ``openfocus``) as their own programs, so wall time and peak memory (the child's
+maximum resident set, from GNU time) are measured the same way for all of them, start-up
+included.
 """
 
 from __future__ import annotations
@@ -26,6 +27,31 @@ from stackmff.metrics import focus_map_accuracy, psnr, psnr_colour, qabf, ssim
 
 ENFUSE_FLAGS = ["--exposure-weight=0", "--saturation-weight=0", "--contrast-weight=1",
                 "--hard-mask"]
+# the network's blend modes, each a row of its own: name suffix -> fuse arguments
+BLEND_ROWS = {"": (), "-soft": ("--blend", "soft"), "-band": ("--blend", "band"),
+              "-soft2": ("--blend", "soft", "--blend-scales", "1,0.75")}
+# openfocus (in a virtual environment of its own: it pins numpy below 2): its defaults (soft
+# blend over two scales, every frame's exposure matched to the last), without exposure
+# matching, and its hard argmax without exposure matching (every pixel an input pixel)
+OPENFOCUS_ROWS = {"openfocus": (),
+                  "openfocus-nomatch": ("--no-exposure-match", "--ai-mode", "soft"),
+                  "openfocus-hard": ("--no-exposure-match", "--ai-mode", "hard")}
+OPENFOCUS_ENV = "STACKMFF_OPENFOCUS"
+OPENFOCUS_VENV = ".openfocus-venv"   # where scripts/setup_bench.sh installs it
+
+
+def openfocus_program() -> str | None:
+    """The ``openfocus`` program: ``$STACKMFF_OPENFOCUS``, else ``.openfocus-venv`` in the
+    current folder or the source checkout, else on the PATH."""
+    given = os.environ.get(OPENFOCUS_ENV)
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    checkout = Path(__file__).resolve().parents[3]
+    for root in (Path.cwd(), checkout):
+        program = root / OPENFOCUS_VENV / "bin" / "openfocus"
+        if os.access(program, os.X_OK):
+            return str(program)
+    return shutil.which("openfocus")
 
 
 @dataclass(frozen=True)
@@ -48,12 +74,18 @@ def available_methods(requested: list[str] | None, checkpoint: str | None) -> li
             m.check_options(**({"checkpoint": checkpoint} if fixed else {}))
         except StackError:  # the network without weights given or shipped: no rows
             continue
-        methods.append(Method(m.name, (sys.executable, "-m", "stackmff", "fuse", "-q",
-                                       "-m", m.name, *fixed), True))
+        rows = BLEND_ROWS if "blend" in m.options else {"": ()}
+        for suffix, blend in rows.items():
+            methods.append(Method(m.name + suffix, (sys.executable, "-m", "stackmff", "fuse",
+                                                    "-q", "-m", m.name, *fixed, *blend), True))
     if shutil.which("enfuse"):
         methods.append(Method("enfuse", ("enfuse", *ENFUSE_FLAGS), False))
     if shutil.which("focus-stack"):
         methods.append(Method("focus-stack", ("focus-stack",), False))
+    openfocus = openfocus_program()
+    if openfocus:
+        methods += [Method(name, (openfocus, "--cpu", *flags), False)
+                    for name, flags in OPENFOCUS_ROWS.items()]
     if requested:
         unknown = set(requested) - {m.name for m in methods}
         if unknown:
@@ -126,15 +158,20 @@ def run_stack(stack: BenchStack, methods: list[Method], keep_images: bool = Fals
     results = bounds(stack) if stack.truth is not None else []
     with tempfile.TemporaryDirectory(prefix="stackmff-bench-") as work:
         work = Path(work)
+        folder = work / "layers"   # the layers alone: openfocus reads a folder
+        folder.mkdir()
         files = []
         for k, layer in enumerate(stack.layers):
-            path = work / f"layer_{k:02d}.png"
+            path = folder / f"layer_{k:02d}.png"
             write_image(from_float(layer, stack.dtype), path)
             files.append(str(path))
         for method in methods:
-            out = work / f"{method.name}.{'png' if method.ours else 'tif'}"
+            openfocus = method.name.startswith("openfocus")
+            out = work / f"{method.name}.{'png' if method.ours or openfocus else 'tif'}"
             map_path = work / f"{method.name}_map.png"
-            if not method.ours:  # enfuse and focus-stack both take --output=FILE
+            if openfocus:
+                command = [*method.command, "-i", str(folder), "-o", str(out)]
+            elif not method.ours:  # enfuse and focus-stack both take --output=FILE
                 command = [*method.command, f"--output={out}", *files]
             else:
                 command = [*method.command, *files, "-o", str(out), "--focus-map", str(map_path)]
@@ -150,6 +187,8 @@ def run_stack(stack: BenchStack, methods: list[Method], keep_images: bool = Fals
                 fused = to_float(read_pages(out)[0])
             if fused.ndim == 2 and stack.layers.ndim == 4:
                 fused = np.dstack([fused] * 3)
+            elif fused.ndim == 3 and stack.layers.ndim == 3:   # grey written as RGB
+                fused = fused[..., :3].mean(axis=-1)
             if stack.truth is not None:
                 result.psnr, result.ssim = psnr(fused, stack.truth), ssim(fused, stack.truth)
                 result.psnr_colour = psnr_colour(fused, stack.truth)

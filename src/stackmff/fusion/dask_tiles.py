@@ -21,14 +21,19 @@ def _spans(chunks: tuple[int, ...]) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _decide(window: np.ndarray, fuser: Fuser, core: tuple[int, int, int, int]) -> np.ndarray:
-    """Focus map and confidence of a window's core, as one ``(2, h, w)`` float32 array."""
+def _decide(window: np.ndarray, fuser: Fuser, core: tuple[int, int, int, int],
+            with_fused: bool = False) -> np.ndarray:
+    """Focus map and confidence of a window's core, as one ``(2, h, w)`` float32 array;
+    ``with_fused``: the fused core's channels follow (blends that are not a gather)."""
     result = fuser(np.asarray(window, np.float32))
     y0, y1, x0, x1 = core
     confidence = (np.full(result.fused.shape[:2], np.nan, np.float32)
                   if result.confidence is None else result.confidence)
-    return np.stack([result.focus_map[y0:y1, x0:x1].astype(np.float32),
-                     confidence[y0:y1, x0:x1]])
+    planes = [result.focus_map[y0:y1, x0:x1].astype(np.float32), confidence[y0:y1, x0:x1]]
+    if with_fused:
+        fused = result.fused[y0:y1, x0:x1]
+        planes += list(np.moveaxis(fused, -1, 0)) if fused.ndim == 3 else [fused]
+    return np.stack(planes)
 
 
 def _gather(layers: np.ndarray, focus_map: np.ndarray) -> np.ndarray:
@@ -58,6 +63,9 @@ def fuse_dask_array(array, fuser: Fuser, margin: int, method: str) -> FusionResu
         raise ValueError(f"a focus stack needs at least 2 layers, got {array.shape[0]}")
     array = array.rechunk({0: -1, **({3: -1} if array.ndim == 4 else {})})
     height, width = array.shape[1:3]
+    # a soft or band blend is no gather: its fused pixels come back with the decisions
+    blended = getattr(getattr(fuser, "blend", None), "mode", "hard") != "hard"
+    planes = 2 + (array.shape[3] if array.ndim == 4 else 1) if blended else 2
     rows = []
     for y0, y1 in _spans(array.chunks[1]):
         row = []
@@ -65,13 +73,18 @@ def fuse_dask_array(array, fuser: Fuser, margin: int, method: str) -> FusionResu
             wy0, wy1 = max(0, y0 - margin), min(height, y1 + margin)
             wx0, wx1 = max(0, x0 - margin), min(width, x1 + margin)
             part = dask.delayed(_decide)(array[:, wy0:wy1, wx0:wx1], fuser,
-                                         (y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0))
-            row.append(da.from_delayed(part, shape=(2, y1 - y0, x1 - x0), dtype=np.float32))
+                                         (y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0), blended)
+            row.append(da.from_delayed(part, shape=(planes, y1 - y0, x1 - x0),
+                                       dtype=np.float32))
         rows.append(row)
     decisions = da.block(rows)
     (decided,) = dask.compute(decisions, **_scheduler())
     focus_map = decided[0].astype(np.uint16)
     confidence = None if np.isnan(decided[1]).all() else decided[1]
+    if blended:
+        fused = np.moveaxis(decided[2:], 0, -1) if array.ndim == 4 else decided[2]
+        return FusionResult(fused=np.ascontiguousarray(fused), focus_map=focus_map,
+                            confidence=confidence, method=method)
     colour = array.shape[3:]
     fused = da.concatenate([da.concatenate([da.from_delayed(
         dask.delayed(_gather)(array[:, y0:y1, x0:x1], focus_map[y0:y1, x0:x1]),

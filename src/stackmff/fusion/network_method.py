@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stackmff.errors import StackError
+from stackmff.fusion.blend import check_blend
 from stackmff.fusion.tiling import DEFAULT_MARGIN, MAX_MARGIN, PRECISIONS
 from stackmff.methods import Fuser, FusionMethod, add_method
 from stackmff.weights import network_weights
@@ -16,13 +17,15 @@ from stackmff.weights import network_weights
 NAME = "v3"
 DEVICES = ("cpu", "cuda")
 OPTIONS = frozenset({"checkpoint", "device", "tile", "margin", "precision", "global_means",
-                     "native"})
+                     "native", "blend", "blend_sigma", "blend_scales"})
 
 
 def check_network_options(checkpoint: str | Path | None = None, device: str = "cpu",
                           tile: int | str | None = "auto", margin: int = DEFAULT_MARGIN,
                           precision: str = "fp32", global_means: bool = True,
-                          native: bool = True) -> None:
+                          native: bool = True, blend: str = "hard",
+                          blend_sigma: float | None = None,
+                          blend_scales: tuple[float, ...] = (1.0,)) -> None:
     """Every option's range, and that the weights exist, before anything is loaded."""
     network_weights(checkpoint)
     if device not in DEVICES:
@@ -38,25 +41,30 @@ def check_network_options(checkpoint: str | Path | None = None, device: str = "c
     for name, value in (("global_means", global_means), ("native", native)):
         if not isinstance(value, bool):
             raise StackError(f"{name} must be True or False, got {value!r}")
+    check_blend(blend, blend_sigma, blend_scales)
 
 
 def prepare_network(checkpoint: str | Path | None = None, device: str = "cpu",
                     tile: int | str | None = "auto", margin: int = DEFAULT_MARGIN,
                     precision: str = "fp32", global_means: bool = True,
-                    native: bool = True) -> Fuser:
+                    native: bool = True, blend: str = "hard", blend_sigma: float | None = None,
+                    blend_scales: tuple[float, ...] = (1.0,)) -> Fuser:
     """Load the weights once; the returned fuser runs every stack through them."""
-    check_network_options(checkpoint, device, tile, margin, precision, global_means, native)
+    check_network_options(checkpoint, device, tile, margin, precision, global_means, native,
+                          blend, blend_sigma, blend_scales)
     from stackmff.fusion.predictor import StackFuser
     from stackmff.weights.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(network_weights(checkpoint))
     return StackFuser(model, device=device, tile=tile, margin=margin, precision=precision,
-                      global_means=global_means, native=native)
+                      global_means=global_means, native=native,
+                      blend=check_blend(blend, blend_sigma, blend_scales))
 
 
 add_method(FusionMethod(
     NAME,
     "StackMFF V3 network: per-pixel classification of the sharpest layer, pixels copied "
-    "(shipped weights, or --checkpoint)",
-    prepare=prepare_network, options=OPTIONS, check=check_network_options, rank=0))
+    "(--blend soft|band: weighted by probability; shipped weights, or --checkpoint)",
+    prepare=prepare_network, options=OPTIONS, check=check_network_options,
+    selects=lambda blend="hard", **_: blend == "hard", rank=0))
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from stackmff.errors import StackError
+from stackmff.fusion.blend import Blend, decide_tile
 from stackmff.fusion.image_means import ImageMeans
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, Tile, plan_tiles
 from stackmff.model import StackMFFV3, StackOutput
@@ -60,12 +61,14 @@ class StackFuser:
         native: on CPU, the cross-layer attention runs as the compiled kernel of
             :mod:`stackmff.runtime.native_attention` where it can be built (``False``: always
             the PyTorch path).
+        blend: how the probabilities become the image (:mod:`stackmff.fusion.blend`);
+            default the paper's hard gather.
     """
 
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32",
                  workers: int | None = None, global_means: bool = True,
-                 native: bool = True) -> None:
+                 native: bool = True, blend: Blend | None = None) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -77,6 +80,7 @@ class StackFuser:
         self.model = optimise_for_inference(model, device)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         self.global_means, self.native = global_means, native
+        self.blend = blend or Blend()
         self.workers = 1 if device == "cuda" else (workers or torch.get_num_threads())
         # a GPU wants few large launches; a CPU core wants work that stays in its cache
         self.layers_per_batch, self.chunk = ((2, 1 << 16) if device == "cuda"
@@ -155,9 +159,14 @@ class StackFuser:
             tile = auto_tile(n, self.model.config.decoder_width, self.margin)
         tiles = plan_tiles(height, width, tile, self.margin)
         means = self.image_means(layers, tiles) if len(tiles) > 1 and self.global_means else None
+        fused = None if self.blend.mode == "hard" else np.empty(layers.shape[1:], np.float32)
         for tile in progress(tiles, desc="v3", total=len(tiles)):
             y0, y1, x0, x1 = tile.window
             grey = luma(layers[:, y0:y1, x0:x1])
+            if not self.blend.plain_gather:
+                self._blend_tile(tile, grey, layers[:, y0:y1, x0:x1], means,
+                                 (focus_map, confidence, fused))
+                continue
             output = StackOutput(self.logits(grey, means)[None])
             if self.model.config.head == "depth_regression":  # V3*: expectation over layers
                 winner = output.depth_focus_map()[0]
@@ -170,5 +179,20 @@ class StackFuser:
             confidence[cy0:cy1, cx0:cx1] = best[rows, cols].cpu().numpy()
             del output, winner, best
             release_free_memory()
-        return FusionResult(fused=gather(layers, focus_map), focus_map=focus_map,
-                            confidence=confidence, method="v3")
+        return FusionResult(fused=gather(layers, focus_map) if fused is None else fused,
+                            focus_map=focus_map, confidence=confidence, method="v3")
+
+    def _blend_tile(self, tile: Tile, grey: np.ndarray, window: np.ndarray,
+                    means: ImageMeans | None, outputs: tuple) -> None:
+        """Soft, band or multi-scale: the tile's core decided by :mod:`stackmff.fusion.blend`
+        (the extra scales take each tile's own global averages)."""
+        decision = decide_tile(
+            self.blend, lambda g, full: self.logits(g, means if full else None), grey, window,
+            tile.core_in_window(), self.model.config.head == "depth_regression")
+        cy0, cy1, cx0, cx1 = tile.core
+        focus_map, confidence, fused = outputs
+        focus_map[cy0:cy1, cx0:cx1] = decision.focus_map
+        confidence[cy0:cy1, cx0:cx1] = decision.confidence
+        if fused is not None:
+            fused[cy0:cy1, cx0:cx1] = decision.fused
+        release_free_memory()

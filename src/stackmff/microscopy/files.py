@@ -186,7 +186,8 @@ def fuse_microscopy_file(path: str | Path, outputs: Outputs, method: str, fuser:
 
             fuser = prepare_method(method, **options)
         prepared = time.perf_counter()
-        products = fuse_source(source, fuser, get_method(method).selects, focus, method)
+        products = fuse_source(source, fuser, get_method(method).copies_pixels(**options), focus,
+                               method)
         fused_at = time.perf_counter()
         files = encode_outputs(products, source, outputs)
         write_files_atomically(files)
