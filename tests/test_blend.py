@@ -166,3 +166,13 @@ def test_a_dask_array_keeps_the_blend(checkpoint):
     np.testing.assert_array_equal(result.focus_map, tiled.focus_map)
     np.testing.assert_allclose(result.fused, tiled.fused, atol=1e-6)
     assert not np.array_equal(result.fused, gather(layers, result.focus_map))
+
+
+def test_only_the_hard_blend_copies_pixels():
+    """Microscopy channels and --halo gather with the focus map only where that is the image."""
+    from stackmff.methods import get_method
+
+    network = get_method("v3")
+    assert network.copies_pixels() and network.copies_pixels(blend="hard")
+    assert not network.copies_pixels(blend="soft") and not network.copies_pixels(blend="band")
+    assert get_method("depthmap").copies_pixels() and not get_method("pyramid").copies_pixels()
