@@ -7,7 +7,8 @@ Usage: .venv/bin/python benchmarks/blend_screen.py --rows ROWS.jsonl
            --command "..."
 
 The first form fuses the chosen validation stacks (the same renderer, seeds and 8-bit files as
-`stackmff bench --suite validation`) with the shipped network in each blend and with
+`stackmff bench --suite validation`) with the shipped network (or ``--checkpoint``'s weights;
+give such a run its own ROWS file) in each blend and with
 depthmap, all in this process, and with openfocus (its defaults, and without exposure
 matching) as its own process on the stack's files; it appends one JSON row per stack and
 method to ROWS, and prints each blend's share of exact pixels (equal to the gather by its
@@ -88,12 +89,15 @@ def stacks(suites: list[str], sizes: list[int]):
                                              (0, 3, 7, 14))
 
 
-def screen(suites: list[str], sizes: list[int], rows_path: Path) -> None:
+def screen(suites: list[str], sizes: list[int], rows_path: Path,
+           checkpoint: str | None = None) -> None:
     program = openfocus_program()
     if program is None:
         raise SystemExit("openfocus not found: run scripts/setup_bench.sh or set "
                          "STACKMFF_OPENFOCUS")
-    fusers = {name: prepare_method("v3", **options) for name, options in BLENDS.items()}
+    weights = {} if checkpoint is None else {"checkpoint": checkpoint}
+    fusers = {name: prepare_method("v3", **options, **weights)
+              for name, options in BLENDS.items()}
     exact = defaultdict(list)
     with rows_path.open("a") as out:
         for stack in stacks(suites, sizes):
@@ -141,13 +145,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(VALIDATION_SIZES),
                         choices=VALIDATION_SIZES)
     parser.add_argument("--report", type=Path, help="write the report from ROWS instead")
+    parser.add_argument("--checkpoint", help="the network's weights (default: the shipped model)")
     parser.add_argument("--command", default="benchmarks/blend_screen.py")
     parser.add_argument("--note", default="", help="more to say under the report's header")
     args = parser.parse_args()
     if args.report:
         report(args.rows, args.report, args.command, args.note)
     else:
-        screen(args.suites, args.sizes, args.rows)
+        screen(args.suites, args.sizes, args.rows, args.checkpoint)
 
 
 if __name__ == "__main__":
