@@ -12,7 +12,8 @@ class FusionResult:
     """A fused image and, where the method has them, its per-pixel decisions.
 
     Attributes:
-        fused: ``(H, W[, C])`` float32 in [0, 1].
+        fused: ``(H, W[, C])`` float32 in [0, 1]; in the stack's integer type instead where
+            a selection method (which copies pixels) fused an integer stack.
         focus_map: ``(H, W)`` integer layer index per pixel. For selection methods
             (``depthmap``) it is the layer the pixel was copied from; for transform methods it
             is the layer the fused pixel is closest to. ``None`` if the method has none.

@@ -27,7 +27,7 @@ from stackmff.runtime.allocator import release_free_memory
 from stackmff.runtime.native_attention import native_logits
 from stackmff.runtime.optimise import convolution_layout, optimise_for_inference
 from stackmff.runtime.parallel import thread_map
-from stackmff.stack_ops import check_layers, gather, luma
+from stackmff.stack_ops import check_layers, gather, window_luma
 
 ALIGN = 32  # the encoder's total stride
 VOLUME_BUDGET_BYTES = 2**30  # the [N, C0, tile, tile] volume of one tile
@@ -132,7 +132,7 @@ class StackFuser:
         with thread_map(self.workers) as parallel:
             for tile in progress(tiles, desc="v3 image means", total=len(tiles)):
                 y0, y1, x0, x1 = tile.window
-                x = self._network_input(luma(layers[:, y0:y1, x0:x1]))[0]
+                x = self._network_input(window_luma(layers, slice(y0, y1), slice(x0, x1)))[0]
                 rows, cols = tile.core_in_window()
                 core = (rows.start, rows.stop, cols.start, cols.stop)
 
@@ -145,8 +145,9 @@ class StackFuser:
         return means
 
     def fuse(self, layers: np.ndarray) -> FusionResult:
-        """Fuse ``(N, H, W[, 3])`` float32 layers in [0, 1]."""
-        layers = check_layers(layers)
+        """Fuse ``(N, H, W[, 3])`` layers: float32 in [0, 1], or uint8/uint16 (then the fused
+        image is in that type too)."""
+        layers = check_layers(layers, keep_integers=True)  # converted a tile at a time
         n, height, width = layers.shape[:3]
         focus_map = np.empty((height, width), np.uint16)
         confidence = np.empty((height, width), np.float32)
@@ -157,7 +158,7 @@ class StackFuser:
         means = self.image_means(layers, tiles) if len(tiles) > 1 and self.global_means else None
         for tile in progress(tiles, desc="v3", total=len(tiles)):
             y0, y1, x0, x1 = tile.window
-            grey = luma(layers[:, y0:y1, x0:x1])
+            grey = window_luma(layers, slice(y0, y1), slice(x0, x1))
             output = StackOutput(self.logits(grey, means)[None])
             if self.model.config.head == "depth_regression":  # V3*: expectation over layers
                 winner = output.depth_focus_map()[0]
