@@ -112,14 +112,18 @@ class StackFuser:
         ``means`` replaces the global averages of each layer by the whole image's."""
         x = self._network_input(grey)
         context = None if means is None else (lambda start: using(means.replay(start)))
+        # the C kernel reads a bf16 network's output as it is made: half the memory
+        keep = (torch.bfloat16 if self.precision == "bf16" and self.native and self.device == "cpu"
+                else torch.float32)
         with thread_map(self.workers) as parallel:
             volume = self.model.estimate(x, layers_per_batch=self.layers_per_batch,
                                          map_fn=partial(parallel, context=self._autocast),
-                                         group_context=context)
+                                         group_context=context, dtype=keep)
             logits = (native_logits(self.model.attention, volume, self.chunk, parallel)
                       if self.native else None)
             if logits is None:
-                logits = self.model.attention.logits(volume, chunk=self.chunk, map_fn=parallel)
+                logits = self.model.attention.logits(volume.float(), chunk=self.chunk,
+                                                     map_fn=parallel)
         return logits[0, :, :grey.shape[1], :grey.shape[2]]
 
     @torch.inference_mode()
