@@ -54,7 +54,7 @@ def prepare_network(checkpoint: str | Path | None = None, device: str = "cpu",
     model, _ = load_checkpoint(network_weights(checkpoint))
     precision = precision or default_precision(device)
     return StackFuser(model, device=device, tile=tile, margin=margin, precision=precision,
-                      global_means=global_means, native=native)
+                      global_means=global_means, native=native, copy_model=False)
 
 
 add_method(FusionMethod(

@@ -61,12 +61,14 @@ class StackFuser:
         native: on CPU, the cross-layer attention runs as the compiled kernel of
             :mod:`stackmff.runtime.native_attention` where it can be built (``False``: always
             the PyTorch path).
+        copy_model: ``False`` rewrites ``model`` itself for inference instead of a copy of it
+            (for a model loaded only for this fuser: saves copying its weights).
     """
 
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32",
                  workers: int | None = None, global_means: bool = True,
-                 native: bool = True) -> None:
+                 native: bool = True, copy_model: bool = True) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -75,7 +77,7 @@ class StackFuser:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if tile != "auto":
             plan_tiles(64, 64, tile, margin)  # validates tile and margin
-        self.model = optimise_for_inference(model, device)
+        self.model = optimise_for_inference(model, device, in_place=not copy_model)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         self.global_means, self.native = global_means, native
         self.workers = 1 if device == "cuda" else (workers or torch.get_num_threads())
