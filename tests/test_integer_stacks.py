@@ -7,12 +7,11 @@ import pytest
 import torch
 from synthetic import make_stack, write_stack
 
-from stackmff.api import fuse_stack, prepare_method
+from stackmff.api import fuse_stack
 from stackmff.fusion import StackFuser
 from stackmff.io import load_stack
 from stackmff.io.image import from_float
 from stackmff.model import StackMFFV3
-from stackmff.runtime import precision
 from stackmff.stack_ops import check_layers, luma, to_float, window_luma
 
 
@@ -79,10 +78,3 @@ def test_check_layers_scales_integers_unless_asked_to_keep_them():
     pixels = np.full((2, 4, 4), 65535, np.uint16)
     assert check_layers(pixels, keep_integers=True) is pixels
     np.testing.assert_array_equal(check_layers(pixels), np.ones((2, 4, 4), np.float32))
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_the_network_method_defaults_to_bf16_where_the_cpu_computes_it(monkeypatch, native):
-    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: native)
-    assert prepare_method("v3").precision == ("bf16" if native else "fp32")
-    assert prepare_method("v3", precision="fp32").precision == "fp32"

@@ -62,8 +62,7 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
                               "skipping the first pass that takes them over the whole image: "
                               "faster with several tiles, the focus map changes at near-ties")
     network.add_argument("--precision", choices=PRECISIONS,
-                         help="autocast precision of the per-layer network (default: bf16 on "
-                              "GPUs and on CPUs with AVX-512 BF16 or AMX, else fp32)")
+                         help="autocast precision of the per-layer network (default fp32)")
 
 
 def tile_size(text: str) -> int | str | None:

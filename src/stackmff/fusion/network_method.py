@@ -21,13 +21,13 @@ OPTIONS = frozenset({"checkpoint", "device", "tile", "margin", "precision", "glo
 
 def check_network_options(checkpoint: str | Path | None = None, device: str = "cpu",
                           tile: int | str | None = "auto", margin: int = DEFAULT_MARGIN,
-                          precision: str | None = None, global_means: bool = True,
+                          precision: str = "fp32", global_means: bool = True,
                           native: bool = True) -> None:
     """Every option's range, and that the weights exist, before anything is loaded."""
     network_weights(checkpoint)
     if device not in DEVICES:
         raise StackError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    if precision is not None and precision not in PRECISIONS:
+    if precision not in PRECISIONS:
         raise StackError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if tile != "auto" and tile is not None and (
             isinstance(tile, bool) or not isinstance(tile, int) or tile < 32):
@@ -42,17 +42,14 @@ def check_network_options(checkpoint: str | Path | None = None, device: str = "c
 
 def prepare_network(checkpoint: str | Path | None = None, device: str = "cpu",
                     tile: int | str | None = "auto", margin: int = DEFAULT_MARGIN,
-                    precision: str | None = None, global_means: bool = True,
+                    precision: str = "fp32", global_means: bool = True,
                     native: bool = True) -> Fuser:
-    """Load the weights once; the returned fuser runs every stack through them. ``precision``
-    ``None`` is the hardware's: see :mod:`stackmff.runtime.precision`."""
+    """Load the weights once; the returned fuser runs every stack through them."""
     check_network_options(checkpoint, device, tile, margin, precision, global_means, native)
     from stackmff.fusion.predictor import StackFuser
-    from stackmff.runtime.precision import default_precision
     from stackmff.weights.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(network_weights(checkpoint))
-    precision = precision or default_precision(device)
     return StackFuser(model, device=device, tile=tile, margin=margin, precision=precision,
                       global_means=global_means, native=native, copy_model=False)
 

@@ -50,8 +50,7 @@ class StackFuser:
             volume within budget for the stack's N; ``None`` runs the whole image in one pass.
         margin: context added around each tile core.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast for the per-layer network
-            (the cross-layer attention stays in fp32). The ``v3`` method's default is the
-            hardware's (:mod:`stackmff.runtime.precision`).
+            (the cross-layer attention stays in fp32).
         workers: CPU threads, each taking whole layers and pixel chunks on one core
             (default: torch's thread count); see :mod:`stackmff.runtime.parallel`.
         global_means: with several tiles, a first pass over them so that the network's
