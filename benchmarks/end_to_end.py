@@ -40,7 +40,6 @@ ENFUSE_FLAGS = ["--exposure-weight=0", "--saturation-weight=0", "--contrast-weig
 VARIANTS = {  # name: stackmff fuse arguments
     "depthmap": ["-m", "depthmap"],
     "v3": ["-m", "v3"],
-    "v3 fp32": ["-m", "v3", "--precision", "fp32"],
     "v3 bf16": ["-m", "v3", "--precision", "bf16"],
 }
 MARKER = "<!-- end_to_end {}: {} -->"  # each set of stacks has its own section of the page
@@ -143,7 +142,7 @@ def markdown(results: dict, profiles: dict, command: str) -> str:
              f"({os.cpu_count()} cores, {platform.processor() or platform.machine()}), commit "
              f"{_commit()}, with `{command}`. Medians of whole processes run in turn on the "
              "same files; ratio = wall time / enfuse's in the same run. `v3` is the default "
-             "precision; `v3 fp32` and `v3 bf16` name it.", ""]
+             "precision (fp32).", ""]
     for stack, rows in results.items():
         layers, width, height = STACKS[stack]
         lines += [f"**{stack}: {layers} x {width} x {height} JPEG**", "",
