@@ -142,7 +142,8 @@ def markdown(results: dict, profiles: dict, command: str) -> str:
              f"({os.cpu_count()} cores, {platform.processor() or platform.machine()}), commit "
              f"{_commit()}, with `{command}`. Medians of whole processes run in turn on the "
              "same files; ratio = wall time / enfuse's in the same run. `v3` is the default "
-             "precision (fp32).", ""]
+             "precision (fp32)." + (" The large stack: one run of each; its v3 run is the "
+                                    "profiled one." if "large" in results else ""), ""]
     for stack, rows in results.items():
         layers, width, height = STACKS[stack]
         lines += [f"**{stack}: {layers} x {width} x {height} JPEG**", "",
