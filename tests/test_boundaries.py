@@ -48,6 +48,20 @@ def test_microscopy_tiffs_fuse_without_zarr(tmp_path):
     assert not {"zarr", "torch", "dask", "xarray"} & loaded
 
 
+def test_the_command_line_imports_only_what_the_chosen_method_needs(tmp_path):
+    """A classical fuse pays for neither torch nor SciPy nor PyWavelets (their imports alone
+    take longer than the fusion of a small stack)."""
+    from synthetic import make_stack, write_stack
+
+    write_stack(tmp_path / "stack", make_stack(3, 32, 40, colour=True)[0])
+    loaded = modules_after(
+        "from stackmff.cli import main\n"
+        f"assert main(['fuse', {str(tmp_path / 'stack')!r}, '-m', 'depthmap', '-q', "
+        f"'-o', {str(tmp_path / 'out.png')!r}]) == 0")
+    assert (tmp_path / "out.png").exists()
+    assert not {"torch", "scipy", "pywt", "dask"} & {m.split(".")[0] for m in loaded}
+
+
 def test_inference_never_imports_training_evaluation_or_data():
     loaded = modules_after("import stackmff, stackmff.cli, stackmff.registration\n"
                            "stackmff.prepare_method('v3')")

@@ -41,6 +41,19 @@ def test_kernel_matches_the_straightforward_reference(config):
         torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
 
 
+def test_a_bfloat16_volume_gives_the_logits_of_its_float_values():
+    """A bf16 network's volume is kept in bf16: the kernel widens it exactly."""
+    config = ModelConfig()
+    kernel_or_skip(config)
+    torch.manual_seed(0)
+    attention = StackMFFV3(config).eval().attention
+    volume = torch.rand(1, 4, config.decoder_width, 23, 29).to(torch.bfloat16)
+    with torch.no_grad():
+        expected = native_logits(attention, volume.float(), chunk=100)
+        logits = native_logits(attention, volume, chunk=100)
+    assert torch.equal(logits, expected)
+
+
 def test_kernel_is_built_once_per_cpu_and_width(fresh_cache):
     config = ModelConfig(decoder_width=8, attention_heads=2, attention_ffn=16)
     kernel_or_skip(config)

@@ -274,7 +274,9 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
     if fuser is None:
         fuser = prepare_method(method, **options)
     prepared = time.perf_counter()
-    stack = load_stack(paths, match_sizes=align is not None)
+    # as the files' integers (a quarter of float32's memory for 8 bit): every method takes
+    # them; registration wants floats
+    stack = load_stack(paths, match_sizes=align is not None, floats=align is not None)
     loaded = time.perf_counter()
     seconds = {"prepare": prepared - started, "load": loaded - prepared}
     if align is not None:

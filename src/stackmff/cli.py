@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import signal
 import sys
 import threading
@@ -328,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt as exc:
             print("stackmff: interrupted", file=sys.stderr)
             return 143 if isinstance(exc, _Terminated) else 130
+        finally:
+            if argv is None:  # the process ends next: spare its exit the collector's last
+                gc.freeze()   # pass over every object (0.45 s once torch is loaded)
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from stackmff.errors import StackError
 from stackmff.result import FusionResult
-from stackmff.stack_ops import gather, luma
+from stackmff.stack_ops import gather, window_luma
 
 Order = Literal["near-to-far", "far-to-near"]
 ORDERS = ("near-to-far", "far-to-near")
@@ -41,7 +41,7 @@ def limit_halos(layers: np.ndarray, focus_map: np.ndarray,
     """The focus map with far choices beside near objects limited by the measured blur.
 
     Args:
-        layers: ``(L, H, W[, C])`` float32 stack.
+        layers: ``(L, H, W[, 3])`` stack, float in [0, 1] or the files' uint8/uint16.
         focus_map: ``(H, W)`` layer index per pixel.
         order: how the stack runs; ``"near-to-far"`` when layer 0 is focused nearest.
 
@@ -55,8 +55,7 @@ def limit_halos(layers: np.ndarray, focus_map: np.ndarray,
     rank = focus_map.astype(np.int64)
     if order == "far-to-near":
         layers, rank = layers[::-1], n - 1 - rank
-    grey = luma(layers) if layers.ndim == 4 else layers
-    sigma = _blur_between_layers(np.asarray(grey, np.float32), rank)
+    sigma = _blur_between_layers(window_luma(layers), rank)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INTERIOR + 1,) * 2)
     limited = rank.copy()
     for a in range(n - 1):

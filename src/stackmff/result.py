@@ -12,7 +12,8 @@ class FusionResult:
     """A fused image and, where the method has them, its per-pixel decisions.
 
     Attributes:
-        fused: ``(H, W[, C])`` float32 in [0, 1].
+        fused: ``(H, W[, C])`` float32 in [0, 1]; in the stack's integer type instead where
+            a selection method (which copies pixels) fused an integer stack.
         focus_map: ``(H, W)`` integer layer index per pixel. For selection methods
             (``depthmap``, the network's ``hard`` blend) it is the layer the pixel was copied
             from; for the network's ``soft`` and ``band`` blends, the most probable layer; for

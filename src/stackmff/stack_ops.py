@@ -1,4 +1,5 @@
-"""The operations every method shares: input checks, BT.601 luma, colour planes, the gather.
+"""The operations every method shares: input checks, float conversion, BT.601 luma, colour
+planes, the gather.
 
 Every output pixel of a selection method is ``layers[focus_map[y, x], y, x]`` (the paper's
 fidelity); the gather that composes it lives here, once, for fusion, retouching, training and
@@ -12,14 +13,42 @@ import numpy as np
 BT601 = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def check_layers(layers: np.ndarray) -> np.ndarray:
-    """Validate a float stack ``(L, H, W[, 3])`` and return it as float32."""
+INTEGER_TYPES = (np.uint8, np.uint16)
+
+
+def check_layers(layers: np.ndarray, keep_integers: bool = False) -> np.ndarray:
+    """Validate a stack ``(L, H, W[, 3])``: float in [0, 1], or the files' uint8/uint16.
+
+    Returns it as float32 (integers scaled by :func:`to_float`); with ``keep_integers``,
+    integer stacks come back as they are, for methods that convert a layer or a tile at a
+    time (a whole stack in float32 is four times its 8-bit size).
+    """
     layers = np.asarray(layers)
     if layers.ndim not in (3, 4) or (layers.ndim == 4 and layers.shape[3] != 3):
         raise ValueError(f"expected a stack of shape (L, H, W) or (L, H, W, 3), got {layers.shape}")
     if layers.shape[0] < 2:
         raise ValueError(f"a focus stack needs at least 2 layers, got {layers.shape[0]}")
-    return layers.astype(np.float32, copy=False)
+    if keep_integers and layers.dtype in INTEGER_TYPES:
+        return layers
+    return to_float(layers)
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16 -> float32 in [0, 1] (scaled by the type's maximum); float -> float32."""
+    if image.dtype in INTEGER_TYPES:
+        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    return image.astype(np.float32, copy=False)
+
+
+def window_luma(layers: np.ndarray, rows: slice = slice(None),
+                cols: slice = slice(None)) -> np.ndarray:
+    """Float32 luma ``(L, h, w)`` of a window of every layer, converted one layer at a time:
+    the same values as ``luma(to_float(layers))[:, rows, cols]``."""
+    first = layers[0, rows, cols]
+    grey = np.empty((layers.shape[0], *first.shape[:2]), np.float32)
+    for k in range(layers.shape[0]):
+        grey[k] = luma(to_float(layers[k, rows, cols]))
+    return grey
 
 
 def luma(image: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.fft import dctn
 
 from stackmff.methods import register
 from stackmff.progress import progress
@@ -27,6 +26,8 @@ def block_variance(plane: np.ndarray) -> np.ndarray:
     pad_y, pad_x = (-height) % BLOCK, (-width) % BLOCK
     padded = cv2.copyMakeBorder(plane, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT_101)
     blocks = padded.reshape(padded.shape[0] // BLOCK, BLOCK, padded.shape[1] // BLOCK, BLOCK)
+    from scipy.fft import dctn  # imported here: only this method needs SciPy's FFT
+
     coefficients = dctn(blocks.transpose(0, 2, 1, 3), axes=(2, 3), norm="ortho")
     energy = np.sum(coefficients ** 2, axis=(2, 3)) - coefficients[:, :, 0, 0] ** 2
     return (energy / (BLOCK * BLOCK)).astype(np.float32)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from stackmff.classical.focus_measures import default_window, laplacian_energy
 from stackmff.methods import register
 from stackmff.progress import progress
 from stackmff.result import FusionResult
-from stackmff.stack_ops import check_layers, gather, luma
+from stackmff.stack_ops import check_layers, gather, luma, to_float
 
 MEDIAN_SIZE = 5
 
@@ -24,19 +23,21 @@ def consistent_map(focus_map: np.ndarray, n_layers: int, size: int = MEDIAN_SIZE
     """Median-filter a layer-index map (OpenCV for up to 256 layers, SciPy beyond)."""
     if n_layers <= 256:
         return cv2.medianBlur(focus_map.astype(np.uint8), size).astype(np.uint16)
+    from scipy import ndimage  # imported here: rarely needed, slow to import
+
     return ndimage.median_filter(focus_map, size=size, mode="nearest").astype(np.uint16)
 
 
 @register("depthmap", "per pixel the layer with the highest Laplacian energy, "
           "median-smoothed map, pixels copied")
 def fuse_depthmap(layers: np.ndarray) -> FusionResult:
-    layers = check_layers(layers)
+    layers = check_layers(layers, keep_integers=True)  # converted a layer at a time
     window = default_window(layers.shape[1:3])
     best = np.zeros(layers.shape[1:3], np.uint16)
     best_measure = np.full(layers.shape[1:3], -1.0, np.float32)
     measure_sum = np.zeros(layers.shape[1:3], np.float32)
     for k in progress(range(layers.shape[0]), desc="depthmap", total=layers.shape[0]):
-        measure = laplacian_energy(luma(layers[k]), window)
+        measure = laplacian_energy(luma(to_float(layers[k])), window)
         sharper = measure > best_measure
         best[sharper] = k
         best_measure[sharper] = measure[sharper]

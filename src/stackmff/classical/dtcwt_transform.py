@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.optimize import minimize
 
 QSHIFT_LENGTH = 14
 # design_qshift_filter() as run once with two BLAS threads. Stored, because the optimiser's
@@ -70,6 +69,8 @@ def design_qshift_filter(length: int = QSHIFT_LENGTH) -> np.ndarray:
             "type": "eq",
             "fun": lambda h, m=shift: float(h[: n - 2 * m] @ h[2 * m:]) - (1.0 if m == 0 else 0.0),
         })
+    from scipy.optimize import minimize  # imported here: slow, and only for this design
+
     result = minimize(stopband_energy, h0a, method="SLSQP", constraints=constraints,
                       options={"ftol": 1e-14, "maxiter": 500})
     return np.asarray(result.x, np.float64)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.ndimage import binary_dilation
 
 from stackmff.errors import StackError
 from stackmff.stack_ops import gather
@@ -187,6 +186,8 @@ def band_mask(focus_map: np.ndarray, confidence: np.ndarray, blend: Blend) -> np
     edge[:, :-1] |= horizontal
     if blend.band_radius > 1 and edge.any():
         size = 2 * blend.band_radius - 1
+        from scipy.ndimage import binary_dilation  # only here: listing methods needs no SciPy
+
         edge = binary_dilation(edge, np.ones((size, size), bool))
     return edge | (confidence < blend.band_confidence)
 

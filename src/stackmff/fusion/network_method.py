@@ -57,7 +57,7 @@ def prepare_network(checkpoint: str | Path | None = None, device: str = "cpu",
 
     model, _ = load_checkpoint(network_weights(checkpoint))
     return StackFuser(model, device=device, tile=tile, margin=margin, precision=precision,
-                      global_means=global_means, native=native,
+                      global_means=global_means, native=native, copy_model=False,
                       blend=check_blend(blend, blend_sigma, blend_scales))
 
 

@@ -28,7 +28,7 @@ from stackmff.runtime.allocator import release_free_memory
 from stackmff.runtime.native_attention import native_logits
 from stackmff.runtime.optimise import convolution_layout, optimise_for_inference
 from stackmff.runtime.parallel import thread_map
-from stackmff.stack_ops import check_layers, gather, luma
+from stackmff.stack_ops import check_layers, gather, to_float, window_luma
 
 ALIGN = 32  # the encoder's total stride
 VOLUME_BUDGET_BYTES = 2**30  # the [N, C0, tile, tile] volume of one tile
@@ -63,12 +63,15 @@ class StackFuser:
             the PyTorch path).
         blend: how the probabilities become the image (:mod:`stackmff.fusion.blend`);
             default the paper's hard gather.
+        copy_model: ``False`` rewrites ``model`` itself for inference instead of a copy of it
+            (for a model loaded only for this fuser: saves copying its weights).
     """
 
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32",
                  workers: int | None = None, global_means: bool = True,
-                 native: bool = True, blend: Blend | None = None) -> None:
+                 native: bool = True, blend: Blend | None = None,
+                 copy_model: bool = True) -> None:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -77,7 +80,7 @@ class StackFuser:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if tile != "auto":
             plan_tiles(64, 64, tile, margin)  # validates tile and margin
-        self.model = optimise_for_inference(model, device)
+        self.model = optimise_for_inference(model, device, in_place=not copy_model)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         self.global_means, self.native = global_means, native
         self.blend = blend or Blend()
@@ -115,14 +118,18 @@ class StackFuser:
         ``means`` replaces the global averages of each layer by the whole image's."""
         x = self._network_input(grey)
         context = None if means is None else (lambda start: using(means.replay(start)))
+        # the C kernel reads a bf16 network's output as it is made: half the memory
+        keep = (torch.bfloat16 if self.precision == "bf16" and self.native and self.device == "cpu"
+                else torch.float32)
         with thread_map(self.workers) as parallel:
             volume = self.model.estimate(x, layers_per_batch=self.layers_per_batch,
                                          map_fn=partial(parallel, context=self._autocast),
-                                         group_context=context)
+                                         group_context=context, dtype=keep)
             logits = (native_logits(self.model.attention, volume, self.chunk, parallel)
                       if self.native else None)
             if logits is None:
-                logits = self.model.attention.logits(volume, chunk=self.chunk, map_fn=parallel)
+                logits = self.model.attention.logits(volume.float(), chunk=self.chunk,
+                                                     map_fn=parallel)
         return logits[0, :, :grey.shape[1], :grey.shape[2]]
 
     @torch.inference_mode()
@@ -136,7 +143,7 @@ class StackFuser:
         with thread_map(self.workers) as parallel:
             for tile in progress(tiles, desc="v3 image means", total=len(tiles)):
                 y0, y1, x0, x1 = tile.window
-                x = self._network_input(luma(layers[:, y0:y1, x0:x1]))[0]
+                x = self._network_input(window_luma(layers, slice(y0, y1), slice(x0, x1)))[0]
                 rows, cols = tile.core_in_window()
                 core = (rows.start, rows.stop, cols.start, cols.stop)
 
@@ -149,8 +156,9 @@ class StackFuser:
         return means
 
     def fuse(self, layers: np.ndarray) -> FusionResult:
-        """Fuse ``(N, H, W[, 3])`` float32 layers in [0, 1]."""
-        layers = check_layers(layers)
+        """Fuse ``(N, H, W[, 3])`` layers: float32 in [0, 1], or uint8/uint16 (then the fused
+        image is in that type too)."""
+        layers = check_layers(layers, keep_integers=True)  # converted a tile at a time
         n, height, width = layers.shape[:3]
         focus_map = np.empty((height, width), np.uint16)
         confidence = np.empty((height, width), np.float32)
@@ -162,9 +170,9 @@ class StackFuser:
         fused = None if self.blend.mode == "hard" else np.empty(layers.shape[1:], np.float32)
         for tile in progress(tiles, desc="v3", total=len(tiles)):
             y0, y1, x0, x1 = tile.window
-            grey = luma(layers[:, y0:y1, x0:x1])
+            grey = window_luma(layers, slice(y0, y1), slice(x0, x1))
             if not self.blend.plain_gather:
-                self._blend_tile(tile, grey, layers[:, y0:y1, x0:x1], means,
+                self._blend_tile(tile, grey, to_float(layers[:, y0:y1, x0:x1]), means,
                                  (focus_map, confidence, fused))
                 continue
             output = StackOutput(self.logits(grey, means)[None])

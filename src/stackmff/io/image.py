@@ -33,6 +33,7 @@ from stackmff.io.tiff import (
     orient,
     tifffile_errors,
 )
+from stackmff.stack_ops import to_float  # noqa: F401  (part of this module's interface)
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
 # Pixels one image may declare: OpenCV's own default limit, refused here with a clearer error.
@@ -253,13 +254,11 @@ def _normalise_page(page: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
     return page, alpha
 
 
-def to_float(image: np.ndarray) -> np.ndarray:
-    """uint8/uint16 -> float32 in [0, 1]."""
-    return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
-
-
 def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float in [0, 1] -> uint8/uint16, rounded and clipped."""
+    """float in [0, 1] -> uint8/uint16, rounded and clipped; an image of that integer type
+    already passes through unchanged."""
+    if image.dtype == dtype:
+        return image
     top = np.iinfo(dtype).max
     return np.clip(np.rint(np.asarray(image, np.float32) * top), 0, top).astype(dtype)
 

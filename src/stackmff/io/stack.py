@@ -1,10 +1,12 @@
-"""Load a focus stack: many files or one multi-page TIFF -> float32 ``(L, H, W[, C])``."""
+"""Load a focus stack: many files or one multi-page TIFF -> ``(L, H, W[, C])``, float32 in
+[0, 1] or the files' integers."""
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,9 +14,18 @@ import cv2
 import numpy as np
 
 from stackmff.errors import StackError
-from stackmff.io.image import ImageInfo, from_float, probe_image, read_image, to_float
+from stackmff.io.image import (
+    DecodedImage,
+    ImageInfo,
+    from_float,
+    probe_image,
+    read_image,
+    to_float,
+)
 from stackmff.io.paths import expand_inputs
 from stackmff.progress import progress
+
+WIDEN = 257  # 8-bit values in a 16-bit stack: 65535 / 255
 
 
 @dataclass
@@ -22,7 +33,8 @@ class Stack:
     """A loaded focus stack.
 
     Attributes:
-        layers: ``(L, H, W)`` grey or ``(L, H, W, 3)`` RGB, float32 in [0, 1].
+        layers: ``(L, H, W)`` grey or ``(L, H, W, 3)`` RGB, float32 in [0, 1]; or, loaded
+            with ``floats=False``, the integer values in ``dtype``.
         dtype: the integer type of the files (``uint8`` or ``uint16``); outputs use it.
         paths: the file each layer came from (a multi-page TIFF repeats its path).
     """
@@ -39,24 +51,29 @@ class Stack:
         return self.layers.ndim == 4
 
     def to_output(self, image: np.ndarray) -> np.ndarray:
-        """Convert a float image of this stack to the stack's own bit depth."""
+        """Convert a float image of this stack to the stack's own bit depth (an image already
+        in it passes through)."""
         return from_float(image, self.dtype)
 
 
-def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = False) -> Stack:
+def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = False,
+               floats: bool = True) -> Stack:
     """Load a focus stack from a folder, a glob, a list of files, or a multi-page TIFF.
 
     Grey layers in a colour stack are promoted to RGB; 8-bit layers in a 16-bit stack are
     scaled, and the stack keeps the widest bit depth.
 
     Every header is read first: a stack whose declared size would not fit in the available
-    memory is refused before any pixels are decoded. Alpha channels are dropped with one
-    warning for the whole stack.
+    memory is refused before any pixels are decoded. The files are then decoded in parallel
+    threads (the decoders release the GIL). Alpha channels are dropped with one warning for
+    the whole stack.
 
     Args:
         match_sizes: resize layers whose size differs to the middle layer's size (for
             registration, which then corrects what the resize leaves); otherwise differing
             sizes are an error.
+        floats: ``False`` keeps the files' integer values (``Stack.dtype``): a quarter of
+            the memory of float32 for 8-bit files; every method takes such a stack.
 
     Raises:
         StackError: no images, a single layer, an unreadable file, a stack too big for the
@@ -67,12 +84,11 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
     paths = expand_inputs(list(inputs))
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
-    _check_memory([probe_image(path) for path in paths])
+    _check_memory([probe_image(path) for path in paths], floats)
     pages: list[np.ndarray] = []
     owners: list[Path] = []
     with_alpha: list[str] = []
-    for path in progress(paths, desc="load", total=len(paths)):
-        decoded = read_image(path)
+    for path, decoded in progress(zip(paths, _decode_all(paths)), desc="load", total=len(paths)):
         pages.extend(decoded.pages)
         owners.extend([path] * len(decoded.pages))
         if decoded.alpha_dropped:
@@ -93,11 +109,28 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
     colour = any(p.ndim == 3 for p in pages)
     height, width = pages[0].shape[:2]
     shape = (len(pages), height, width) + ((3,) if colour else ())
-    layers = np.empty(shape, np.float32)
+    layers = np.empty(shape, np.float32 if floats else dtype)
     for i, page in enumerate(pages):
-        image = to_float(page)
-        layers[i] = image[..., None] if colour and image.ndim == 2 else image
+        pages[i] = None  # each decoded page is freed once copied
+        if floats:
+            page = to_float(page)
+        elif page.dtype != dtype:  # 8-bit in a 16-bit stack: the same scaling as to_float's
+            page = page.astype(dtype) * dtype.type(WIDEN)
+        layers[i] = page[..., None] if colour and page.ndim == 2 else page
     return Stack(layers=layers, dtype=dtype, paths=owners)
+
+
+def _decode_all(paths: list[Path]) -> Iterator[DecodedImage]:
+    """Every file decoded, in order, by as many threads as there are cores."""
+    workers = min(len(paths), os.cpu_count() or 1)
+    if workers <= 1:
+        yield from map(read_image, paths)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="stackmff-load")
+    try:
+        yield from pool.map(read_image, paths)
+    finally:  # a file that fails stops the decoding of those not started yet
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def available_memory() -> int | None:
@@ -116,11 +149,11 @@ def available_memory() -> int | None:
     return available if available > 0 else None
 
 
-def _check_memory(infos: list[ImageInfo | None]) -> None:
+def _check_memory(infos: list[ImageInfo | None], floats: bool = True) -> None:
     """Refuse a stack whose declared size needs more memory than is available.
 
-    Counts the float32 layers and the decoded integer pages; files without a readable header
-    (formats only OpenCV knows) are not counted.
+    Counts the layers (float32, or integers) and the decoded integer pages; files without a
+    readable header (formats only OpenCV knows) are not counted.
     """
     known = [info for info in infos if info is not None]
     if not known:
@@ -128,10 +161,11 @@ def _check_memory(infos: list[ImageInfo | None]) -> None:
     largest = max(known, key=lambda info: info.height * info.width)
     layers = sum(info.layers for info in known)
     channels = 3 if any(info.channels == 3 for info in known) else 1
-    floats = layers * largest.height * largest.width * channels * 4
+    itemsize = 4 if floats else max(info.itemsize for info in known)
+    assembled = layers * largest.height * largest.width * channels * itemsize
     integers = sum(info.layers * info.height * info.width * info.channels * info.itemsize
                    for info in known)
-    needed = floats + integers
+    needed = assembled + integers
     available = available_memory()
     if available is not None and needed > available:
         kind = "RGB" if channels == 3 else "grey"

@@ -92,7 +92,8 @@ class UPerDecoder(nn.Module):
                                   for o in outputs[1:]]
         x = self.fuse(torch.cat(outputs, dim=1))
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        return torch.sigmoid(self.head(x))
+        x = self.head(x)  # the upsampled map is freed here, and the sigmoid works in place:
+        return x.sigmoid_()  # two full-resolution maps at a time instead of three
 
 
 class FocusEstimator(nn.Module):

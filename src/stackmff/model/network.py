@@ -62,13 +62,15 @@ class StackMFFV3(nn.Module):
 
     def estimate(self, stack: torch.Tensor, layers_per_batch: int | None = None,
                  map_fn: MapFunction | None = None,
-                 group_context: Callable[[int], AbstractContextManager] | None = None) -> torch.Tensor:
+                 group_context: Callable[[int], AbstractContextManager] | None = None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Stage 1 on every layer: ``[B, N, 1, H, W] -> [B, N, C0, H, W]``.
 
         With ``layers_per_batch`` the layers go through in groups, into one float32 volume
         filled in place (never held twice); ``map_fn(function, items)`` may run the groups
         in parallel, and ``group_context(start)`` is entered around the group of layers
-        from ``start`` on (in the thread that runs it)."""
+        from ``start`` on (in the thread that runs it). ``dtype``: the volume's (bfloat16
+        holds a bf16 network's output exactly, in half the memory)."""
         if stack.ndim != 5 or stack.shape[2] != 1:
             raise ValueError(f"expected a stack [B, N, 1, H, W], got {tuple(stack.shape)}")
         if stack.shape[1] < 2:
@@ -77,7 +79,8 @@ class StackMFFV3(nn.Module):
         flat = stack.reshape(b * n, 1, h, w)
         if layers_per_batch is None:
             return self.focus(flat).reshape(b, n, -1, h, w)
-        volume = torch.empty((b * n, self.config.decoder_width, h, w), device=stack.device)
+        volume = torch.empty((b * n, self.config.decoder_width, h, w), device=stack.device,
+                             dtype=dtype)
 
         def run(start: int) -> None:
             with (group_context or nullcontext)(start):  # nullcontext(start) does nothing

@@ -3,6 +3,7 @@
  * cache through both transformer layers. Built on first use by stackmff.fusion.native_attention
  * with -DC0=... -DHEADS=... -DFFN=... for the model's widths. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,12 +122,22 @@ static void norm(v16 *restrict v, int n, const float *restrict weight, const flo
     }
 }
 
-/* Logits of pixels [start, end) of one image: volume [n][C0][hw] -> logits [n][hw], the
- * channel maximum after the cross-layer transformer layers. weights: `layers` packed
- * layers; tables: cos [C0][n] then sin [C0][n], or NULL without rotary encoding.
- * Returns 0, or -1 if scratch memory ran out. */
-int stackmff_attend(const float *volume, float *logits, long hw, long start, long end, int n,
-                    const float *weights, int layers, const float *tables, float eps) {
+/* One row of 16 pixels from a bfloat16 volume, widened exactly to float (its top 16 bits). */
+static inline v16 load_bf16(const uint16_t *p, int width) {
+    v16 v;
+    for (int i = 0; i < 16; i++) {
+        uint32_t bits = i < width ? (uint32_t)p[i] << 16 : 0;
+        memcpy((char *)&v + i * sizeof(float), &bits, sizeof bits);
+    }
+    return v;
+}
+
+/* Logits of pixels [start, end) of one image: volume [n][C0][hw] (float, or bfloat16 if
+ * `bf16`) -> logits [n][hw], the channel maximum after the cross-layer transformer layers.
+ * weights: `layers` packed layers; tables: cos [C0][n] then sin [C0][n], or NULL without
+ * rotary encoding. Returns 0, or -1 if scratch memory ran out. */
+int stackmff_attend(const void *volume, int bf16, float *logits, long hw, long start, long end,
+                    int n, const float *weights, int layers, const float *tables, float eps) {
     size_t tokens = (size_t)n;
     v16 *buffer = aligned_alloc(64, sizeof(v16) * (tokens * (4 * C0 + 3 * C0 + FFN) + tokens));
     if (!buffer) return -1;
@@ -136,8 +147,10 @@ int stackmff_attend(const float *volume, float *logits, long hw, long start, lon
         int width = end - p0 < 16 ? (int)(end - p0) : 16;
         for (int k = 0; k < n; k++)
             for (int c = 0; c < C0; c++) {
-                const float *src = volume + ((size_t)k * C0 + c) * hw + p0;
-                if (width == 16) x[c * n + k] = load(src);
+                size_t offset = ((size_t)k * C0 + c) * hw + p0;
+                const float *src = (const float *)volume + offset;
+                if (bf16) x[c * n + k] = load_bf16((const uint16_t *)volume + offset, width);
+                else if (width == 16) x[c * n + k] = load(src);
                 else for (int p = 0; p < 16; p++) x[c * n + k][p] = p < width ? src[p] : 0.0f;
             }
         for (int layer = 0; layer < layers; layer++) {

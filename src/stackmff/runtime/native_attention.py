@@ -72,9 +72,9 @@ def load_kernel(width: int, heads: int, ffn: int) -> ctypes.CDLL | None:
     except OSError:
         return None
     pointer = ctypes.c_void_p
-    kernel.stackmff_attend.argtypes = [pointer, pointer, ctypes.c_long, ctypes.c_long,
-                                       ctypes.c_long, ctypes.c_int, pointer, ctypes.c_int,
-                                       pointer, ctypes.c_float]
+    kernel.stackmff_attend.argtypes = [pointer, ctypes.c_int, pointer, ctypes.c_long,
+                                       ctypes.c_long, ctypes.c_long, ctypes.c_int, pointer,
+                                       ctypes.c_int, pointer, ctypes.c_float]
     kernel.stackmff_attend.restype = ctypes.c_int
     return kernel
 
@@ -113,10 +113,12 @@ def packed_weights(attention: CrossLayerAttention) -> torch.Tensor:
 
 def native_logits(attention: CrossLayerAttention, volume: torch.Tensor, chunk: int,
                   map_fn: MapFunction | None = None) -> torch.Tensor | None:
-    """What ``attention.logits(volume)`` returns, from the C kernel; None where the kernel
-    does not apply (not a float32 CPU tensor, or no kernel for this machine)."""
+    """What ``attention.logits(volume.float())`` returns, from the C kernel; None where the
+    kernel does not apply (not a float32 or bfloat16 CPU tensor, or no kernel for this
+    machine). A bfloat16 volume (what the network makes in bf16) is widened exactly as it
+    is read: half the memory, the same logits."""
     config = attention.config
-    if volume.device.type != "cpu" or volume.dtype != torch.float32:
+    if volume.device.type != "cpu" or volume.dtype not in (torch.float32, torch.bfloat16):
         return None
     kernel = load_kernel(config.decoder_width, config.attention_heads, config.attention_ffn)
     if kernel is None:
@@ -135,7 +137,7 @@ def native_logits(attention: CrossLayerAttention, volume: torch.Tensor, chunk: i
     def run(job: tuple[int, int]) -> None:
         i, start = job
         status = kernel.stackmff_attend(
-            volume[i].data_ptr(), logits[i].data_ptr(), pixels, start, min(start + chunk, pixels),
+            volume[i].data_ptr(), volume.dtype == torch.bfloat16, logits[i].data_ptr(), pixels, start, min(start + chunk, pixels),
             n, weights.data_ptr(), len(attention.layers),
             None if tables is None else tables.data_ptr(), eps)
         if status != 0:

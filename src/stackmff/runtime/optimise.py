@@ -54,10 +54,10 @@ def convolution_layout(device: str | torch.device) -> torch.memory_format:
     return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
 
-def optimise_for_inference(model: nn.Module, device: str) -> nn.Module:
-    """An eval-mode copy of ``model`` with folded BatchNorms and pools, in the device's
-    convolution layout."""
-    fast = copy.deepcopy(model).eval()
+def optimise_for_inference(model: nn.Module, device: str, in_place: bool = False) -> nn.Module:
+    """An eval-mode copy of ``model`` (``in_place``: the model itself, for a caller that
+    gives it up) with folded BatchNorms and pools, in the device's convolution layout."""
+    fast = (model if in_place else copy.deepcopy(model)).eval()
     fold_batch_norms(fast)
     fold_learnable_pools(fast)
     return fast.to(device).to(memory_format=convolution_layout(device))
