@@ -365,3 +365,77 @@ def test_a_failed_fusion_reports_one_line_and_adds_nothing(viewer, widget, qtbot
     assert widget.session is None and len(viewer.layers) == count
     assert widget.status.value.startswith("error: fusing failed: ")
     assert "\n" not in widget.status.value
+
+
+# microscopy files: one layer per channel, fused together ------------------------------------
+
+
+def open_ome_tiff(viewer, tmp_path):
+    from microscopy_files import hyperstack, write_ome_tiff
+
+    data = hyperstack()[0][0]  # (C, Z, Y, X) of time point 0
+    path = tmp_path / "cells.ome.tif"
+    write_ome_tiff(path, data, axes="CZYX")
+    layers = viewer.open(str(path), plugin="stackmff")
+    return path, data, layers
+
+
+def test_an_ome_tiff_opens_one_layer_per_channel_scaled_in_micrometres(viewer, tmp_path):
+    path, data, layers = open_ome_tiff(viewer, tmp_path)
+    assert [layer.name for layer in layers] == ["cells DAPI", "cells GFP"]
+    for c, layer in enumerate(layers):
+        assert np.array_equal(layer.data, data[c]) and layer.data.dtype == np.uint16
+        assert np.allclose(layer.scale, [0.5, 0.25, 0.25])
+        assert layer.metadata["stackmff"]["microscopy"]["channel"] == c
+    assert get_reader(str(tmp_path / "cells.ome.tif")).__name__ == "read_microscopy"
+
+
+def test_channels_fuse_on_the_focus_channel_and_regather_every_channel_exactly(
+        viewer, widget, qtbot, tmp_path):
+    from microscopy_files import Z
+
+    _, data, layers = open_ome_tiff(viewer, tmp_path)
+    widget.stack.reset_choices()
+    widget.stack.value = layers[0]
+    assert not widget.focus_channel.native.isHidden()  # offered for a stack with channels
+    widget.focus_channel.value = 1
+    session = fuse(qtbot, widget)
+    expected = stackmff.fuse_stack(data, "depthmap", axes="CZYX", focus_channel=1)
+    assert np.array_equal(session.focus_map, expected.focus_map[0])
+    fused_layers = widget.fused_layers
+    assert [layer.name for layer in fused_layers] == ["cells DAPI fused (depthmap)",
+                                                      "cells GFP fused (depthmap)"]
+    before = [layer.data.copy() for layer in fused_layers]
+    for c in range(2):
+        assert np.array_equal(before[c], expected.fused[0, c])
+    top, left, bottom, right = 10, 12, 30, 40
+    target = (int(session.focus_map[20, 20]) + 2) % Z
+    paint_rectangle(widget.labels_layer, top, left, bottom, right, target + 1)
+    retouched = widget.regather()
+    assert retouched is not None, widget.status.value
+    inside = np.zeros(session.focus_map.shape, bool)
+    inside[top:bottom + 1, left:right + 1] = True
+    assert widget.labels_layer.data[inside].tolist() == [target + 1] * int(inside.sum())
+    for c, layer in enumerate(fused_layers):
+        assert np.array_equal(layer.data[inside], data[c, target][inside])
+        assert np.array_equal(layer.data[~inside], before[c][~inside])
+
+
+def test_channels_save_an_ome_tiff_and_the_index_map(viewer, widget, qtbot, tmp_path):
+    from microscopy_files import ome_pixels
+
+    path, data, layers = open_ome_tiff(viewer, tmp_path)
+    widget.stack.reset_choices()
+    widget.stack.value = layers[1]
+    widget.focus_channel.value = "mean"
+    session = fuse(qtbot, widget)
+    assert widget.save(path) is None  # never over the input
+    written = widget.save(tmp_path / "out.ome.tif")
+    assert {p.name for p in written} >= {"out.ome.tif", "out_focus_map.png",
+                                         "out_focus_map_indices.png"}
+    saved = tifffile.imread(tmp_path / "out.ome.tif")
+    assert np.array_equal(saved.reshape(2, *data.shape[2:]),
+                          np.moveaxis(session.fused, -1, 0))
+    assert ome_pixels(tmp_path / "out.ome.tif")["names"] == ["DAPI", "GFP"]
+    indices = read_pages(tmp_path / "out_focus_map_indices.png")[0]
+    assert np.array_equal(indices, session.focus_map)

@@ -9,6 +9,10 @@ Retouch: paint the Labels layer with napari's own brush, label ``k + 1`` taking 
 while the cursor moves over the image (or a label is picked), the stack shows the layer that
 the label names. "Re-gather" copies the painted pixels from their layers, exactly. "Save" writes
 the image, the focus map and the confidence together (see :mod:`stackmff.napari.session`).
+
+Channels: the channel layers of one microscopy file are fused together (see
+:mod:`stackmff.napari.channels`): the "focus channel" decides, every channel follows, and each
+gets its own fused layer in its colormap.
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ from stackmff.errors import StackError
 from stackmff.fusion.tiling import PRECISIONS
 from stackmff.io.focusmap import layer_colours
 from stackmff.methods import get_method, list_methods
+from stackmff.napari.channels import (
+    ChannelSession,
+    channel_choices,
+    channel_layers,
+    fuse_channels,
+    microscopy_info,
+)
 from stackmff.napari.session import FuseSession, Retouched, fuse_layer
 
 SAVE_TYPES = "*.png *.tif *.tiff *.jpg"
@@ -50,6 +61,7 @@ class FuseWidget(Container):
         self.fused_layer: Image | None = None
         self.labels_layer: Labels | None = None
         self.confidence_layer: Image | None = None
+        self.fused_layers: list[Image] = []
 
         self.stack = ComboBox(label="stack", choices=self._stack_choices,
                               tooltip="the image layer (L, H, W[, 3]) to fuse")
@@ -57,6 +69,9 @@ class FuseWidget(Container):
                                value=DEFAULT_METHOD)
         self.precision = ComboBox(label="precision", choices=list(PRECISIONS), value="fp32",
                                   tooltip="arithmetic of the v3 network")
+        self.focus_channel = ComboBox(label="focus channel", choices=self._channel_choices,
+                                      tooltip="the channel that decides the focus; every "
+                                      "channel is taken from the layer it chose")
         self.align = CheckBox(text="align the layers first")
         self.fuse_button = PushButton(text="Fuse")
         self.status = Label(value="")
@@ -65,11 +80,12 @@ class FuseWidget(Container):
         self.regather_button = PushButton(text="Re-gather")
         self.output = FileEdit(label="save as", mode="w", filter=SAVE_TYPES)
         self.save_button = PushButton(text="Save")
-        self.extend([self.stack, self.method, self.precision, self.align, self.fuse_button,
+        self.extend([self.stack, self.method, self.focus_channel, self.precision, self.align, self.fuse_button,
                      self.status, self.follow, self.regather_button, self.output,
                      self.save_button])
 
         self.method.changed.connect(self._update_enabled)
+        self.stack.changed.connect(self._update_channels)
         self.fuse_button.changed.connect(self.fuse)
         self.regather_button.changed.connect(self.regather)
         self.save_button.changed.connect(lambda: self.save())
@@ -78,6 +94,7 @@ class FuseWidget(Container):
         napari_viewer.mouse_move_callbacks.append(self._on_mouse_move)
         self.native.destroyed.connect(self._disconnect)
         self._update_enabled()
+        self._update_channels()
 
     # fusing -----------------------------------------------------------------------------
 
@@ -92,9 +109,14 @@ class FuseWidget(Container):
         options = {"precision": self.precision.value} if self._takes_precision() else {}
         paths = layer.metadata.get("stackmff", {}).get("paths", ())
         stages = 3 + bool(self.align.value)
-        worker = create_worker(fuse_layer, layer.data, method, align=bool(self.align.value),
-                               options=options, paths=paths, _ignore_errors=True,
-                               _progress={"total": stages, "desc": f"fuse ({method})"})
+        if microscopy_info(layer) is not None:
+            worker = self._channel_worker(layer, method, options, paths)
+            if worker is None:
+                return None
+        else:
+            worker = create_worker(fuse_layer, layer.data, method, align=bool(self.align.value),
+                                   options=options, paths=paths, _ignore_errors=True,
+                                   _progress={"total": stages, "desc": f"fuse ({method})"})
         worker.yielded.connect(self._say)
         worker.returned.connect(lambda session: self._show(session, layer))
         worker.errored.connect(self._fuse_failed)
@@ -104,6 +126,27 @@ class FuseWidget(Container):
         self._say(f"fusing {layer.name} ...")
         worker.start()
         return worker
+
+    def _channel_worker(self, layer: Image, method: str, options: dict, paths):
+        """The worker that fuses every channel layer of ``layer``'s file (at the time point
+        shown, for a file with several)."""
+        info = microscopy_info(layer)
+        if self.align.value:
+            self._fail("aligning is not offered for microscopy channels: fuse without it")
+            return None
+        try:
+            layers = channel_layers(layer, self.viewer.layers)
+        except StackError as exc:
+            self._fail(str(exc))
+            return None
+        data = [np.asarray(c.data) for c in layers]
+        if layer.ndim == 4:  # (T, Z, Y, X): the time point on the slider
+            t = int(self.viewer.dims.current_step[self.viewer.dims.ndim - layer.ndim])
+            data = [d[min(t, len(d) - 1)] for d in data]
+        return create_worker(fuse_channels, np.stack(data), method,
+                             focus_channel=self.focus_channel.value, info=info, options=options,
+                             paths=paths, _ignore_errors=True,
+                             _progress={"total": 1, "desc": f"fuse ({method})"})
 
     @property
     def busy(self) -> bool:
@@ -123,9 +166,19 @@ class FuseWidget(Container):
                                            contrast_limits=source.contrast_limits,
                                            metadata={"stackmff": {"paths": session.paths}})
         placed = {"scale": scale[-2:], "translate": translate[-2:]}
-        self.fused_layer = viewer.add_image(session.fused, name=f"{name} fused ({session.method})",
-                                            rgb=source.rgb, contrast_limits=source.contrast_limits,
-                                            **placed)
+        if isinstance(session, ChannelSession):
+            self.fused_layers = [
+                viewer.add_image(session.fused[..., c], name=f"{layer.name} fused "
+                                 f"({session.method})", colormap=layer.colormap,
+                                 contrast_limits=layer.contrast_limits, blending=layer.blending,
+                                 **placed)
+                for c, layer in enumerate(channel_layers(source, viewer.layers))]
+            self.fused_layer = self.fused_layers[0]
+        else:
+            self.fused_layer = viewer.add_image(
+                session.fused, name=f"{name} fused ({session.method})", rgb=source.rgb,
+                contrast_limits=source.contrast_limits, **placed)
+            self.fused_layers = [self.fused_layer]
         self.confidence_layer = None
         if session.confidence is not None:
             self.confidence_layer = viewer.add_image(
@@ -158,7 +211,11 @@ class FuseWidget(Container):
         except StackError as exc:
             self._fail(str(exc))
             return None
-        self.fused_layer.data = retouched.fused
+        if isinstance(self.session, ChannelSession):
+            for c, layer in enumerate(self.fused_layers):
+                layer.data = retouched.fused[..., c]
+        else:
+            self.fused_layer.data = retouched.fused
         if self.confidence_layer is not None and self.confidence_layer in self.viewer.layers:
             self.confidence_layer.data = retouched.confidence
         self._say(f"re-gathered: {int(retouched.changed.sum())} pixels from other layers")
@@ -188,11 +245,12 @@ class FuseWidget(Container):
         stack = self.stack_layer
         if stack is None or stack not in self.viewer.layers:
             return
-        index = int(np.clip(index, 0, stack.data.shape[0] - 1))
-        axis = self.viewer.dims.ndim - stack.ndim
+        z = stack.ndim - (4 if stack.rgb else 3)  # (T, Z, Y, X) channel layers have Z second
+        index = int(np.clip(index, 0, stack.data.shape[z] - 1))
+        axis = self.viewer.dims.ndim - stack.ndim + z
         position = np.zeros(stack.ndim)
-        position[0] = index
-        self.viewer.dims.set_point(axis, stack.data_to_world(position)[0])
+        position[z] = index
+        self.viewer.dims.set_point(axis, stack.data_to_world(position)[z])
 
     def show_layer_at(self, position) -> int | None:
         """Show the layer that the focus map names at a world ``position``; returns it."""
@@ -221,7 +279,7 @@ class FuseWidget(Container):
         if self.session is None:
             self._fail("fuse a stack first")
             return False
-        for layer in (self.labels_layer, self.fused_layer):
+        for layer in (self.labels_layer, *self.fused_layers):
             if layer not in self.viewer.layers:
                 self._fail(f"the layer {layer.name!r} was removed: fuse again")
                 return False
@@ -230,6 +288,15 @@ class FuseWidget(Container):
     def _stack_choices(self, _widget=None) -> list[tuple[str, Image]]:
         return [(layer.name, layer) for layer in self.viewer.layers
                 if isinstance(layer, Image) and layer.ndim >= 3]
+
+    def _channel_choices(self, _widget=None) -> list[tuple[str, int | str]]:
+        return channel_choices(self.stack.value)
+
+    def _update_channels(self, *_) -> None:
+        """Offer the focus channel only for a stack with channels."""
+        self.focus_channel.reset_choices()
+        info = microscopy_info(self.stack.value)
+        self.focus_channel.visible = info is not None and info["channels"] > 1
 
     def _takes_precision(self) -> bool:
         return "precision" in get_method(self.method.value).options
