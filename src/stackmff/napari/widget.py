@@ -245,7 +245,7 @@ class FuseWidget(Container):
         stack = self.stack_layer
         if stack is None or stack not in self.viewer.layers:
             return
-        z = stack.ndim - (4 if stack.rgb else 3)  # (T, Z, Y, X) channel layers have Z second
+        z = stack.ndim - 3  # (T, Z, Y, X) channel layers have Z second (ndim leaves out RGB)
         index = int(np.clip(index, 0, stack.data.shape[z] - 1))
         axis = self.viewer.dims.ndim - stack.ndim + z
         position = np.zeros(stack.ndim)
