@@ -390,6 +390,18 @@ def test_an_ome_tiff_opens_one_layer_per_channel_scaled_in_micrometres(viewer, t
     assert get_reader(str(tmp_path / "cells.ome.tif")).__name__ == "read_microscopy"
 
 
+def test_an_ome_zarr_with_time_points_opens_one_layer_per_channel(viewer, tmp_path):
+    from microscopy_files import hyperstack, write_ome_zarr
+
+    data = hyperstack()[0]  # (T, C, Z, Y, X)
+    write_ome_zarr(tmp_path / "plate.ome.zarr", data)
+    layers = viewer.open(str(tmp_path / "plate.ome.zarr"), plugin="stackmff")
+    assert [layer.name for layer in layers] == ["plate DAPI", "plate GFP"]
+    for c, layer in enumerate(layers):
+        assert np.array_equal(np.asarray(layer.data), data[:, c])  # T stays a leading axis
+        assert np.allclose(layer.scale, [1.0, 0.5, 0.25, 0.25])
+
+
 def test_channels_fuse_on_the_focus_channel_and_regather_every_channel_exactly(
         viewer, widget, qtbot, tmp_path):
     from microscopy_files import Z
