@@ -142,3 +142,16 @@ def test_halo_on_a_microscopy_file_gathers_every_channel_from_the_limited_map(tm
                 fused.reshape(2, *channel.shape[1:])[c],
                 np.take_along_axis(data[0, c], maps[name].reshape(1, *channel.shape[1:]), 0)[0])
     assert np.any(maps["halo"] != maps["plain"])
+
+
+def test_batch_halo_equals_single_runs_byte_for_byte(tmp_path):
+    layers, _, _ = halo_stack(64)
+    for name, stack in (("a", layers), ("b", layers[:, ::-1].copy())):
+        write_stack(tmp_path / "plate" / name, stack, suffix=".png")
+    assert main(["batch", str(tmp_path / "plate"), "-o", str(tmp_path / "batch"), "--halo",
+                 "--workers", "1"]) == 0
+    for name in ("a", "b"):
+        assert main(["fuse", str(tmp_path / "plate" / name), "-o",
+                     str(tmp_path / f"{name}.png"), "--halo", "-q"]) == 0
+        single = (tmp_path / f"{name}.png").read_bytes()
+        assert (tmp_path / "batch" / f"{name}.png").read_bytes() == single

@@ -61,7 +61,7 @@ def check_method(method: str, *, halo: str | None = None, **options) -> FusionMe
 
 
 class _HaloLimited:
-    """A fuser whose results have their halos limited (picklable, for batch workers)."""
+    """A fuser whose results have their halos limited."""
 
     def __init__(self, fuser: Fuser, order: str):
         self.fuser, self.order = fuser, order

@@ -77,7 +77,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
         StackError: before any work, for no stacks, a bad method or option, an unwritable
             OUTDIR, an unreachable scheduler, or microscopy options that do not apply.
     """
-    from stackmff.methods import get_method
+    from stackmff.api import check_method
 
     outdir = Path(outdir)
     image_format, microscopy_format = split_formats(format)
@@ -85,8 +85,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     workers = cores if workers is None else workers
     if not isinstance(workers, int) or workers < 1:
         raise StackError(f"workers must be at least 1, got {workers!r}")
-    entry = get_method(method)
-    entry.check_options(**options)
+    entry = check_method(method, **options)
     if confidence and not entry.confidence:
         raise StackError(f"method {method!r} produces no confidence map")
     tasks = (list(stacks) if stacks and all(isinstance(s, StackTask) for s in stacks)
