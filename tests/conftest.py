@@ -26,3 +26,17 @@ def tiny_config():
     from synthetic import tiny_model_config
 
     return tiny_model_config()
+
+
+@pytest.fixture
+def checkpoint(tiny_config, tmp_path):
+    """The tiny network with fixed random weights, saved as a checkpoint file."""
+    import torch
+
+    from stackmff.model import StackMFFV3
+    from stackmff.weights.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, StackMFFV3(tiny_config), meta={"note": "random weights for tests"})
+    return path

@@ -12,17 +12,8 @@ from stackmff.errors import StackError
 from stackmff.fusion import StackFuser
 from stackmff.fusion.blend import Blend, band_mask, check_blend, exact_fraction, smooth
 from stackmff.io import read_pages
-from stackmff.model import StackMFFV3
 from stackmff.stack_ops import gather
-from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
-
-
-@pytest.fixture
-def checkpoint(tiny_config, tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pt"
-    save_checkpoint(path, StackMFFV3(tiny_config), meta={"note": "random weights for tests"})
-    return path
+from stackmff.weights.checkpoint import load_checkpoint
 
 
 def fuser(checkpoint, blend: Blend, tile=None, margin=32) -> StackFuser:

@@ -13,14 +13,6 @@ from stackmff.stack_ops import gather
 from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
 
-@pytest.fixture
-def checkpoint(tiny_config, tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pt"
-    save_checkpoint(path, StackMFFV3(tiny_config), meta={"note": "random weights for tests"})
-    return path
-
-
 @pytest.mark.parametrize("shape", [(300, 200), (64, 64), (33, 97)])
 def test_tiles_cover_the_image_exactly_once(shape):
     height, width = shape
