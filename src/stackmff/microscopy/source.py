@@ -75,6 +75,15 @@ class Source:
         self.close()
 
 
+def stem(name: str) -> str:
+    """A microscopy file's name without its format suffix: ``plate.ome.tif`` -> ``plate``."""
+    lower = name.lower()
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr"):
+        if lower.endswith(suffix) and len(lower) > len(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
 def is_zarr(path: Path) -> bool:
     """An OME-Zarr image or store: a ``.zarr`` path, or a folder with Zarr metadata."""
     return path.name.lower().endswith(".zarr") or (

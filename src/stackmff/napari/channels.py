@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from stackmff.api import check_outputs, index_map_path
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import encode_image
 from stackmff.microscopy.axes import Metadata
 from stackmff.microscopy.ome_tiff import encode_ome_tiff
+from stackmff.microscopy.source import stem
 from stackmff.napari.microscopy import layer_metadata
 from stackmff.napari.session import FuseSession, UnitScale
 
@@ -91,26 +93,21 @@ class ChannelSession(FuseSession):
         output = Path(output)
         if not output.name.lower().endswith((".tif", ".tiff")):
             raise StackError(f"cannot write {output}: save channels as an .ome.tif")
+        base = output.with_name(stem(output.name))
+        picture = base.with_name(f"{base.name}_focus_map.png")
+        confidence = (None if self.confidence is None
+                      else base.with_name(f"{base.name}_confidence.png"))
+        check_outputs(output, picture, confidence, inputs=[Path(p) for p in self.paths])
         retouched = self.regather(labels)
-        base = output.with_name(_base(output.name))
-        paths = {"map": base.with_name(f"{base.name}_focus_map.png"),
-                 "indices": base.with_name(f"{base.name}_focus_map_indices.png"),
-                 "confidence": base.with_name(f"{base.name}_confidence.png")}
         fused = np.moveaxis(retouched.fused, -1, 0)[None]  # (T=1, C, Y, X)
+        indices = index_map_path(picture)
         files = {output: encode_ome_tiff([fused], "TCYX", self.metadata),
-                 paths["map"]: encode_image(focus_map_picture(retouched.focus_map,
-                                                              len(self.layers)), paths["map"]),
-                 paths["indices"]: encode_image(retouched.focus_map.astype(np.uint16),
-                                                paths["indices"])}
-        if retouched.confidence is not None:
-            files[paths["confidence"]] = encode_image(confidence_picture(retouched.confidence),
-                                                      paths["confidence"])
-        inputs = {Path(p).resolve() for p in self.paths}
-        for path in files:
-            if path.resolve() in inputs:
-                raise StackError(f"refusing to overwrite input file {path}")
-            if path.is_dir():
-                raise StackError(f"cannot write {path}: it is a folder")
+                 picture: encode_image(focus_map_picture(retouched.focus_map, len(self.layers)),
+                                       picture),
+                 indices: encode_image(retouched.focus_map.astype(np.uint16), indices)}
+        if confidence is not None:
+            files[confidence] = encode_image(confidence_picture(retouched.confidence),
+                                             confidence)
         write_files_atomically(files)
         return list(files)
 
@@ -140,10 +137,3 @@ def fuse_channels(czyx: np.ndarray, method: str, *, focus_channel: int | str = "
                           np.moveaxis(result.fused[0], 0, -1), result.focus_map[0].astype(
                               np.int64), confidence, tuple(paths), metadata=metadata,
                           focus_channel=focus_channel)
-
-
-def _base(name: str) -> str:
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name

@@ -17,7 +17,7 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.io.stack import available_memory
 from stackmff.microscopy.axes import Metadata
-from stackmff.microscopy.source import VENDOR_FORMATS, is_microscopy_file, open_source
+from stackmff.microscopy.source import VENDOR_FORMATS, is_microscopy_file, open_source, stem
 
 LayerData = tuple[np.ndarray, dict, str]
 NAMED_COLOURS = {"FF0000": "red", "00FF00": "green", "0000FF": "blue", "FF00FF": "magenta",
@@ -53,7 +53,7 @@ def read_microscopy(path: str | Path) -> list[LayerData]:
                              f"only {available / 1e9:.1f} GB is available: fuse it with "
                              "`stackmff fuse`, which reads one stack at a time")
         data = np.stack([source.read(0, t) for t in range(times)])  # (T, C, Z, Y, X)
-        metadata, scenes, name = source.metadata, source.scenes, _stem(source.path)
+        metadata, scenes, name = source.metadata, source.scenes, stem(source.path.name)
     if times == 1:
         data = data[0]
     group = uuid.uuid4().hex
@@ -93,11 +93,3 @@ def _colormap(colour: str | None, index: int, channels: int):
         return NAMED_COLOURS[colour]
     rgb = [int(colour[i:i + 2], 16) / 255.0 for i in (0, 2, 4)]
     return {"colors": [[0.0, 0.0, 0.0, 1.0], rgb + [1.0]], "name": f"#{colour}"}
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
