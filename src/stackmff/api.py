@@ -15,7 +15,7 @@ from stackmff.errors import StackError
 from stackmff.io import Stack, expand_inputs, load_stack, write_files_atomically
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import encode_image
-from stackmff.io.paths import WRITABLE_SUFFIXES
+from stackmff.io.paths import WRITABLE_SUFFIXES, check_output_paths
 from stackmff.methods import Fuser, FusionMethod, get_method, list_methods
 from stackmff.result import FusionResult
 
@@ -179,14 +179,7 @@ def check_outputs(output: str | Path, focus_map: str | Path | None = None,
             raise StackError(f"cannot write {path}: unsupported file type "
                              f"{path.suffix or '(none)'!r}; use one of "
                              f"{', '.join(sorted(WRITABLE_SUFFIXES))}")
-        if path.is_dir():
-            raise StackError(f"cannot write {path}: it is a folder")
-    if len({p.resolve() for p in paths}) != len(paths):
-        raise StackError("output paths must differ from each other")
-    sources = {Path(p).resolve() for p in inputs}
-    for path in paths:
-        if path.resolve() in sources:
-            raise StackError(f"refusing to overwrite input file {path}")
+    check_output_paths(paths, inputs)
     if method is not None and confidence is not None and not get_method(method).confidence:
         raise StackError(f"method {method!r} produces no confidence map")
     return paths

@@ -1,11 +1,15 @@
-"""Turn what the user typed (folders, globs, files) into an ordered list of image files."""
+"""Turn what the user typed (folders, globs, files) into an ordered list of image files, and
+check where outputs may go."""
 
 from __future__ import annotations
 
 import glob
 import re
 import warnings
+from collections.abc import Collection, Sequence
 from pathlib import Path
+
+from stackmff.errors import StackError
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jpe", ".jp2"}
@@ -13,6 +17,25 @@ IMAGE_SUFFIXES = frozenset(
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 # what an output may be: 16 bit in PNG and TIFF, 8 bit in the others
 WRITABLE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jpe", ".bmp", ".webp"})
+
+
+def check_output_paths(paths: Sequence[Path], inputs: Sequence[Path] = (),
+                       folders: Collection[Path] = ()) -> None:
+    """Outputs are not folders (except ``folders``, written as folders), differ from each
+    other, and overwrite no input.
+
+    Raises:
+        StackError: the first of these that fails.
+    """
+    for path in paths:
+        if path.is_dir() and path not in folders:
+            raise StackError(f"cannot write {path}: it is a folder")
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise StackError("output paths must differ from each other")
+    sources = {Path(p).resolve() for p in inputs}
+    for path in paths:
+        if path.resolve() in sources:
+            raise StackError(f"refusing to overwrite input file {path}")
 
 
 def natural_key(path: Path) -> list[object]:

@@ -13,7 +13,7 @@ from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import encode_image
-from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES
+from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, check_output_paths
 from stackmff.methods import Fuser, get_method
 from stackmff.microscopy.axes import resolve_channel
 from stackmff.microscopy.fuse import check_dtype, fuse_czyx, heights
@@ -72,14 +72,7 @@ def check_outputs(outputs: Outputs, source: Source, method: str) -> None:
     if outputs.height_map is not None and not _is_tiff(outputs.height_map):
         raise StackError(f"--height-map {outputs.height_map}: heights are float32, "
                          "write them to a .tif")
-    paths = outputs.all()
-    if len({p.resolve() for p in paths}) != len(paths):
-        raise StackError("output paths must differ from each other")
-    for path in paths:
-        if path.resolve() == source.path.resolve():
-            raise StackError(f"refusing to overwrite input file {path}")
-        if path.is_dir() and not (path == image and is_zarr(image)):
-            raise StackError(f"cannot write {path}: it is a folder")
+    check_output_paths(outputs.all(), [source.path], folders={image} if is_zarr(image) else ())
     if outputs.confidence is not None and not get_method(method).confidence:
         raise StackError(f"method {method!r} produces no confidence map")
 
