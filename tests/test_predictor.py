@@ -70,6 +70,30 @@ def test_predictor_matches_the_network_on_unpadded_input(checkpoint):
     assert agreement > 0.99
 
 
+@pytest.mark.parametrize("rows", [1, 5, 16, 40])
+def test_head_rows_equal_the_whole_map_bit_for_bit(tiny_config, rows):
+    from stackmff.runtime.optimise import optimise_for_inference
+
+    torch.manual_seed(0)
+    model = optimise_for_inference(StackMFFV3(tiny_config), "cpu")
+    x = torch.rand(3, 1, 64, 96).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        whole = model.focus(x)
+        quarter = model.focus.quarter(x)
+        parts = [model.focus.decoder.full_resolution(quarter, (64, 96), (r, min(r + rows, 64)))
+                 for r in range(0, 64, rows)]
+    assert torch.equal(torch.cat(parts, dim=2), whole)
+
+
+def test_logits_strip_by_strip_equal_one_strip(checkpoint, monkeypatch):
+    layers, _, _ = make_stack(n_layers=4, height=90, width=70)
+    fuser = StackFuser(load_checkpoint(checkpoint)[0], tile=None, workers=2)
+    monkeypatch.setattr(StackFuser, "_strip_rows", lambda self, n, height, width: height)
+    one_strip = fuser.logits(layers)
+    monkeypatch.setattr(StackFuser, "_strip_rows", lambda self, n, height, width: 9)
+    assert torch.equal(fuser.logits(layers), one_strip)
+
+
 def test_tiles_with_whole_image_margin_equal_one_pass(checkpoint):
     layers, _, _ = make_stack(n_layers=3, height=64, width=96)
     one_pass = StackFuser(load_checkpoint(checkpoint)[0], tile=None).fuse(layers)
@@ -144,9 +168,10 @@ def test_inference_rewrites_keep_the_function(tiny_config):
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.2, 0.2)
     fast = optimise_for_inference(model, "cpu")
-    assert not any(isinstance(m, (LearnablePool, torch.nn.BatchNorm2d)) for m in fast.modules())
+    assert not any(isinstance(m, (LearnablePool, torch.nn.BatchNorm2d, torch.nn.GELU))
+                   for m in fast.modules())
     stack = torch.rand(1, 3, 1, 64, 64)
-    with torch.no_grad():
+    with torch.inference_mode():  # the rewritten model's GELUs work in place
         expected = model(stack).logits
         got = fast(stack.contiguous()).logits
     assert torch.allclose(got, expected, atol=1e-4)

@@ -31,13 +31,20 @@ from stackmff.runtime.parallel import thread_map
 from stackmff.stack_ops import check_layers, gather, to_float, window_luma
 
 ALIGN = 32  # the encoder's total stride
-VOLUME_BUDGET_BYTES = 2**30  # the [N, C0, tile, tile] volume of one tile
+TILE_BUDGET_BYTES = 3 * 2**29  # what one tile window's maps and the workers' networks hold
+LAYER_BYTES = 20  # per layer and window pixel: luma, input, logits, probabilities, 1/4 maps
+NETWORK_BYTES = 210  # per worker and window pixel: the per-layer network's working memory
+STRIP_BYTES = 2**24  # the [N, C0, rows, W] volume of one strip of a tile (see logits)
+MIN_STRIP_ROWS = 16  # each strip recomputes a few rows either side
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def auto_tile(n_layers: int, channels: int, margin: int) -> int:
-    """Largest tile (multiple of 32, at most DEFAULT_TILE) whose volume fits the budget, so
-    memory stays bounded however many layers the stack has."""
-    side = int((VOLUME_BUDGET_BYTES / (n_layers * channels * 4)) ** 0.5) - 2 * margin
+def auto_tile(n_layers: int, margin: int, workers: int) -> int:
+    """Largest tile (multiple of 32, at most DEFAULT_TILE) whose window fits the budget, so
+    memory stays bounded however many layers the stack has (measured for 8 x 1024 x 1024 in
+    fp32: 210 MB for one worker's pass of one layer)."""
+    per_pixel = n_layers * LAYER_BYTES + workers * NETWORK_BYTES
+    side = int((TILE_BUDGET_BYTES / per_pixel) ** 0.5) - 2 * margin
     return max(128, min(DEFAULT_TILE, side // ALIGN * ALIGN))
 
 
@@ -47,8 +54,9 @@ class StackFuser:
     Args:
         model: the network (put in eval mode here).
         device: ``"cpu"`` or ``"cuda"``.
-        tile: core tile side in pixels; ``"auto"`` picks the largest that keeps one tile's
-            volume within budget for the stack's N; ``None`` runs the whole image in one pass.
+        tile: core tile side in pixels; ``"auto"`` picks the largest whose window's maps stay
+            within budget for the stack's N (:func:`auto_tile`); ``None`` runs the whole image
+            in one pass.
         margin: context added around each tile core.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast for the per-layer network
             (the cross-layer attention stays in fp32).
@@ -115,22 +123,49 @@ class StackFuser:
     @torch.inference_mode()
     def logits(self, grey: np.ndarray, means: ImageMeans | None = None) -> torch.Tensor:
         """Network logits ``[N, H, W]`` for a luma stack ``(N, H, W)`` in one pass (one tile);
-        ``means`` replaces the global averages of each layer by the whole image's."""
+        ``means`` replaces the global averages of each layer by the whole image's.
+
+        The per-layer network runs layer by layer up to its 1/4-resolution maps; the rest
+        (upsampling, head, cross-layer attention) runs strip by strip of rows, so the
+        full-resolution volume ``[N, C0, H, W]`` is never whole: the same logits, bit for
+        bit, in a fraction of the memory."""
         x = self._network_input(grey)
+        n, (height, width) = x.shape[1], x.shape[-2:]
         context = None if means is None else (lambda start: using(means.replay(start)))
-        # the C kernel reads a bf16 network's output as it is made: half the memory
-        keep = (torch.bfloat16 if self.precision == "bf16" and self.native and self.device == "cpu"
-                else torch.float32)
+        logits = torch.empty((n, height, width), device=self.device)
+        rows = self._strip_rows(n, height, width)
         with thread_map(self.workers) as parallel:
-            volume = self.model.estimate(x, layers_per_batch=self.layers_per_batch,
-                                         map_fn=partial(parallel, context=self._autocast),
-                                         group_context=context, dtype=keep)
-            logits = (native_logits(self.model.attention, volume, self.chunk, parallel)
-                      if self.native else None)
-            if logits is None:
-                logits = self.model.attention.logits(volume.float(), chunk=self.chunk,
-                                                     map_fn=parallel)
-        return logits[0, :, :grey.shape[1], :grey.shape[2]]
+            quarter = self.model.estimate_quarter(
+                x, self.layers_per_batch, partial(parallel, context=self._autocast), context,
+                dtype=PRECISION_DTYPES[self.precision],
+                memory_format=convolution_layout(self.device))
+
+            def strip(start: int) -> None:
+                stop = min(start + rows, height)
+                volume = self.model.focus.decoder.full_resolution(
+                    quarter, (height, width), (start, stop))
+                logits[:, start:stop] = self._attend(volume[None])[0]
+
+            parallel(strip, range(0, height, rows), context=self._autocast)
+        return logits[:, :grey.shape[1], :grey.shape[2]]
+
+    def _strip_rows(self, n_layers: int, height: int, width: int) -> int:
+        """Rows per strip: on a GPU the whole image (few large launches); on a CPU a strip
+        whose volume stays near STRIP_BYTES, in at least two strips per worker thread."""
+        if self.device == "cuda":
+            return height
+        budget = STRIP_BYTES // (n_layers * self.model.config.decoder_width * width * 4)
+        balanced = -(-height // (2 * self.workers))
+        return max(MIN_STRIP_ROWS, min(budget, balanced))
+
+    def _attend(self, volume: torch.Tensor) -> torch.Tensor:
+        """The cross-layer attention and channel maximum of a ``[1, N, C0, h, w]`` volume:
+        the C kernel where it applies (it reads a bf16 network's output as it is)."""
+        logits = (native_logits(self.model.attention, volume, self.chunk)
+                  if self.native else None)
+        if logits is None:
+            logits = self.model.attention.logits(volume.float(), chunk=self.chunk)
+        return logits
 
     @torch.inference_mode()
     def image_means(self, layers: np.ndarray, tiles: list[Tile]) -> ImageMeans:
@@ -164,7 +199,7 @@ class StackFuser:
         confidence = np.empty((height, width), np.float32)
         tile = self.tile
         if tile == "auto":
-            tile = auto_tile(n, self.model.config.decoder_width, self.margin)
+            tile = auto_tile(n, self.margin, self.workers)
         tiles = plan_tiles(height, width, tile, self.margin)
         means = self.image_means(layers, tiles) if len(tiles) > 1 and self.global_means else None
         fused = None if self.blend.mode == "hard" else np.empty(layers.shape[1:], np.float32)

@@ -81,6 +81,10 @@ class UPerDecoder(nn.Module):
         self.head = nn.Conv2d(width, width, 3, padding=1)
 
     def forward(self, features: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        return self.full_resolution(self.quarter(features), size)
+
+    def quarter(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Everything before the upsampling: the fused map at 1/4 resolution."""
         levels = [lateral(f) for lateral, f in zip(self.laterals, features[:-1])]
         levels.append(self.ppm(features[-1]))
         for i in range(len(levels) - 1, 0, -1):
@@ -90,10 +94,34 @@ class UPerDecoder(nn.Module):
         outputs = [smooth(level) for smooth, level in zip(self.smooth, levels[:-1])] + [levels[-1]]
         outputs = [outputs[0]] + [F.interpolate(o, size=quarter, mode="bilinear", align_corners=False)
                                   for o in outputs[1:]]
-        x = self.fuse(torch.cat(outputs, dim=1))
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        x = self.head(x)  # the upsampled map is freed here, and the sigmoid works in place:
-        return x.sigmoid_()  # two full-resolution maps at a time instead of three
+        return self.fuse(torch.cat(outputs, dim=1))
+
+    def full_resolution(self, quarter: torch.Tensor, size: tuple[int, int],
+                        rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """The fused map upsampled to ``size``, the head and the sigmoid; with ``rows = (r0,
+        r1)`` only those full-resolution rows, from the few quarter rows they need, so that
+        the full-resolution volume need never be whole. Where ``size`` is exactly four times
+        the quarter map (the network's input is padded to multiples of 32), the rows equal
+        those of the whole map bit for bit: at a scale of exactly 4 the bilinear weights of a
+        row do not depend on where the upsampled part starts."""
+        if rows is None:
+            x = F.interpolate(quarter, size=size, mode="bilinear", align_corners=False)
+            x = self.head(x)  # the upsampled map is freed here, and the sigmoid works in place:
+            return x.sigmoid_()  # two full-resolution maps at a time instead of three
+        height, q = size[0], quarter.shape[-2]
+        if height != 4 * q or size[1] != 4 * quarter.shape[-1]:
+            raise ValueError(f"rows of the head need a size 4x the quarter map's, got {size}")
+        r0, r1 = rows
+        u0, u1 = max(r0 - 1, 0), min(r1 + 1, height)  # the head's 3x3 reads a row either side
+        # upsampled row y interpolates quarter rows floor(y/4 - 3/8) and the one after
+        q0, q1 = max((u0 - 2) // 4, 0), min((u1 - 1) // 4 + 2, q)
+        layout = (torch.channels_last if quarter.is_contiguous(memory_format=torch.channels_last)
+                  else torch.contiguous_format)  # a strided view takes another, inexact kernel
+        part = quarter[:, :, q0:q1].contiguous(memory_format=layout)
+        x = F.interpolate(part, size=(4 * (q1 - q0), size[1]), mode="bilinear",
+                          align_corners=False)[:, :, u0 - 4 * q0:u1 - 4 * q0]
+        x = self.head(x)[:, :, r0 - u0:r1 - u0]
+        return x.sigmoid_()
 
 
 class FocusEstimator(nn.Module):
@@ -106,6 +134,11 @@ class FocusEstimator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x), x.shape[-2:])
+
+    def quarter(self, x: torch.Tensor) -> torch.Tensor:
+        """The network up to its 1/4-resolution fused map (finished by
+        ``decoder.full_resolution``)."""
+        return self.decoder.quarter(self.encoder(x))
 
     def run_global_averages(self, x: torch.Tensor) -> None:
         """Only as much of the network as its global averages need, in the order the forward

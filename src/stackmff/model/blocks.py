@@ -49,6 +49,7 @@ class PyramidFC(nn.Module):
         self.pools = nn.ModuleList(LearnablePool(channels, k, s) for k, s in self.BRANCHES)
         self.lifts = nn.ModuleList(conv_bn(channels, hidden) for _ in range(len(self.BRANCHES) + 1))
         self.project = conv_bn(hidden, channels)
+        self.activation = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (pool, lift), *coarser = zip(self.pools, self.lifts)
@@ -56,7 +57,7 @@ class PyramidFC(nn.Module):
         for pool, lift in coarser:
             add_nearest_upsampled_(total, lift(pool(x)))
         total += self.lifts[-1](global_average(x))  # global branch, broadcast
-        return self.project(F.gelu(total))
+        return self.project(self.activation(total))
 
 
 def add_nearest_upsampled_(total: torch.Tensor, branch: torch.Tensor) -> None:
@@ -79,9 +80,10 @@ class ChannelMLP(nn.Module):
         self.spatial = (LearnablePool(hidden, 3, 1) if stride == 1
                         else conv_bn(hidden, hidden, 3, stride, groups=hidden))
         self.project = nn.Conv2d(hidden, out_channels, 1)
+        self.activation = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.spatial(F.gelu(self.expand(x))))
+        return self.project(self.spatial(self.activation(self.expand(x))))
 
 
 class DropPath(nn.Module):

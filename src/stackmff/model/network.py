@@ -48,6 +48,14 @@ class StackOutput:
         return torch.einsum("bnhw,n->bhw", self.probabilities(), positions)
 
 
+def _check_stack(stack: torch.Tensor) -> torch.Tensor:
+    if stack.ndim != 5 or stack.shape[2] != 1:
+        raise ValueError(f"expected a stack [B, N, 1, H, W], got {tuple(stack.shape)}")
+    if stack.shape[1] < 2:
+        raise ValueError(f"a stack needs at least 2 layers, got {stack.shape[1]}")
+    return stack
+
+
 class StackMFFV3(nn.Module):
     """Stack ``[B, N, 1, H, W]`` luma in [0, 1] -> :class:`StackOutput`. Any N >= 2."""
 
@@ -60,34 +68,38 @@ class StackMFFV3(nn.Module):
     def forward(self, stack: torch.Tensor) -> StackOutput:
         return StackOutput(self.reduce(self.attention(self.estimate(stack))))
 
-    def estimate(self, stack: torch.Tensor, layers_per_batch: int | None = None,
-                 map_fn: MapFunction | None = None,
-                 group_context: Callable[[int], AbstractContextManager] | None = None,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Stage 1 on every layer: ``[B, N, 1, H, W] -> [B, N, C0, H, W]``.
+    def estimate(self, stack: torch.Tensor) -> torch.Tensor:
+        """Stage 1 on every layer: ``[B, N, 1, H, W] -> [B, N, C0, H, W]``."""
+        b, n, _, h, w = _check_stack(stack).shape
+        return self.focus(stack.reshape(b * n, 1, h, w)).reshape(b, n, -1, h, w)
 
-        With ``layers_per_batch`` the layers go through in groups, into one float32 volume
-        filled in place (never held twice); ``map_fn(function, items)`` may run the groups
-        in parallel, and ``group_context(start)`` is entered around the group of layers
-        from ``start`` on (in the thread that runs it). ``dtype``: the volume's (bfloat16
-        holds a bf16 network's output exactly, in half the memory)."""
-        if stack.ndim != 5 or stack.shape[2] != 1:
-            raise ValueError(f"expected a stack [B, N, 1, H, W], got {tuple(stack.shape)}")
-        if stack.shape[1] < 2:
-            raise ValueError(f"a stack needs at least 2 layers, got {stack.shape[1]}")
-        b, n, _, h, w = stack.shape
+    def estimate_quarter(self, stack: torch.Tensor, layers_per_batch: int = 1,
+                         map_fn: MapFunction | None = None,
+                         group_context: Callable[[int], AbstractContextManager] | None = None,
+                         dtype: torch.dtype = torch.float32,
+                         memory_format: torch.memory_format = torch.contiguous_format
+                         ) -> torch.Tensor:
+        """Stage 1 up to its 1/4-resolution maps, ``[B, N, 1, H, W] -> [B * N, C0, H/4, W/4]``;
+        ``focus.decoder.full_resolution`` finishes any rows of them, so the rest can run
+        strip by strip.
+
+        The layers go through in groups of ``layers_per_batch``, into one tensor filled in
+        place; ``map_fn(function, items)`` may run the groups in parallel, and
+        ``group_context(start)`` is entered around the group of layers from ``start`` on (in
+        the thread that runs it). ``dtype`` and ``memory_format``: those the network makes
+        the maps in, to keep them exactly as they are."""
+        b, n, _, h, w = _check_stack(stack).shape
         flat = stack.reshape(b * n, 1, h, w)
-        if layers_per_batch is None:
-            return self.focus(flat).reshape(b, n, -1, h, w)
-        volume = torch.empty((b * n, self.config.decoder_width, h, w), device=stack.device,
-                             dtype=dtype)
+        out = torch.empty((b * n, self.config.decoder_width, -(-h // 4), -(-w // 4)),
+                          device=stack.device, dtype=dtype).contiguous(memory_format=memory_format)
 
         def run(start: int) -> None:
             with (group_context or nullcontext)(start):  # nullcontext(start) does nothing
-                volume[start:start + layers_per_batch] = self.focus(flat[start:start + layers_per_batch])
+                out[start:start + layers_per_batch] = self.focus.quarter(
+                    flat[start:start + layers_per_batch])
 
         (map_fn or serial)(run, list(range(0, b * n, layers_per_batch)))
-        return volume.reshape(b, n, -1, h, w)
+        return out
 
     @staticmethod
     def reduce(volume: torch.Tensor) -> torch.Tensor:

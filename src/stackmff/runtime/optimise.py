@@ -2,7 +2,7 @@
 
 BatchNorm folded into the preceding convolution (one pass over memory fewer per conv); the
 learnable pools (one kernel shared by all channels, then BatchNorm) become ordinary depthwise
-convolutions with the BatchNorm folded in; and the channels-last memory layout that oneDNN's
+convolutions with the BatchNorm folded in; GELUs that work in place; and the channels-last memory layout that oneDNN's
 convolutions run fastest in (measured on a 2-core AVX-512 CPU, one 1024x1024 layer: 0.98 s
 plain, 0.65 s folded + channels-last).
 """
@@ -46,6 +46,24 @@ def fold_learnable_pools(module: nn.Module) -> None:
             fold_learnable_pools(child)
 
 
+class GELUInPlace(nn.Module):
+    """GELU that overwrites its input: the activations it follows are fresh, so at
+    inference they need not be held twice (the widest, 96 channels at half resolution, is
+    100 MB for one 1024 x 1024 layer)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.gelu_(x)
+
+
+def gelus_in_place(module: nn.Module) -> None:
+    """Replace every exact ``nn.GELU`` below ``module`` by :class:`GELUInPlace`, in place."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.GELU) and child.approximate == "none":
+            setattr(module, name, GELUInPlace())
+        else:
+            gelus_in_place(child)
+
+
 def convolution_layout(device: str | torch.device) -> torch.memory_format:
     """The memory layout the convolutions run in: channels-last on CPU, where oneDNN runs
     fastest in it; the default layout on CUDA, where cuDNN looks for (and in bf16 builds) a
@@ -60,4 +78,5 @@ def optimise_for_inference(model: nn.Module, device: str, in_place: bool = False
     fast = (model if in_place else copy.deepcopy(model)).eval()
     fold_batch_norms(fast)
     fold_learnable_pools(fast)
+    gelus_in_place(fast)
     return fast.to(device).to(memory_format=convolution_layout(device))
