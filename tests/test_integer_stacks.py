@@ -78,3 +78,18 @@ def test_check_layers_scales_integers_unless_asked_to_keep_them():
     pixels = np.full((2, 4, 4), 65535, np.uint16)
     assert check_layers(pixels, keep_integers=True) is pixels
     np.testing.assert_array_equal(check_layers(pixels), np.ones((2, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize("floats", [False, True])
+def test_a_later_colour_16_bit_layer_widens_the_layers_before_it(tmp_path, floats):
+    layers, _, _ = make_stack(3, 40, 52, colour=True, seed=4)
+    paths = write_stack(tmp_path, layers, np.uint16)
+    grey8 = (layers[0, ..., 1] * 255).round().astype(np.uint8)
+    cv2.imwrite(str(paths[0]), grey8)  # the first file: 8-bit grey
+    stack = load_stack(paths, floats=floats)
+    assert stack.dtype == np.uint16 and stack.layers.shape == (3, 40, 52, 3)
+    expected = grey8.astype(np.float32) / 255 if floats else grey8.astype(np.uint16) * 257
+    for channel in range(3):
+        np.testing.assert_array_equal(stack.layers[0, ..., channel], expected)
+    later = load_stack(paths[1:], floats=floats).layers
+    np.testing.assert_array_equal(stack.layers[1:], later)

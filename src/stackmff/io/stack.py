@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,51 +85,109 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
     paths = expand_inputs(list(inputs))
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
-    _check_memory([probe_image(path) for path in paths], floats)
+    infos = [probe_image(path) for path in paths]
+    _check_memory(infos, floats)
+    expected = sum(1 if info is None else info.layers for info in infos)
+    assembly = None if match_sizes else _Assembly(floats, expected)
     pages: list[np.ndarray] = []
     owners: list[Path] = []
     with_alpha: list[str] = []
     for path, decoded in progress(zip(paths, _decode_all(paths)), desc="load", total=len(paths)):
-        pages.extend(decoded.pages)
+        if assembly is None:
+            pages.extend(decoded.pages)
+        else:  # copied into the stack at once: the decoded pages are not all held together
+            for page in decoded.pages:
+                assembly.add(page)
         owners.extend([path] * len(decoded.pages))
         if decoded.alpha_dropped:
             with_alpha.append(path.name)
+        del decoded
     if with_alpha:
         shown = ", ".join(with_alpha[:3]) + (" ..." if len(with_alpha) > 3 else "")
         files = "file" if len(with_alpha) == 1 else "files"
         warnings.warn(f"alpha channel dropped in {len(with_alpha)} {files} ({shown})",
                       stacklevel=2)
-    if len(pages) < 2:
-        raise StackError(f"a focus stack needs at least 2 images, got {len(pages)} "
+    if len(owners) < 2:
+        raise StackError(f"a focus stack needs at least 2 images, got {len(owners)} "
                          f"({', '.join(map(str, paths))})")
-    if match_sizes:
-        pages = _match_sizes(pages)
-    else:
-        _check_sizes(pages, owners)
-    dtype = np.dtype(np.uint16) if any(p.dtype == np.uint16 for p in pages) else np.dtype(np.uint8)
-    colour = any(p.ndim == 3 for p in pages)
-    height, width = pages[0].shape[:2]
-    shape = (len(pages), height, width) + ((3,) if colour else ())
-    layers = np.empty(shape, np.float32 if floats else dtype)
+    if assembly is not None:
+        _check_sizes(assembly.sizes, owners)
+        return Stack(layers=assembly.layers, dtype=assembly.dtype, paths=owners)
+    assembly = _Assembly(floats, len(pages))
+    pages = _match_sizes(pages)
     for i, page in enumerate(pages):
-        pages[i] = None  # each decoded page is freed once copied
-        if floats:
+        pages[i] = None  # each page is freed once copied
+        assembly.add(page)
+    return Stack(layers=assembly.layers, dtype=assembly.dtype, paths=owners)
+
+
+class _Assembly:
+    """The stack filled page by page as the pages are decoded: grey pages in a colour stack
+    become RGB and 8-bit pages in a 16-bit stack are scaled, as the pages come. A page
+    that widens the stack (the first colour or 16-bit page) widens the layers already in
+    it; pages of another size are only counted, for the error that lists them."""
+
+    def __init__(self, floats: bool, expected: int) -> None:
+        self.floats, self.expected = floats, expected
+        self.dtype = np.dtype(np.uint8)
+        self.sizes: list[tuple[int, int]] = []
+        self._array: np.ndarray | None = None  # room for the pages the headers declare
+        self._count = 0
+
+    @property
+    def layers(self) -> np.ndarray:
+        return self._array[:self._count]
+
+    def add(self, page: np.ndarray) -> None:
+        self.sizes.append(page.shape[:2])
+        if self.sizes[-1] != self.sizes[0]:
+            return
+        colour = page.ndim == 3 or (self._array is not None and self._array.ndim == 4)
+        if page.dtype == np.uint16:
+            self.dtype = np.dtype(np.uint16)
+        shape = page.shape[:2] + ((3,) if colour else ())
+        stored = np.dtype(np.float32 if self.floats else self.dtype)
+        if self._array is None:
+            self._array = np.empty((max(self.expected, 2),) + shape, stored)
+        elif self._array.shape[1:] != shape or self._array.dtype != stored:
+            self._array = self._converted(self._array, shape, stored)
+        if self._count == len(self._array):  # more pages than the headers declared
+            grown = np.empty((2 * self._count,) + shape, stored)
+            grown[:self._count] = self._array
+            self._array = grown
+        self._array[self._count] = self._page(page, colour)
+        self._count += 1
+
+    def _page(self, page: np.ndarray, colour: bool) -> np.ndarray:
+        if self.floats:
             page = to_float(page)
-        elif page.dtype != dtype:  # 8-bit in a 16-bit stack: the same scaling as to_float's
-            page = page.astype(dtype) * dtype.type(WIDEN)
-        layers[i] = page[..., None] if colour and page.ndim == 2 else page
-    return Stack(layers=layers, dtype=dtype, paths=owners)
+        elif page.dtype != self.dtype:  # 8-bit in a 16-bit stack: the same scaling as to_float's
+            page = page.astype(self.dtype) * self.dtype.type(WIDEN)
+        return page[..., None] if colour and page.ndim == 2 else page
+
+    def _converted(self, layers: np.ndarray, shape: tuple, stored) -> np.ndarray:
+        """The layers so far, made colour and/or 16-bit as a new page requires."""
+        wider = np.empty((len(layers),) + shape, stored)
+        for i in range(self._count):
+            wider[i] = self._page(layers[i], len(shape) == 3)
+        return wider
 
 
 def _decode_all(paths: list[Path]) -> Iterator[DecodedImage]:
-    """Every file decoded, in order, by as many threads as there are cores."""
+    """Every file decoded, in order, by as many threads as there are cores, a few files
+    ahead of the caller at most (so that decoded pages do not pile up)."""
     workers = min(len(paths), os.cpu_count() or 1)
     if workers <= 1:
         yield from map(read_image, paths)
         return
     pool = ThreadPoolExecutor(workers, thread_name_prefix="stackmff-load")
     try:
-        yield from pool.map(read_image, paths)
+        ahead = deque(pool.submit(read_image, path) for path in paths[:2 * workers])
+        for path in paths[2 * workers:] + [None] * len(ahead):
+            decoded = ahead.popleft().result()
+            if path is not None:
+                ahead.append(pool.submit(read_image, path))
+            yield decoded
     finally:  # a file that fails stops the decoding of those not started yet
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -174,14 +233,14 @@ def _check_memory(infos: list[ImageInfo | None], floats: bool = True) -> None:
                          f"{available / 1e9:.1f} GB is available")
 
 
-def _check_sizes(pages: list[np.ndarray], owners: list[Path]) -> None:
-    sizes: dict[tuple[int, int], list[str]] = {}
-    for page, path in zip(pages, owners):
-        sizes.setdefault(page.shape[:2], []).append(path.name)
-    if len(sizes) > 1:
+def _check_sizes(sizes: list[tuple[int, int]], owners: list[Path]) -> None:
+    by_size: dict[tuple[int, int], list[str]] = {}
+    for size, path in zip(sizes, owners):
+        by_size.setdefault(size, []).append(path.name)
+    if len(by_size) > 1:
         described = "; ".join(
             f"{w}x{h}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
-            for (h, w), names in sizes.items()
+            for (h, w), names in by_size.items()
         )
         raise StackError(f"images differ in size ({described}); use --align to register "
                          "layers of different sizes")
