@@ -132,13 +132,14 @@ class StackFuser:
         x = self._network_input(grey)
         n, (height, width) = x.shape[1], x.shape[-2:]
         context = None if means is None else (lambda start: using(means.replay(start)))
-        logits = torch.empty((n, height, width), device=self.device)
         rows = self._strip_rows(n, height, width)
         with thread_map(self.workers) as parallel:
             quarter = self.model.estimate_quarter(
                 x, self.layers_per_batch, partial(parallel, context=self._autocast), context,
                 dtype=PRECISION_DTYPES[self.precision],
                 memory_format=convolution_layout(self.device))
+            # only now: the per-layer networks' working memory, the peak, is free again
+            logits = torch.empty((n, height, width), device=self.device)
 
             def strip(start: int) -> None:
                 stop = min(start + rows, height)
