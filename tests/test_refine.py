@@ -18,20 +18,20 @@ from stackmff.weights.checkpoint import load_checkpoint
 from stackmff.weights.head import load_head, save_head
 
 
-def random_head(seed: int = 0) -> RefineHead:
+def random_head(seed: int = 0, dilated: int = 1) -> RefineHead:
     """A head whose correction is not zero (a fresh head starts as the identity)."""
     torch.manual_seed(seed)
-    head = RefineHead(HeadConfig(width=6))
+    head = RefineHead(HeadConfig(width=6, dilated=dilated))
     torch.nn.init.normal_(head.out.weight, std=0.5)
     return head.eval()
 
 
-@pytest.mark.parametrize("n, height, width", [(2, 17, 23), (5, 31, 20)])
-def test_head_is_equivariant_over_layers_for_any_n_and_size(n, height, width):
+@pytest.mark.parametrize("n, height, width, dilated", [(2, 17, 23, 0), (5, 31, 20, 2)])
+def test_head_is_equivariant_over_layers_for_any_n_and_size(n, height, width, dilated):
     rng = np.random.default_rng(n)
     logits = torch.from_numpy(rng.normal(size=(n, height, width)).astype(np.float32))
     grey = torch.from_numpy(rng.random((n, height, width)).astype(np.float32))
-    head = random_head()
+    head = random_head(dilated=dilated)
     with torch.no_grad():
         out = head(logits, grey)
         order = torch.from_numpy(rng.permutation(n))

@@ -26,11 +26,13 @@ LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 @dataclass(frozen=True)
 class HeadConfig:
     """``width``: hidden channels; ``fine_sigma``/``coarse_sigma``: Gaussian windows (px)
-    of the two focus measures (the coarse one on luma pre-blurred by sigma 1)."""
+    of the two focus measures (the coarse one on luma pre-blurred by sigma 1); ``dilated``:
+    extra 3x3 layers with dilation 2, 4, ... (each widens the head's reach)."""
 
     width: int = 12
     fine_sigma: float = 1.0
     coarse_sigma: float = 2.5
+    dilated: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,12 +82,15 @@ class RefineHead(nn.Module):
     """Per-layer convolutions with a max over layers between them; refined logits ``[N, H, W]``
     = V3's log-probability (scaled) + a learned correction (zero at initialisation)."""
 
-    def __init__(self, config: HeadConfig = HeadConfig()) -> None:
+    def __init__(self, config: HeadConfig | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = config = config or HeadConfig()
         width = config.width
         self.first = nn.Conv2d(4, width, 3, padding=1, padding_mode="replicate")
         self.mix = nn.Conv2d(2 * width, width, 3, padding=1, padding_mode="replicate")
+        self.wide = nn.ModuleList(
+            nn.Conv2d(2 * width, width, 3, padding=2 ** (i + 1), dilation=2 ** (i + 1),
+                      padding_mode="replicate") for i in range(config.dilated))
         self.out = nn.Conv2d(2 * width, 1, 1)
         self.log_scale = nn.Parameter(torch.zeros(()))
         nn.init.zeros_(self.out.weight)
@@ -100,9 +105,15 @@ class RefineHead(nn.Module):
         if logits.shape != grey.shape or logits.ndim != 3:
             raise ValueError(f"logits and luma must both be [N, H, W], got "
                              f"{tuple(logits.shape)} and {tuple(grey.shape)}")
-        x = features(logits, grey, self.config)
+        return self.from_features(features(logits, grey, self.config))
+
+    def from_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Refined logits ``[N, H, W]`` from :func:`features` (training computes them once
+        per stack)."""
         h = F.gelu(self.first(x))
         h = F.gelu(self.mix(self._with_max(h)))
+        for layer in self.wide:
+            h = h + F.gelu(layer(self._with_max(h)))
         correction = self.out(self._with_max(h))[:, 0]
         return x[:, 0] * self.log_scale.exp() + correction
 

@@ -27,7 +27,7 @@ from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.sources import SceneSampler, SourceWeights
 from stackmff.io.image import from_float
 from stackmff.model import StackOutput
-from stackmff.model.refine import HeadConfig, RefineHead
+from stackmff.model.refine import HeadConfig, RefineHead, features
 from stackmff.stack_ops import luma, to_float, window_luma
 from stackmff.training.losses import selection_blend_loss
 from stackmff.weights.head import load_head, save_head
@@ -87,18 +87,26 @@ def _augment(arrays: list[np.ndarray], crop: int, rng: np.random.Generator) -> l
     return result
 
 
-def stack_loss(head: RefineHead, sample: dict) -> torch.Tensor:
+def stack_loss(head: RefineHead, sample: dict, psnr_weight: float = 0.0) -> torch.Tensor:
     """:func:`selection_blend_loss` on the refined logits, plus the soft blend's error
-    against the sharp image, scaled alike (PSNR is measured against the sharp image)."""
-    grey = torch.from_numpy(sample["grey"])
-    logits = head(torch.from_numpy(sample["logits"]), grey)[None]
-    label = torch.from_numpy(sample["label"].astype(np.int64))[None]
-    truth = torch.from_numpy(sample["truth"])
+    against the sharp image, scaled alike (PSNR is measured against the sharp image), and
+    with ``psnr_weight`` the log of the blend's squared error (the mean PSNR itself).
+    ``sample`` holds ``grey``, ``label``, ``truth`` and ``features`` or ``logits``."""
+    grey = torch.as_tensor(sample["grey"])
+    if "features" in sample:
+        logits = head.from_features(torch.as_tensor(sample["features"]))[None]
+    else:
+        logits = head(torch.as_tensor(sample["logits"]), grey)[None]
+    label = torch.as_tensor(sample["label"].astype(np.int64))[None]
+    truth = torch.as_tensor(sample["truth"])
     ideal = grey.gather(0, label)[0]
     scale = (grey - ideal).abs().mean().clamp_min(1e-6)
     blended = (logits[0].softmax(0) * grey).sum(0)
-    return (selection_blend_loss(StackOutput(logits), label, grey[None, :, None])
+    loss = (selection_blend_loss(StackOutput(logits), label, grey[None, :, None])
             + (blended - truth).abs().mean() / scale)
+    if psnr_weight:  # the log of the blend's squared error: -PSNR up to constants
+        loss = loss + psnr_weight * torch.log((blended - truth).pow(2).mean() + 1e-8)
+    return loss
 
 
 def _psnr(x: torch.Tensor, truth: torch.Tensor) -> float:
@@ -120,6 +128,14 @@ def evaluate(head: RefineHead, samples: list[dict]) -> dict[str, float]:
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
+def _with_features(sample: dict, config: HeadConfig) -> dict:
+    """The sample with the head's inputs computed once, on the whole cached crop (the focus
+    measures commute with the flips and quarter turns of :func:`_augment`)."""
+    found = features(torch.from_numpy(sample["logits"]), torch.from_numpy(sample["grey"]), config)
+    return {"grey": sample["grey"], "label": sample["label"], "truth": sample["truth"],
+            "features": found.numpy().astype(np.float16)}  # half the memory; crops go float
+
+
 def _load(path: Path) -> dict:
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
@@ -127,14 +143,17 @@ def _load(path: Path) -> dict:
 
 def train(cache: Path, out: Path, steps: int, batch: int = 4, crop: int = 96, lr: float = 2e-3,
           seed: int = 0, max_minutes: float | None = None, held_out: int = 48,
-          config: HeadConfig = HeadConfig(), log_every: int = 50) -> dict[str, float]:
+          config: HeadConfig | None = None, log_every: int = 50,
+          psnr_weight: float = 0.0) -> dict[str, float]:
     """Train the head on the cached stacks (the last ``held_out`` files are kept for
     evaluation), resuming ``out/last.pt``; cosine learning rate over ``steps``. Returns the
     held-out scores at the end."""
     files = sorted(cache.glob("stack_*[0-9].npz"))
     if len(files) <= held_out:
         raise ValueError(f"need more than {held_out} cached stacks in {cache}, got {len(files)}")
-    train_files, test = files[:-held_out], [_load(p) for p in files[-held_out:]]
+    config = config or HeadConfig()
+    test = [_load(p) for p in files[-held_out:]]
+    stacks = [_with_features(_load(p), config) for p in files[:-held_out]]
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     head, step, elapsed = RefineHead(config), 0, 0.0
@@ -155,12 +174,13 @@ def train(cache: Path, out: Path, steps: int, batch: int = 4, crop: int = 96, lr
         for group in optimizer.param_groups:
             group["lr"] = float(lr * 0.5 * (1 + np.cos(np.pi * step / steps)))
         loss = 0.0
-        for index in rng.choice(len(train_files), batch, replace=False):
-            s = _load(train_files[index])
-            grey, logits, label, truth = _augment(
-                [s["grey"], s["logits"], s["label"], s["truth"]], crop, rng)
-            loss = loss + stack_loss(head, {"grey": grey, "logits": logits, "label": label,
-                                            "truth": truth}) / batch
+        for index in rng.choice(len(stacks), batch, replace=False):
+            s = stacks[index]
+            grey, found, label, truth = _augment(
+                [s["grey"], s["features"], s["label"], s["truth"]], crop, rng)
+            found = found.astype(np.float32)
+            loss = loss + stack_loss(head, {"grey": grey, "features": found, "label": label,
+                                            "truth": truth}, psnr_weight) / batch
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -209,6 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--crop", type=int, default=96)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--max-minutes", type=float)
+    t.add_argument("--width", type=int, default=HeadConfig.width)
+    t.add_argument("--dilated", type=int, default=HeadConfig.dilated)
+    t.add_argument("--psnr-weight", type=float, default=0.0,
+                   help="weight of the log squared error of the blend (0: none)")
     e = sub.add_parser("export", help="write a checkpoint's head without optimizer state")
     e.add_argument("checkpoint", type=Path)
     e.add_argument("out", type=Path)
@@ -224,8 +248,9 @@ def main(argv: list[str] | None = None) -> None:
         n = build_cache(args.out, args.count, args.crop, args.seed, fuser, args.max_minutes)
         print(f"wrote {n} stacks; {len(list(args.out.glob('stack_*[0-9].npz')))} in {args.out}")
     elif args.command == "train":
+        config = HeadConfig(width=args.width, dilated=args.dilated)
         print(train(args.cache, args.out, args.steps, args.batch, args.crop, args.lr,
-                    max_minutes=args.max_minutes))
+                    max_minutes=args.max_minutes, config=config, psnr_weight=args.psnr_weight))
     else:
         export(args.checkpoint, args.out)
 
