@@ -115,13 +115,52 @@ def test_training_on_a_tiny_cache_lowers_the_loss(tmp_path, checkpoint):
             return float(np.mean([stack_loss(head, s).item() for s in samples]))
 
     before = mean_loss(RefineHead(HeadConfig(width=6)))
-    train(tmp_path / "cache", tmp_path / "run", steps=20, batch=2, crop=48, lr=1e-2,
-          held_out=2, config=HeadConfig(width=6), log_every=10)
-    scores = train(tmp_path / "cache", tmp_path / "run", steps=40, batch=2, crop=48, lr=1e-2,
-                   held_out=2, config=HeadConfig(width=6), log_every=10)  # resumes at 20
+    train(tmp_path / "cache", tmp_path / "run", steps=8, batch=2, crop=32, lr=2e-2,
+          held_out=2, config=HeadConfig(width=6), log_every=4)
+    scores = train(tmp_path / "cache", tmp_path / "run", steps=16, batch=2, crop=32, lr=2e-2,
+                   held_out=2, config=HeadConfig(width=6), log_every=4)  # resumes at 8
     trained, payload = load_head(tmp_path / "run" / "last.pt")
-    assert payload["meta"]["step"] == 40
+    assert payload["meta"]["step"] == 16
     assert mean_loss(trained) < before
     assert set(scores) == {"v3_hard", "v3_soft", "head_hard", "head_soft"}
     export(tmp_path / "run" / "last.pt", tmp_path / "head.pt")
     assert "optimizer" not in load_head(tmp_path / "head.pt")[1]
+
+
+def test_v3plus_is_a_registry_method_with_the_networks_options(tmp_path, checkpoint):
+    from stackmff.api import prepare_method
+    from stackmff.methods import get_method
+
+    save_head(tmp_path / "head.pt", random_head())
+    method = get_method("v3+")
+    assert method.copies_pixels() and not method.copies_pixels(blend="band")
+    layers, _, _ = make_stack(n_layers=3, height=40, width=56)
+    fuser = prepare_method("v3+", head=tmp_path / "head.pt", checkpoint=checkpoint, tile=None,
+                           blend="band")
+    result = fuser(layers)
+    assert result.method == "v3+" and result.fused.shape == layers.shape[1:]
+    with pytest.raises(StackError, match="no such head"):
+        prepare_method("v3+", head=tmp_path / "missing.pt", checkpoint=checkpoint)
+
+
+def test_cli_fuses_with_a_head_and_refuses_a_bad_one_in_one_line(tmp_path, checkpoint, capsys):
+    from synthetic import write_stack
+
+    from stackmff.cli import main
+    from stackmff.io import read_pages
+
+    layers, _, _ = make_stack(n_layers=3, height=40, width=56)
+    write_stack(tmp_path / "stack", layers)
+    folder = tmp_path / "stack"
+    save_head(tmp_path / "head.pt", random_head())
+    out = tmp_path / "fused.png"
+    assert main(["fuse", str(folder), "-o", str(out), "-m", "v3+", "--head",
+                 str(tmp_path / "head.pt"), "--checkpoint", str(checkpoint), "-q"]) == 0
+    assert read_pages(out)[0].shape == layers.shape[1:]
+    capsys.readouterr()
+    bad = tmp_path / "fused-bad.png"
+    assert main(["fuse", str(folder), "-o", str(bad), "-m", "v3+", "--head", str(checkpoint),
+                 "--checkpoint", str(checkpoint), "-q"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("stackmff: error:") and "not a v3+ refinement head" in error
+    assert len(error.splitlines()) == 1 and not bad.exists()

@@ -100,3 +100,10 @@ def prepare_refined(head: str | Path | None = None, checkpoint: str | Path | Non
                         native=native, copy_model=False,
                         blend=check_blend(blend, blend_sigma, blend_scales))
 
+
+add_method(FusionMethod(
+    REFINED,
+    "StackMFF V3 network refined at full resolution by a small learned head on its logits "
+    "and two focus measures (--blend soft|band as for v3; shipped head, or --head)",
+    prepare=prepare_refined, options=OPTIONS | {"head"}, check=check_refined_options,
+    selects=lambda blend="hard", **_: blend == "hard", rank=0))
