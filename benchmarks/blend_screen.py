@@ -141,7 +141,10 @@ def report(rows_path: Path, out: Path, command: str, note: str = "") -> None:
     rows = [RunResult(**json.loads(line)) for line in rows_path.read_text().splitlines()]
     order = {"validation": 0, "validation-order": 1, "validation-interference": 2}
     rows.sort(key=lambda r: order[r.suite])   # stable: each suite's rows in run order
-    write_report(rows, METHODS, out, command, [], " ".join(filter(None, (NOTE, note))))
+    present = {r.method for r in rows}
+    network = "v3+" if "v3+" in present else "v3"
+    write_report(rows, [m for m in METHODS if m in present], out, command, [],
+                 " ".join(filter(None, (NOTE, note))), network)
 
 
 def main() -> None:
