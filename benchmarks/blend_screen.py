@@ -8,11 +8,12 @@ Usage: .venv/bin/python benchmarks/blend_screen.py --rows ROWS.jsonl
 
 The first form fuses the chosen validation stacks (the same renderer, seeds and 8-bit files as
 `stackmff bench --suite validation`) with the shipped network (or ``--checkpoint``'s weights;
-give such a run its own ROWS file) in each blend and with
+give such a run its own ROWS file) in each blend, with ``v3+`` (the network and its
+refinement head, ``--head`` or the shipped one) in each blend, and with
 depthmap, all in this process, and with openfocus (its defaults, and without exposure
 matching) as its own process on the stack's files; it appends one JSON row per stack and
-method to ROWS, and prints each blend's share of exact pixels (equal to the gather by its
-focus map). The second form writes the benchmark report from all rows gathered. Times are not
+method to ROWS (``--methods`` picks the rows), and prints each blend's share of exact pixels
+(equal to the gather by its focus map). The second form writes the benchmark report from all rows gathered. Times are not
 recorded (in-process and whole-process times do not compare): `stackmff bench` measures them.
 openfocus is found as `stackmff bench` finds it (see scripts/setup_bench.sh).
 """
@@ -40,14 +41,16 @@ from stackmff.evaluation.suites import (
     validation_size_stacks,
 )
 from stackmff.fusion.blend import exact_fraction
+from stackmff.fusion.network_method import prepare_refined
 from stackmff.io import read_pages, write_image
 from stackmff.io.image import from_float, to_float
 from stackmff.metrics import focus_map_accuracy, psnr, psnr_colour, ssim
 
 BLENDS = {"v3": {}, "v3-soft": {"blend": "soft"}, "v3-band": {"blend": "band"},
           "v3-soft2": {"blend": "soft", "blend_scales": (1.0, 0.75)}}
+REFINED = {"v3+": {}, "v3+-soft": {"blend": "soft"}, "v3+-band": {"blend": "band"}}
 PEERS = ("openfocus", "openfocus-nomatch")
-METHODS = [*BLENDS, "depthmap", *PEERS]
+METHODS = [*REFINED, *BLENDS, "depthmap", *PEERS]
 
 
 def _row(stack, method: str, fused: np.ndarray, focus_map: np.ndarray | None) -> RunResult:
@@ -90,14 +93,17 @@ def stacks(suites: list[str], sizes: list[int]):
 
 
 def screen(suites: list[str], sizes: list[int], rows_path: Path,
-           checkpoint: str | None = None) -> None:
+           checkpoint: str | None = None, methods: list[str] = METHODS,
+           head: str | None = None) -> None:
     program = openfocus_program()
-    if program is None:
+    if program is None and set(PEERS) & set(methods):
         raise SystemExit("openfocus not found: run scripts/setup_bench.sh or set "
                          "STACKMFF_OPENFOCUS")
     weights = {} if checkpoint is None else {"checkpoint": checkpoint}
     fusers = {name: prepare_method("v3", **options, **weights)
-              for name, options in BLENDS.items()}
+              for name, options in BLENDS.items() if name in methods}
+    fusers.update({name: prepare_refined(head=head, **options, **weights)
+                   for name, options in REFINED.items() if name in methods})
     exact = defaultdict(list)
     with rows_path.open("a") as out:
         for stack in stacks(suites, sizes):
@@ -108,9 +114,10 @@ def screen(suites: list[str], sizes: list[int], rows_path: Path,
                 result = fuser(layers)
                 rows.append(_row(stack, name, result.fused, result.focus_map))
                 exact[name].append(exact_fraction(result.fused, layers, result.focus_map))
-            result = fuse_stack(layers, "depthmap")
-            rows.append(_row(stack, "depthmap", result.fused, result.focus_map))
-            for name in PEERS:
+            if "depthmap" in methods:
+                result = fuse_stack(layers, "depthmap")
+                rows.append(_row(stack, "depthmap", result.fused, result.focus_map))
+            for name in (p for p in PEERS if p in methods):
                 rows.append(_row(stack, name, _openfocus(program, OPENFOCUS_ROWS[name], layers,
                                                          stack), None))
             for row in rows:
@@ -134,7 +141,10 @@ def report(rows_path: Path, out: Path, command: str, note: str = "") -> None:
     rows = [RunResult(**json.loads(line)) for line in rows_path.read_text().splitlines()]
     order = {"validation": 0, "validation-order": 1, "validation-interference": 2}
     rows.sort(key=lambda r: order[r.suite])   # stable: each suite's rows in run order
-    write_report(rows, METHODS, out, command, [], " ".join(filter(None, (NOTE, note))))
+    present = {r.method for r in rows}
+    network = "v3+" if "v3+" in present else "v3"
+    write_report(rows, [m for m in METHODS if m in present], out, command, [],
+                 " ".join(filter(None, (NOTE, note))), network)
 
 
 def main() -> None:
@@ -146,13 +156,16 @@ def main() -> None:
                         choices=VALIDATION_SIZES)
     parser.add_argument("--report", type=Path, help="write the report from ROWS instead")
     parser.add_argument("--checkpoint", help="the network's weights (default: the shipped model)")
+    parser.add_argument("--head", help="the v3+ refinement head (default: the shipped head)")
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS,
+                        help="the rows to make (default: all)")
     parser.add_argument("--command", default="benchmarks/blend_screen.py")
     parser.add_argument("--note", default="", help="more to say under the report's header")
     args = parser.parse_args()
     if args.report:
         report(args.rows, args.report, args.command, args.note)
     else:
-        screen(args.suites, args.sizes, args.rows, args.checkpoint)
+        screen(args.suites, args.sizes, args.rows, args.checkpoint, args.methods, args.head)
 
 
 if __name__ == "__main__":

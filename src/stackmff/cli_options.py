@@ -53,9 +53,11 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
                              "(default near-to-far: the first image focused nearest)")
     # network options default to None: only those given reach the method, which refuses
     # the ones it does not take (a classical method takes none)
-    network = parser.add_argument_group("network (--method v3)")
+    network = parser.add_argument_group("network (--method v3, v3+)")
     network.add_argument("--checkpoint", metavar="PATH",
                          help="trained weights (.pt); default: the shipped model")
+    network.add_argument("--head", metavar="PATH",
+                         help="v3+: the refinement head (.pt); default: the shipped head")
     network.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
     network.add_argument("--tile", type=tile_size, metavar="N",
                          help="tile side in pixels, 0 for one pass (default: auto, the largest "
@@ -106,11 +108,11 @@ def margin(text: str) -> int:
 
 
 # --flag -> the method option it sets
-NETWORK_FLAGS = {"checkpoint": "checkpoint", "device": "device", "tile": "tile",
+NETWORK_FLAGS = {"checkpoint": "checkpoint", "head": "head", "device": "device", "tile": "tile",
                   "tile_margin": "margin", "precision": "precision", "blend": "blend",
                   "blend_sigma": "blend_sigma", "blend_scales": "blend_scales"}
-FLAG_NAMES = {"checkpoint": "--checkpoint", "device": "--device", "tile": "--tile",
-               "margin": "--tile-margin", "precision": "--precision",
+FLAG_NAMES = {"checkpoint": "--checkpoint", "head": "--head", "device": "--device",
+               "tile": "--tile", "margin": "--tile-margin", "precision": "--precision",
                "global_means": "--tile-local-means", "blend": "--blend",
                "blend_sigma": "--blend-sigma", "blend_scales": "--blend-scales"}
 

@@ -216,10 +216,11 @@ def speed_section(results: list[RunResult], ours: str = "v3", peer: str = "openf
 
 
 def write_report(results: list[RunResult], methods: list[str], out: Path, command: str,
-                 plots: list[str], note: str = "") -> None:
-    """The report; ``note`` is a paragraph put under the header (how the run differed)."""
+                 plots: list[str], note: str = "", network: str = "v3") -> None:
+    """The report; ``note`` is a paragraph put under the header (how the run differed);
+    ``network``: whose blends the stack-by-stack section sets against the other methods."""
     suites = dict.fromkeys(r.suite for r in results)  # in run order, each once
-    network = network_section(results, methods)
+    network = network_section(results, methods, network)
     if network:
         network = ["## The network against the best other method, stack by stack", "", *network]
     lines = [

@@ -1,7 +1,8 @@
 """The StackMFF V3 network as an entry of the method registry, with its options.
 
-Importing this module registers ``v3`` without importing torch: the weights are loaded when
-the method is prepared.
+Importing this module registers ``v3`` and ``v3+`` (the network with the full-resolution
+refinement head of :mod:`stackmff.model.refine`) without importing torch: the weights are
+loaded when the method is prepared.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from stackmff.errors import StackError
 from stackmff.fusion.blend import check_blend
 from stackmff.fusion.tiling import DEFAULT_MARGIN, MAX_MARGIN, PRECISIONS
 from stackmff.methods import Fuser, FusionMethod, add_method
-from stackmff.weights import network_weights
+from stackmff.weights import head_weights, network_weights
 
 NAME = "v3"
 DEVICES = ("cpu", "cuda")
@@ -68,3 +69,41 @@ add_method(FusionMethod(
     prepare=prepare_network, options=OPTIONS, check=check_network_options,
     selects=lambda blend="hard", **_: blend == "hard", rank=0))
 
+
+
+REFINED = "v3+"
+
+
+def check_refined_options(head: str | Path | None = None, **options) -> None:
+    """The network's options, and that the refinement head exists."""
+    head_weights(head)
+    check_network_options(**options)
+
+
+def prepare_refined(head: str | Path | None = None, checkpoint: str | Path | None = None,
+                    device: str = "cpu", tile: int | str | None = "auto",
+                    margin: int = DEFAULT_MARGIN, precision: str = "fp32",
+                    global_means: bool = True, native: bool = True, blend: str = "hard",
+                    blend_sigma: float | None = None,
+                    blend_scales: tuple[float, ...] = (1.0,)) -> Fuser:
+    """The frozen network and its full-resolution refinement head, loaded once."""
+    check_refined_options(head, checkpoint=checkpoint, device=device, tile=tile, margin=margin,
+                          precision=precision, global_means=global_means, native=native,
+                          blend=blend, blend_sigma=blend_sigma, blend_scales=blend_scales)
+    from stackmff.fusion.refined import RefinedFuser
+    from stackmff.weights.checkpoint import load_checkpoint
+    from stackmff.weights.head import load_head
+
+    model, _ = load_checkpoint(network_weights(checkpoint))
+    return RefinedFuser(model, load_head(head_weights(head))[0], device=device, tile=tile,
+                        margin=margin, precision=precision, global_means=global_means,
+                        native=native, copy_model=False,
+                        blend=check_blend(blend, blend_sigma, blend_scales))
+
+
+add_method(FusionMethod(
+    REFINED,
+    "StackMFF V3 network refined at full resolution by a small learned head on its logits "
+    "and two focus measures (--blend soft|band as for v3; shipped head, or --head)",
+    prepare=prepare_refined, options=OPTIONS | {"head"}, check=check_refined_options,
+    selects=lambda blend="hard", **_: blend == "hard", rank=0))

@@ -75,6 +75,8 @@ class StackFuser:
             (for a model loaded only for this fuser: saves copying its weights).
     """
 
+    name = "v3"  # the method named in results and progress
+
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32",
                  workers: int | None = None, global_means: bool = True,
@@ -204,7 +206,7 @@ class StackFuser:
         tiles = plan_tiles(height, width, tile, self.margin)
         means = self.image_means(layers, tiles) if len(tiles) > 1 and self.global_means else None
         fused = None if self.blend.mode == "hard" else np.empty(layers.shape[1:], np.float32)
-        for tile in progress(tiles, desc="v3", total=len(tiles)):
+        for tile in progress(tiles, desc=self.name, total=len(tiles)):
             y0, y1, x0, x1 = tile.window
             grey = window_luma(layers, slice(y0, y1), slice(x0, x1))
             if not self.blend.plain_gather:
@@ -224,7 +226,7 @@ class StackFuser:
             del output, winner, best
             release_free_memory()
         return FusionResult(fused=gather(layers, focus_map) if fused is None else fused,
-                            focus_map=focus_map, confidence=confidence, method="v3")
+                            focus_map=focus_map, confidence=confidence, method=self.name)
 
     def _blend_tile(self, tile: Tile, grey: np.ndarray, window: np.ndarray,
                     means: ImageMeans | None, outputs: tuple) -> None:
