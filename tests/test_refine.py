@@ -90,6 +90,21 @@ def test_tiles_match_one_pass(checkpoint):
     assert np.mean(whole.focus_map == tiled.focus_map) > 0.99
 
 
+@pytest.mark.parametrize("dilated", [0, 2])
+def test_head_strips_with_its_reach_equal_the_whole_image(checkpoint, monkeypatch, dilated):
+    import stackmff.fusion.refined as refined_module
+
+    layers, _, _ = make_stack(n_layers=3, height=120, width=40)
+    fuser = RefinedFuser(load_checkpoint(checkpoint)[0], random_head(dilated=dilated), tile=None)
+    monkeypatch.setattr(refined_module, "HEAD_STRIP_BYTES", 2**40)
+    whole = fuser.logits(layers)
+    monkeypatch.setattr(refined_module, "HEAD_STRIP_BYTES", 0)
+    monkeypatch.setattr(refined_module, "HEAD_MIN_ROWS", 7)
+    torch.testing.assert_close(fuser.logits(layers), whole, atol=1e-5, rtol=0)
+    monkeypatch.setattr(RefineHead, "reach", lambda self: 2)  # too little context
+    assert not torch.allclose(fuser.logits(layers), whole, atol=1e-5, rtol=0)
+
+
 def test_head_file_round_trip_and_refusals(tmp_path, checkpoint):
     head = random_head()
     save_head(tmp_path / "head.pt", head, {"note": "test"})

@@ -45,9 +45,13 @@ class HeadConfig:
         return cls(**values)
 
 
+def _radius(sigma: float) -> int:
+    return max(1, int(3 * sigma + 0.5))
+
+
 def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``[N, 1, H, W]`` with reflected borders."""
-    radius = max(1, int(3 * sigma + 0.5))
+    radius = _radius(sigma)
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-t ** 2 / (2 * sigma * sigma))
     kernel = kernel / kernel.sum()
@@ -95,6 +99,16 @@ class RefineHead(nn.Module):
         self.log_scale = nn.Parameter(torch.zeros(()))
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    def reach(self) -> int:
+        """Rows (and columns) of context one output pixel depends on: the focus measures'
+        Laplacian and Gaussian windows, then the 3x3 convolutions. A part of the image
+        computed with this much more around it is computed as in the whole."""
+        config = self.config
+        fine = 1 + _radius(config.fine_sigma)
+        coarse = _radius(1.0) + 1 + _radius(config.coarse_sigma)
+        convolutions = 2 + sum(2 ** (i + 1) for i in range(config.dilated))
+        return max(fine, coarse) + convolutions
 
     @staticmethod
     def _with_max(h: torch.Tensor) -> torch.Tensor:
