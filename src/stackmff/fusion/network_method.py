@@ -49,17 +49,30 @@ def prepare_network(checkpoint: str | Path | None = None, device: str = "cpu",
                     tile: int | str | None = "auto", margin: int = DEFAULT_MARGIN,
                     precision: str = "fp32", global_means: bool = True,
                     native: bool = True, blend: str = "hard", blend_sigma: float | None = None,
-                    blend_scales: tuple[float, ...] = (1.0,)) -> Fuser:
-    """Load the weights once; the returned fuser runs every stack through them."""
+                    blend_scales: tuple[float, ...] = (1.0,),
+                    refine_head: Path | None = None) -> Fuser:
+    """Load the weights once; the returned fuser runs every stack through them. With
+    ``refine_head`` (a ``v3+`` head's file) the network's logits pass through that head."""
     check_network_options(checkpoint, device, tile, margin, precision, global_means, native,
                           blend, blend_sigma, blend_scales)
     from stackmff.fusion.predictor import StackFuser
     from stackmff.weights.checkpoint import load_checkpoint
 
-    model, _ = load_checkpoint(network_weights(checkpoint))
-    return StackFuser(model, device=device, tile=tile, margin=margin, precision=precision,
-                      global_means=global_means, native=native, copy_model=False,
-                      blend=check_blend(blend, blend_sigma, blend_scales))
+    options = dict(device=device, tile=tile, margin=margin, precision=precision,
+                   global_means=global_means, native=native, copy_model=False,
+                   blend=check_blend(blend, blend_sigma, blend_scales))
+    if refine_head is not None:
+        from stackmff.fusion.refined import RefinedFuser
+        from stackmff.weights.head import load_head
+
+        head = load_head(refine_head)[0]
+        return RefinedFuser(load_checkpoint(network_weights(checkpoint))[0], head, **options)
+    return StackFuser(load_checkpoint(network_weights(checkpoint))[0], **options)
+
+
+def selects_when_hard(blend: str = "hard", **_) -> bool:
+    """Every output pixel is an input pixel with the hard gather only."""
+    return blend == "hard"
 
 
 add_method(FusionMethod(
@@ -67,8 +80,7 @@ add_method(FusionMethod(
     "StackMFF V3 network: per-pixel classification of the sharpest layer, pixels copied "
     "(--blend soft|band: weighted by probability; shipped weights, or --checkpoint)",
     prepare=prepare_network, options=OPTIONS, check=check_network_options,
-    selects=lambda blend="hard", **_: blend == "hard", rank=0))
-
+    selects=selects_when_hard, rank=0))
 
 
 REFINED = "v3+"
@@ -80,25 +92,9 @@ def check_refined_options(head: str | Path | None = None, **options) -> None:
     check_network_options(**options)
 
 
-def prepare_refined(head: str | Path | None = None, checkpoint: str | Path | None = None,
-                    device: str = "cpu", tile: int | str | None = "auto",
-                    margin: int = DEFAULT_MARGIN, precision: str = "fp32",
-                    global_means: bool = True, native: bool = True, blend: str = "hard",
-                    blend_sigma: float | None = None,
-                    blend_scales: tuple[float, ...] = (1.0,)) -> Fuser:
+def prepare_refined(head: str | Path | None = None, **options) -> Fuser:
     """The frozen network and its full-resolution refinement head, loaded once."""
-    check_refined_options(head, checkpoint=checkpoint, device=device, tile=tile, margin=margin,
-                          precision=precision, global_means=global_means, native=native,
-                          blend=blend, blend_sigma=blend_sigma, blend_scales=blend_scales)
-    from stackmff.fusion.refined import RefinedFuser
-    from stackmff.weights.checkpoint import load_checkpoint
-    from stackmff.weights.head import load_head
-
-    model, _ = load_checkpoint(network_weights(checkpoint))
-    return RefinedFuser(model, load_head(head_weights(head))[0], device=device, tile=tile,
-                        margin=margin, precision=precision, global_means=global_means,
-                        native=native, copy_model=False,
-                        blend=check_blend(blend, blend_sigma, blend_scales))
+    return prepare_network(refine_head=head_weights(head), **options)
 
 
 add_method(FusionMethod(
@@ -106,4 +102,4 @@ add_method(FusionMethod(
     "StackMFF V3 network refined at full resolution by a small learned head on its logits "
     "and two focus measures (--blend soft|band as for v3; shipped head, or --head)",
     prepare=prepare_refined, options=OPTIONS | {"head"}, check=check_refined_options,
-    selects=lambda blend="hard", **_: blend == "hard", rank=0))
+    selects=selects_when_hard, rank=0))
