@@ -239,12 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
     if args.command == "cache":
-        from stackmff.fusion.predictor import StackFuser
-        from stackmff.weights import network_weights
-        from stackmff.weights.checkpoint import load_checkpoint
+        from stackmff.fusion.network_method import prepare_network
 
-        model, _ = load_checkpoint(network_weights(args.checkpoint))
-        fuser = StackFuser(model, tile=None, copy_model=False)
+        fuser = prepare_network(args.checkpoint, tile=None)
         n = build_cache(args.out, args.count, args.crop, args.seed, fuser, args.max_minutes)
         print(f"wrote {n} stacks; {len(list(args.out.glob('stack_*[0-9].npz')))} in {args.out}")
     elif args.command == "train":
