@@ -149,7 +149,7 @@ def test_without_a_z_step_heights_are_plane_indices_with_a_warning(data, tmp_pat
 
 def test_the_mean_channel_is_the_default_for_several_channels(data, tmp_path):
     import stackmff
-    from stackmff.microscopy.fuse import focus_plane
+    from stackmff.channel_rule import focus_plane
 
     source, _, _ = data
     result = stackmff.fuse_stack(source, "depthmap", axes="TCZYX")

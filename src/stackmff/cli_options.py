@@ -130,8 +130,6 @@ def method_options(args: argparse.Namespace) -> dict:
         flags = ", ".join(FLAG_NAMES[o] for o in unknown)
         raise StackError(f"{flags} applies to the network methods only, not to "
                          f"--method {args.method}")
-    if args.halo is not None:
-        options["halo"] = args.halo
     return options
 
 

@@ -1,10 +1,14 @@
-"""The result every fusion method returns."""
+"""The results of a fusion: of one stack (every method returns one), and of a microscopy
+array with named axes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from stackmff.microscopy.axes import Metadata
 
 
 @dataclass
@@ -28,3 +32,28 @@ class FusionResult:
     focus_map: np.ndarray | None = None
     confidence: np.ndarray | None = None
     method: str = ""
+
+
+@dataclass
+class MicroscopyResult:
+    """The fused image of a microscopy array, with what it says about itself.
+
+    Attributes:
+        fused: ``(T, C, Y, X)`` in the input's dtype (an xarray ``DataArray`` when the
+            input was one).
+        focus_map: ``(T, Y, X)`` layer index (Z plane) per pixel.
+        confidence: ``(T, Y, X)`` float32 in [0, 1], or ``None`` for methods without one.
+        heights: ``(T, Y, X)`` float32 in µm (plane index x Z step + Z origin); layer
+            indices when the Z step is unknown (``heights_in_um`` is then ``False``).
+        metadata: the input's physical sizes, Z origin and channels.
+        method: the method's name.
+    """
+
+    fused: Any
+    focus_map: np.ndarray
+    confidence: np.ndarray | None
+    heights: np.ndarray
+    metadata: Metadata
+    method: str
+    heights_in_um: bool = True
+    axes: str = "TCYX"

@@ -300,7 +300,7 @@ def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | P
         StackError: a map of another size, an index naming a missing layer, a colour picture
             instead of the indices, an output that is an input, or unreadable files.
     """
-    from stackmff.api import check_outputs
+    from stackmff.outputs import OutputPlan, Target
 
     given = (confidence is not None, original_map is not None, confidence_out is not None)
     if any(given) and not all(given):
@@ -312,7 +312,9 @@ def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | P
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
     sources = [*paths, *(Path(p) for p in (focus_map, confidence, original_map) if p)]
-    written = check_outputs(output, confidence=confidence_out, inputs=sources)
+    plan = OutputPlan.of(output, confidence=confidence_out)
+    plan.check(Target(inputs=tuple(sources)))
+    written = plan.paths()
     edited = read_index_map(focus_map)
     stack = load_stack(paths)
     size = stack.layers.shape[1:3]

@@ -44,7 +44,8 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
               workers: int | None = None, focus_map: bool = False, confidence: bool = False,
               align: dict | None = None, format: str | Sequence[str] = "png",
               force: bool = False, focus_channel: int | str | None = None,
-              height_map: bool = False, **options) -> list[BatchResult]:
+              height_map: bool = False, halo: str | None = None,
+              **options) -> list[BatchResult]:
     """Fuse many stacks, each into ``OUTDIR/<its name>.<format>`` (and its maps).
 
     A microscopy file (OME-TIFF, OME-Zarr, ImageJ hyperstack) is fused as ``stackmff fuse``
@@ -68,6 +69,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
         focus_channel: microscopy: the channel (index, name, ``"mean"``) that decides, in
             every file.
         height_map: microscopy: also write ``<name>_height_map.tif`` (float32 µm).
+        halo: limit halos beside near objects (see :func:`stackmff.fuse_files`).
         **options: the method's options (see :func:`stackmff.fuse_stack`).
 
     Returns:
@@ -77,7 +79,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
         StackError: before any work, for no stacks, a bad method or option, an unwritable
             OUTDIR, an unreachable scheduler, or microscopy options that do not apply.
     """
-    from stackmff.api import check_method
+    from stackmff.pipeline import check_halo, check_method
 
     outdir = Path(outdir)
     image_format, microscopy_format = split_formats(format)
@@ -86,6 +88,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     if not isinstance(workers, int) or workers < 1:
         raise StackError(f"workers must be at least 1, got {workers!r}")
     entry = check_method(method, **options)
+    check_halo(halo, entry, options)
     if confidence and not entry.confidence:
         raise StackError(f"method {method!r} produces no confidence map")
     tasks = (list(stacks) if stacks and all(isinstance(s, StackTask) for s in stacks)
@@ -95,7 +98,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     batch = BatchOptions(method, tuple(sorted(options.items())),
                          None if align is None else tuple(sorted(align.items())),
                          focus_map, confidence, image_format, threads, microscopy_format,
-                         focus_channel, height_map)
+                         focus_channel, height_map, halo)
     _check_microscopy(tasks, batch, outdir)
     results: dict[str, BatchResult] = {}
     todo = []
@@ -137,7 +140,7 @@ def _check_microscopy(tasks: list[StackTask], batch: BatchOptions, outdir: Path)
         zarr_module()
     for task in tasks:
         inputs = {Path(p).resolve() for p in task.inputs}
-        for path in batch.outputs(task, outdir).values():
+        for path in batch.outputs(task, outdir).paths():
             if path.resolve() in inputs:
                 raise StackError(f"the output {path} would overwrite its own input: choose "
                                  "another output folder")

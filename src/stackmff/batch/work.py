@@ -20,11 +20,12 @@ from pathlib import Path
 from stackmff.batch.stacks import StackTask
 from stackmff.errors import StackError
 from stackmff.methods import Fuser
+from stackmff.outputs import OME_TIFF, OME_ZARR, OutputPlan, is_zarr_output
 
 # what --format takes: for stacks of images (written in the stack's bit depth where it can)
 # and for microscopy files (TCYX in the file's dtype, with its metadata)
 FORMATS = {"png": ".png", "tif": ".tif", "jpg": ".jpg"}
-MICROSCOPY_FORMATS = {"ome.tif": ".ome.tif", "ome.zarr": ".ome.zarr"}
+MICROSCOPY_FORMATS = {"ome.tif": OME_TIFF, "ome.zarr": OME_ZARR}
 
 
 def split_formats(formats: str | Sequence[str]) -> tuple[str, str]:
@@ -58,6 +59,7 @@ class BatchOptions:
     microscopy_format: str = "ome.tif"
     focus_channel: int | str | None = None
     height_map: bool = False
+    halo: str | None = None
 
     @property
     def microscopy_options(self) -> list[str]:
@@ -72,32 +74,22 @@ class BatchOptions:
         return task.kind == "microscopy" or (task.kind == "tiff"
                                              and bool(self.microscopy_options))
 
-    def outputs(self, task: StackTask, outdir: Path) -> dict[str, Path]:
-        """The files one stack writes, by role. A microscopy file's maps are TIFFs with one
-        page per (scene, time point)."""
-        stem = outdir / task.name
-
-        def named(suffix: str) -> Path:
-            return stem.with_name(stem.name + suffix)
-
+    def outputs(self, task: StackTask, outdir: Path) -> OutputPlan:
+        """The files one stack writes, named after it. A microscopy file's maps are TIFFs
+        with one page per (scene, time point)."""
         microscopy = self.microscopy(task)
-        pictures = ".tif" if microscopy else ".png"
-        paths = {"fused": named(MICROSCOPY_FORMATS[self.microscopy_format] if microscopy
-                                else FORMATS[self.format])}
-        if self.focus_map:
-            paths["focus_map"] = named("_focus_map" + pictures)
-            paths["focus_map_indices"] = named("_focus_map_indices" + pictures)
-        if self.confidence:
-            paths["confidence"] = named("_confidence" + pictures)
-        if self.height_map and microscopy:
-            paths["height_map"] = named("_height_map.tif")
-        return paths
+        suffix = (MICROSCOPY_FORMATS[self.microscopy_format] if microscopy
+                  else FORMATS[self.format])
+        return OutputPlan.named(outdir / task.name, suffix, focus_map=self.focus_map,
+                                confidence=self.confidence,
+                                height_map=self.height_map and microscopy,
+                                pictures=".tif" if microscopy else ".png")
 
     def finished(self, task: StackTask, outdir: Path) -> bool:
         """Whether every output of ``task`` exists (writes are atomic: present is complete;
         an OME-Zarr output is a folder)."""
-        return all(path.is_dir() if path.name.endswith(".zarr") else path.is_file()
-                   for path in self.outputs(task, outdir).values())
+        return all(path.is_dir() if is_zarr_output(path) else path.is_file()
+                   for path in self.outputs(task, outdir).paths())
 
 
 @dataclass
@@ -128,7 +120,7 @@ class BatchResult:
     def of(cls, task: StackTask, outdir: Path, options: BatchOptions, status: str,
            **details) -> BatchResult:
         """The line for ``task``, naming its inputs and the outputs it writes under OUTDIR."""
-        outputs = [str(p) for p in options.outputs(task, Path(outdir)).values()]
+        outputs = [str(p) for p in options.outputs(task, Path(outdir)).paths()]
         kind = "microscopy" if options.microscopy(task) else task.kind
         return cls(task.name, list(task.inputs), outputs, status, options.method, kind,
                    **details)
@@ -166,7 +158,7 @@ def _prepared(options: BatchOptions) -> Fuser:
     per worker, not once per stack)."""
     key = (options.method, options.method_options)
     if key not in _fusers:
-        from stackmff.api import prepare_method
+        from stackmff.pipeline import prepare_method
 
         _fusers[key] = prepare_method(options.method, **dict(options.method_options))
     return _fusers[key]
@@ -196,14 +188,14 @@ def _peak_memory_mb() -> float:
 def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
              attempt: int = 1) -> BatchResult:
     """Fuse one stack into its outputs under ``outdir``; any failure becomes the result."""
-    from stackmff.api import fuse_files
+    from stackmff.pipeline import fuse_files
 
     outdir = Path(outdir)
-    paths = options.outputs(task, outdir)
+    plan = options.outputs(task, outdir)
     result = BatchResult.of(task, outdir, options, "failed", attempts=attempt)
     microscopy = options.microscopy(task)
     extra = {"focus_channel": options.focus_channel,
-             "height_map": paths.get("height_map")} if microscopy else {}
+             "height_map": plan.height_map} if microscopy else {}
     _set_up_process(options.threads)
     _reset_peak_memory()
     started = time.perf_counter()
@@ -212,11 +204,11 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
         # a stack's warnings (a file without a Z step) go to its report line, each time
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            report = fuse_files(list(task.inputs), paths["fused"], options.method,
-                                focus_map=paths.get("focus_map"),
-                                confidence=paths.get("confidence"),
+            report = fuse_files(list(task.inputs), plan.image, options.method,
+                                focus_map=plan.focus_map, confidence=plan.confidence,
                                 align=None if options.align is None else dict(options.align),
-                                fuser=_prepared(options), **extra)
+                                fuser=_prepared(options), halo=options.halo,
+                                **dict(options.method_options), **extra)
     except Exception as exc:  # a stack's failure, whatever it is, must not stop the batch
         message = " ".join(str(exc).split()) or type(exc).__name__
         result.error = message if isinstance(exc, ValueError) else \

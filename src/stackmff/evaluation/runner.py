@@ -24,6 +24,7 @@ from stackmff.evaluation.suites import BenchStack
 from stackmff.io import read_pages, write_image
 from stackmff.io.image import from_float, to_float
 from stackmff.metrics import focus_map_accuracy, psnr, psnr_colour, qabf, ssim
+from stackmff.outputs import indices_path
 
 ENFUSE_FLAGS = ["--exposure-weight=0", "--saturation-weight=0", "--contrast-weight=1",
                 "--hard-mask"]
@@ -193,7 +194,7 @@ def run_stack(stack: BenchStack, methods: list[Method], keep_images: bool = Fals
                 result.psnr, result.ssim = psnr(fused, stack.truth), ssim(fused, stack.truth)
                 result.psnr_colour = psnr_colour(fused, stack.truth)
             if stack.focus_map is not None and map_path.exists():
-                indices = read_pages(map_path.with_name(f"{map_path.stem}_indices.png"))[0]
+                indices = read_pages(indices_path(map_path))[0]
                 accuracy = focus_map_accuracy(indices, stack.focus_map)
                 result.map_exact, result.map_within_one = accuracy.exact, accuracy.within_one
             result.qabf = qabf(stack.layers, fused)

@@ -8,7 +8,6 @@ is read or written.
 """
 
 from stackmff.microscopy.axes import Metadata
-from stackmff.microscopy.fuse import MicroscopyResult
 from stackmff.microscopy.source import Source, is_microscopy_file, open_source
 
-__all__ = ["Metadata", "MicroscopyResult", "Source", "is_microscopy_file", "open_source"]
+__all__ = ["Metadata", "Source", "is_microscopy_file", "open_source"]

@@ -1,7 +1,8 @@
-"""``fuse_stack`` on an array with named axes (numpy, Dask or xarray): the same stack-by-stack
-fusion as for files, one time point in memory at a time (a Dask array is computed per time
-point). An xarray ``DataArray`` names its own axes and carries its metadata in coordinates;
-the result is then a ``DataArray`` with the same coordinates and attributes, Z dropped."""
+"""Arrays with named axes (numpy, Dask or xarray) as microscopy images: their axis letters,
+their metadata, and a source that reads one time point at a time (a Dask array is computed per
+time point). An xarray ``DataArray`` names its own axes and carries its metadata in
+coordinates; :func:`as_dataarray` gives the fused values the same coordinates and
+attributes, Z dropped."""
 
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from stackmff.errors import StackError
-from stackmff.methods import Fuser
-from stackmff.microscopy.axes import Metadata, axis_layout, resolve_channel, to_micrometres
-from stackmff.microscopy.files import fuse_source
-from stackmff.microscopy.fuse import MicroscopyResult, check_dtype, heights
-from stackmff.microscopy.source import Source
+from stackmff.microscopy.axes import Metadata, axis_layout, to_micrometres
+from stackmff.microscopy.source import Source, check_dtype
 
 _NAMES = {"time": "T", "channel": "C", "channels": "C", "ch": "C"}
 WHERE = "the array"
@@ -56,10 +54,9 @@ def xarray_metadata(array) -> Metadata:
     return Metadata(sizes["X"], sizes["Y"], sizes["Z"], origin, names)
 
 
-def fuse_array(array, axes: str | None, fuser: Fuser, selects: bool, method: str,
-               focus_channel: int | str | None = None,
-               metadata: Metadata | None = None) -> MicroscopyResult:
-    """Fuse every time point of an array with named axes."""
+def array_source(array, axes: str | None, metadata: Metadata | None) -> tuple[Source, str]:
+    """An array with named axes as a source of one scene; returns it and the axis letters
+    (an xarray ``DataArray`` names its own)."""
     xarray = is_xarray(array)
     if axes is None:
         if not xarray:
@@ -77,19 +74,10 @@ def fuse_array(array, axes: str | None, fuser: Fuser, selects: bool, method: str
     def read(scene: int, t: int) -> np.ndarray:
         return layout.to_czyx(np.asarray(data[layout.key(t)]))
 
-    source = Source(Path(WHERE), layout, 1, metadata, dtype, "array", read)
-    focus = resolve_channel(focus_channel, metadata, source.shape[1], WHERE)
-    products = fuse_source(source, fuser, selects, focus, method)
-    values, in_um = heights(products.focus_map[0], metadata, WHERE, warn=False)
-    confidence = None if products.confidence is None else products.confidence[0]
-    fused = products.fused[0]
-    if xarray:
-        fused = _as_dataarray(fused, array, axes)
-    return MicroscopyResult(fused, products.focus_map[0], confidence, values, metadata, method,
-                            in_um)
+    return Source(Path(WHERE), layout, 1, metadata, dtype, "array", read), axes
 
 
-def _as_dataarray(fused: np.ndarray, array, axes: str):
+def as_dataarray(fused: np.ndarray, array, axes: str):
     """The fused TCYX values as a DataArray with the input's dimension names, coordinates
     (those of the kept dimensions) and attributes."""
     import xarray

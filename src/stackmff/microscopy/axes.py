@@ -7,6 +7,7 @@ once, for every reader, and refuses what cannot be decided.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,3 +161,15 @@ def resolve_channel(focus_channel: int | str | None, metadata: Metadata, channel
     known = ", ".join(f"{i}: {n}" for i, n in enumerate(names) if n) or "none has a name"
     raise StackError(f"no channel named {focus_channel!r} in {where} (channels: {known}); "
                      "give a name, an index or 'mean'")
+
+
+def heights(focus_map: np.ndarray, metadata: Metadata, where: str,
+            warn: bool = True) -> tuple[np.ndarray, bool]:
+    """Plane index x Z step + Z origin in µm, float32; without a Z step, the indices."""
+    if metadata.size_z is None:
+        if warn:
+            warnings.warn(f"{where} has no Z step in its metadata: the height map holds "
+                          "plane indices, not micrometres", stacklevel=2)
+        return focus_map.astype(np.float32), False
+    values = focus_map.astype(np.float64) * metadata.size_z + metadata.z_origin
+    return values.astype(np.float32), True

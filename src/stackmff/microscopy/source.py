@@ -132,3 +132,9 @@ def open_source(path: str | Path) -> Source:
     from stackmff.microscopy.ome_tiff import open_tiff
 
     return open_tiff(path)
+
+
+def check_dtype(dtype: np.dtype, where: str) -> None:
+    """Fused outputs keep the stored type: integers or floats only."""
+    if dtype.kind not in "iuf":
+        raise StackError(f"{where}: unsupported pixel type {dtype} (need integers or floats)")

@@ -17,14 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stackmff.api import check_outputs, index_map_path
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
-from stackmff.io.focusmap import confidence_picture, focus_map_picture
-from stackmff.io.image import encode_image
 from stackmff.microscopy.axes import Metadata
 from stackmff.microscopy.ome_tiff import encode_ome_tiff
-from stackmff.microscopy.source import stem
+from stackmff.outputs import OutputPlan, Products, Target
 from stackmff.napari.microscopy import layer_metadata
 from stackmff.napari.session import FuseSession, UnitScale
 
@@ -93,21 +90,17 @@ class ChannelSession(FuseSession):
         output = Path(output)
         if not output.name.lower().endswith((".tif", ".tiff")):
             raise StackError(f"cannot write {output}: save channels as an .ome.tif")
-        base = output.with_name(stem(output.name))
-        picture = base.with_name(f"{base.name}_focus_map.png")
-        confidence = (None if self.confidence is None
-                      else base.with_name(f"{base.name}_confidence.png"))
-        check_outputs(output, picture, confidence, inputs=[Path(p) for p in self.paths])
+        plan = OutputPlan.beside(output, focus_map=True,
+                                 confidence=self.confidence is not None)
+        plan.check(Target(inputs=tuple(Path(p) for p in self.paths)))
         retouched = self.regather(labels)
         fused = np.moveaxis(retouched.fused, -1, 0)[None]  # (T=1, C, Y, X)
-        indices = index_map_path(picture)
-        files = {output: encode_ome_tiff([fused], "TCYX", self.metadata),
-                 picture: encode_image(focus_map_picture(retouched.focus_map, len(self.layers)),
-                                       picture),
-                 indices: encode_image(retouched.focus_map.astype(np.uint16), indices)}
-        if confidence is not None:
-            files[confidence] = encode_image(confidence_picture(retouched.confidence),
-                                             confidence)
+        confidences = None if retouched.confidence is None else [retouched.confidence]
+        products = Products(image=lambda path: encode_ome_tiff([fused], "TCYX", self.metadata),
+                            focus_maps=[retouched.focus_map.astype(np.uint16)],
+                            confidences=confidences, layers=len(self.layers),
+                            method=self.method)
+        files = plan.encode(products)
         write_files_atomically(files)
         return list(files)
 

@@ -20,6 +20,7 @@ from stackmff.api import prepare_method, save_result
 from stackmff.errors import StackError
 from stackmff.io import Stack
 from stackmff.io.image import from_float, to_float
+from stackmff.outputs import OutputPlan
 from stackmff.result import FusionResult
 from stackmff.retouch import check_focus_map
 from stackmff.stack_ops import gather
@@ -180,17 +181,10 @@ class FuseSession:
                               retouched.confidence, self.method)
         stack = Stack(self.scale.to_unit(self.layers), self.scale.output_dtype,
                       [Path(p) for p in self.paths])
-        confidence = None
-        if retouched.confidence is not None:
-            confidence = output.with_name(f"{output.stem}_confidence.png")
-        return save_result(result, stack, output, focus_map=focus_map_path(output),
-                           confidence=confidence)
-
-
-def focus_map_path(output: str | Path) -> Path:
-    """Where :meth:`FuseSession.save` puts the focus-map picture next to ``output``."""
-    output = Path(output)
-    return output.with_name(f"{output.stem}_focus_map.png")
+        plan = OutputPlan.beside(output, focus_map=True,
+                                 confidence=retouched.confidence is not None)
+        return save_result(result, stack, plan.image, focus_map=plan.focus_map,
+                           confidence=plan.confidence)
 
 
 def fuse_layer(data: np.ndarray, method: str, *, align: bool = False,

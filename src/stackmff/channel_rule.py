@@ -1,5 +1,5 @@
-"""Fuse a multichannel z-stack: the focus is decided on one channel (or their mean), and
-every channel is taken from the layer chosen there.
+"""The channel rule for a multichannel z-stack: the focus is decided on one channel (or their
+mean), and every channel is taken from the layer chosen there.
 
 Selection methods (``depthmap``, ``v3``, ``dct``, ``variance``) copy every pixel from the
 layer their focus map names, so each channel is gathered with that map, in its own dtype:
@@ -10,42 +10,12 @@ focus channel.
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
 from stackmff.errors import StackError
 from stackmff.methods import Fuser
-from stackmff.microscopy.axes import Metadata
 from stackmff.runtime.allocator import release_free_memory
 from stackmff.stack_ops import gather
-
-
-@dataclass
-class MicroscopyResult:
-    """The fused image of a microscopy array, with what it says about itself.
-
-    Attributes:
-        fused: ``(T, C, Y, X)`` in the input's dtype (an xarray ``DataArray`` when the
-            input was one).
-        focus_map: ``(T, Y, X)`` layer index (Z plane) per pixel.
-        confidence: ``(T, Y, X)`` float32 in [0, 1], or ``None`` for methods without one.
-        heights: ``(T, Y, X)`` float32 in µm (plane index x Z step + Z origin); layer
-            indices when the Z step is unknown (``heights_in_um`` is then ``False``).
-        metadata: the input's physical sizes, Z origin and channels.
-        method: the method's name.
-    """
-
-    fused: Any
-    focus_map: np.ndarray
-    confidence: np.ndarray | None
-    heights: np.ndarray
-    metadata: Metadata
-    method: str
-    heights_in_um: bool = True
-    axes: str = "TCYX"
 
 
 def scaled(plane: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -97,20 +67,3 @@ def fuse_czyx(stack: np.ndarray, fuser: Fuser, selects: bool, focus: int | str,
         del layers
         planes.append(back_to(result.fused, low, span, stack.dtype))
     return np.stack(planes), focus_map, decided.confidence
-
-
-def heights(focus_map: np.ndarray, metadata: Metadata, where: str,
-            warn: bool = True) -> tuple[np.ndarray, bool]:
-    """Plane index x Z step + Z origin in µm, float32; without a Z step, the indices."""
-    if metadata.size_z is None:
-        if warn:
-            warnings.warn(f"{where} has no Z step in its metadata: the height map holds "
-                          "plane indices, not micrometres", stacklevel=2)
-        return focus_map.astype(np.float32), False
-    values = focus_map.astype(np.float64) * metadata.size_z + metadata.z_origin
-    return values.astype(np.float32), True
-
-
-def check_dtype(dtype: np.dtype, where: str) -> None:
-    if dtype.kind not in "iuf":
-        raise StackError(f"{where}: unsupported pixel type {dtype} (need integers or floats)")

@@ -1,0 +1,232 @@
+"""The one output plan: the name of every product a fusion writes, the checks on them that run
+before any pixel is read, and their encoding. Every front end (``fuse``, ``batch``,
+``regather``, napari) asks it; no other module spells a product's suffix.
+
+The products: the fused image, the focus-map picture (colour, with a bar) and the raw layer
+indices beside it, the confidence, and (microscopy) the height map in µm. A source with several
+stacks (scenes x time points) writes its maps as TIFFs with one page per stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stackmff.errors import StackError
+from stackmff.io.atomic import FolderWriter
+from stackmff.io.focusmap import confidence_picture, focus_map_picture
+from stackmff.io.image import encode_image
+from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, check_output_paths
+
+FOCUS_MAP, INDICES, CONFIDENCE, HEIGHT_MAP = "_focus_map", "_indices", "_confidence", "_height_map"
+# the suffixes of a fused microscopy image (TCYX with its metadata)
+OME_TIFF, OME_ZARR = ".ome.tif", ".ome.zarr"
+
+
+def is_tiff(path: Path) -> bool:
+    return path.suffix.lower() in TIFF_SUFFIXES
+
+
+def is_zarr_output(path: Path) -> bool:
+    return path.name.lower().endswith(".zarr")
+
+
+def indices_path(focus_map: str | Path) -> Path:
+    """Where the raw 0-based layer indices go beside a focus-map picture: ``<stem>_indices``
+    as a TIFF beside a TIFF picture (one page per stack, like the picture), else a 16-bit PNG
+    (never a lossy or 8-bit file)."""
+    path = Path(focus_map)
+    return path.with_name(f"{path.stem}{INDICES}{'.tif' if is_tiff(path) else '.png'}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the source will give, as far as the outputs care; known from headers alone.
+
+    Attributes:
+        microscopy: the fused image is TCYX in the source's dtype with its metadata.
+        stacks: scenes x time points; maps of several stacks need one TIFF page each.
+        scenes, channels, dtype: of a microscopy source (a plain image takes any).
+        where: the input, for messages.
+        inputs: files the outputs must not overwrite.
+    """
+
+    microscopy: bool = False
+    stacks: int = 1
+    scenes: int = 1
+    channels: int = 1
+    dtype: np.dtype | None = None
+    where: str = ""
+    inputs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where each product goes; ``None`` for what was not asked for."""
+
+    image: Path
+    focus_map: Path | None = None
+    confidence: Path | None = None
+    height_map: Path | None = None
+
+    @classmethod
+    def of(cls, image: str | Path, focus_map: str | Path | None = None,
+           confidence: str | Path | None = None,
+           height_map: str | Path | None = None) -> OutputPlan:
+        def path(value):
+            return None if value is None else Path(value)
+
+        return cls(Path(image), path(focus_map), path(confidence), path(height_map))
+
+    @classmethod
+    def named(cls, stem: Path, image_suffix: str, *, focus_map: bool = False,
+              confidence: bool = False, height_map: bool = False,
+              pictures: str = ".png") -> OutputPlan:
+        """Every product named after one stem: ``<stem><image_suffix>``,
+        ``<stem>_focus_map<pictures>`` (and its ``_indices``), ``<stem>_confidence<pictures>``,
+        ``<stem>_height_map.tif``."""
+
+        def path(suffix: str) -> Path:
+            return stem.with_name(stem.name + suffix)
+
+        return cls(path(image_suffix), path(FOCUS_MAP + pictures) if focus_map else None,
+                   path(CONFIDENCE + pictures) if confidence else None,
+                   path(HEIGHT_MAP + ".tif") if height_map else None)
+
+    @classmethod
+    def beside(cls, image: Path, **products) -> OutputPlan:
+        """The products named after an image's name without its format suffix (``.ome.tif``
+        whole): ``photo.png`` -> ``photo_focus_map.png``, ... (see :meth:`named`)."""
+        stem = image.with_name(image_stem(image.name))
+        return dataclasses.replace(cls.named(stem, "", **products), image=image)
+
+    @property
+    def indices(self) -> Path | None:
+        return None if self.focus_map is None else indices_path(self.focus_map)
+
+    def paths(self) -> list[Path]:
+        """Every file (or OME-Zarr folder) the plan writes, the fused image first."""
+        return [p for p in (self.image, self.focus_map, self.indices, self.confidence,
+                            self.height_map) if p is not None]
+
+    def check(self, target: Target, has_confidence: bool = True, method: str = "") -> None:
+        """Everything about the outputs that is known before any pixel is read: file types,
+        that the maps fit the number of stacks, that the outputs differ from each other and
+        from the inputs, and that the method makes the maps asked for.
+
+        Raises:
+            StackError: the first of these that fails; nothing was written.
+        """
+        self._check_image(target)
+        for name, path in (("--focus-map", self.focus_map), ("--confidence", self.confidence)):
+            if path is None:
+                continue
+            _check_writable(path)
+            if target.stacks > 1 and not is_tiff(path):
+                raise StackError(f"{name} {path}: {target.where} holds {target.stacks} stacks "
+                                 "(scenes x time points); use a .tif, which gets one page per "
+                                 "stack")
+        if self.height_map is not None and not is_tiff(self.height_map):
+            raise StackError(f"--height-map {self.height_map}: heights are float32, "
+                             "write them to a .tif")
+        folders = {self.image} if target.microscopy and is_zarr_output(self.image) else ()
+        check_output_paths(self.paths(), target.inputs, folders=folders)
+        if self.confidence is not None and not has_confidence:
+            raise StackError(f"method {method!r} produces no confidence map")
+
+    def _check_image(self, target: Target) -> None:
+        image = self.image
+        if not target.microscopy:
+            _check_writable(image)
+        elif is_zarr_output(image):
+            if target.scenes > 1:
+                raise StackError(f"{target.where} holds {target.scenes} scenes: write them to "
+                                 "an .ome.tif (one series per scene)")
+        elif not is_tiff(image):
+            if image.suffix.lower() not in WRITABLE_SUFFIXES:
+                raise StackError(f"cannot write {image}: use .ome.tif or .ome.zarr for a "
+                                 "microscopy image")
+            if target.stacks > 1 or target.channels > 1 or target.dtype not in (np.uint8,
+                                                                                 np.uint16):
+                raise StackError(f"cannot write {image}: {target.where} gives {target.stacks} "
+                                 f"image(s) of {target.channels} {target.dtype} channel(s); use "
+                                 ".ome.tif or .ome.zarr")
+
+    def encode(self, products: Products) -> dict[Path, bytes | FolderWriter]:
+        """The bytes (or the folder writer) of every product, by path.
+
+        Raises:
+            StackError: a map was asked for that the method did not make.
+        """
+        if self.focus_map is not None and products.focus_maps is None:
+            raise StackError(f"method {products.method!r} produces no focus map")
+        if self.confidence is not None and products.confidences is None:
+            raise StackError(f"method {products.method!r} produces no confidence map")
+        files = {self.image: products.image(self.image)}
+        if self.focus_map is not None:
+            layers = products.layers
+            files[self.focus_map] = _pages(lambda m: focus_map_picture(m, layers),
+                                           products.focus_maps, self.focus_map)
+            files[self.indices] = _pages(lambda m: m, products.focus_maps, self.indices)
+        if self.confidence is not None:
+            files[self.confidence] = _pages(confidence_picture, products.confidences,
+                                            self.confidence)
+        if self.height_map is not None:
+            files[self.height_map] = products.heights()
+        return files
+
+
+@dataclass
+class Products:
+    """What one run made, stack by stack (in scene, time point order), and how its fused
+    image and heights are encoded (a plain image, or TCYX with metadata: see
+    :mod:`stackmff.microscopy`).
+
+    Attributes:
+        image: ``image(path) -> bytes or folder writer`` for the fused image.
+        focus_maps: ``(H, W)`` uint16 per stack, or ``None`` for a method without one.
+        confidences: ``(H, W)`` float32 per stack, or ``None``.
+        layers: the stack's layer count (the focus-map picture's colour bar).
+        heights: ``() -> bytes`` of the height map, where the source has heights.
+    """
+
+    image: Callable[[Path], bytes | FolderWriter]
+    focus_maps: list[np.ndarray] | None
+    confidences: list[np.ndarray] | None
+    layers: int
+    method: str = ""
+    heights: Callable[[], bytes] = field(default=lambda: b"")
+
+
+def _check_writable(path: Path) -> None:
+    if path.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise StackError(f"cannot write {path}: unsupported file type "
+                         f"{path.suffix or '(none)'!r}; use one of "
+                         f"{', '.join(sorted(WRITABLE_SUFFIXES))}")
+
+
+def _pages(encode_page, maps: list[np.ndarray], path: Path) -> bytes:
+    """One picture, or a TIFF with one page per stack."""
+    if len(maps) == 1:
+        return encode_image(encode_page(maps[0]), path)
+    import tifffile
+
+    buffer = io.BytesIO()
+    images = np.stack([encode_page(m) for m in maps])
+    tifffile.imwrite(buffer, images, photometric="rgb" if images.ndim == 4 else "minisblack",
+                     compression="zlib")
+    return buffer.getvalue()
+
+
+def image_stem(name: str) -> str:
+    """A file's name without its format suffix: ``plate.ome.tif`` -> ``plate``,
+    ``photo.png`` -> ``photo``."""
+    from stackmff.microscopy.source import stem
+
+    found = stem(name)
+    return found if found != name else Path(name).stem

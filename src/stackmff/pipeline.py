@@ -1,0 +1,332 @@
+"""The one path from inputs to outputs: prepare the method once, open the inputs as a source of
+(scene, time point) stacks, check the output plan, fuse each stack, write everything together.
+
+A folder, a glob, a list of files or a plain multi-page TIFF is a source of one stack; an
+OME-TIFF, OME-Zarr or ImageJ hyperstack (and a numpy, Dask or xarray array with named axes)
+is a source of one stack per scene and time point, each channel gathered with the focus
+channel's map (:mod:`stackmff.channel_rule`). Every front end (the CLI's ``fuse``, ``batch``,
+napari) comes through here; the file formats are read and written by :mod:`stackmff.io` and
+:mod:`stackmff.microscopy`, the products are named, checked and encoded by
+:mod:`stackmff.outputs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stackmff.errors import StackError
+from stackmff.io import Stack, expand_inputs, load_stack, write_files_atomically
+from stackmff.io.image import encode_image
+from stackmff.methods import Fuser, FusionMethod, get_method
+from stackmff.microscopy.axes import Metadata, heights, resolve_channel
+from stackmff.microscopy.source import Source, check_dtype, is_microscopy_file, is_zarr
+from stackmff.outputs import OutputPlan, Products, Target, is_tiff
+from stackmff.result import FusionResult, MicroscopyResult
+from stackmff.runtime.allocator import release_free_memory
+
+DEFAULT_METHOD = "depthmap"
+
+
+def check_method(method: str, **options) -> FusionMethod:
+    """The method's entry, once its options are checked; nothing is loaded."""
+    entry = get_method(method)
+    entry.check_options(**options)
+    return entry
+
+
+def prepare_method(method: str = DEFAULT_METHOD, **options) -> Fuser:
+    """Check ``options`` against the method and load what it needs once (the network's
+    weights); the returned fuser fuses any number of stacks.
+
+    Raises:
+        StackError: an unknown method, an option it does not take, or a value out of range.
+    """
+    return check_method(method, **options).prepare(**options)
+
+
+def check_halo(halo: str | None, entry: FusionMethod, options: dict) -> None:
+    """``halo`` (``"near-to-far"`` or ``"far-to-near"``: how the stack runs) edits the focus
+    map after the method, so it needs a method whose pixels are the layers its map names."""
+    if halo is None:
+        return
+    from stackmff.halo import ORDERS
+
+    if halo not in ORDERS:
+        raise StackError(f"--halo takes {' or '.join(ORDERS)}, got {halo!r}")
+    if not entry.copies_pixels(**options):
+        blend = f" --blend {options['blend']}" if "blend" in options else ""
+        raise StackError(f"--halo edits the focus map, so it needs a method that selects "
+                         f"layers (see `stackmff methods`; the network with --blend hard), "
+                         f"not --method {entry.name}{blend}")
+
+
+def with_halo(fuser: Fuser, halo: str | None) -> Fuser:
+    """The fuser, followed by the halo limit when one was asked for (:mod:`stackmff.retouch.halo`)."""
+    return fuser if halo is None else _HaloLimited(fuser, halo)
+
+
+class _HaloLimited:
+    """A fuser whose results have their halos limited."""
+
+    def __init__(self, fuser: Fuser, order: str):
+        self.fuser, self.order = fuser, order
+
+    def __call__(self, layers: np.ndarray) -> FusionResult:
+        from stackmff.halo import limit_result_halos
+
+        return limit_result_halos(layers, self.fuser(layers), self.order)
+
+
+@dataclass
+class FuseReport:
+    """What :func:`fuse_files` did: the stacks it read, the files it wrote, where time went."""
+
+    layers: int
+    width: int
+    height: int
+    method: str
+    written: list[Path]
+    seconds: dict[str, float] = field(default_factory=dict)
+    stacks: int = 1       # microscopy: scenes x time points
+    channels: int = 1
+    scenes: int = 1
+
+
+def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
+               method: str = DEFAULT_METHOD, *, focus_map: str | Path | None = None,
+               confidence: str | Path | None = None, align: dict | None = None,
+               fuser: Fuser | None = None, focus_channel: int | str | None = None,
+               height_map: str | Path | None = None, halo: str | None = None,
+               **options) -> FuseReport:
+    """Files in, files out: check everything, read, optionally align, fuse, write.
+
+    Every check that does not need the pixels (method, options, output types and paths, the
+    focus channel) runs before the first stack is read, so bad arguments cost nothing and
+    write nothing. All outputs appear together, or none.
+
+    One microscopy file (OME-TIFF, OME-Zarr, an ImageJ hyperstack) is fused stack by stack
+    (every scene and time point) into a TCYX ``.ome.tif`` or ``.ome.zarr`` in its own dtype
+    (see docs/microscopy.md).
+
+    Args:
+        align: ``None`` to fuse as loaded, or keyword arguments of
+            :func:`stackmff.registration.align_stack` (``{}`` for its defaults).
+        fuser: a prepared method to reuse across calls (see :func:`prepare_method`).
+        focus_channel: microscopy: the channel (index, name, ``"mean"``) that decides.
+        height_map: microscopy: a ``.tif`` for float32 heights in µm per time point.
+        halo: ``"near-to-far"`` or ``"far-to-near"`` to limit halos beside near objects
+            (see :mod:`stackmff.retouch.halo`), for methods that select layers.
+        **options: the method's options.
+    """
+    started = time.perf_counter()
+    entry = check_method(method, **options)
+    check_halo(halo, entry, options)
+    plan = OutputPlan.of(output, focus_map, confidence, height_map)
+    source = open_inputs(inputs, focus_channel, height_map, align)
+    try:
+        plan.check(source.target(), entry.confidence, method)
+        source.decide()
+        fuser = with_halo(fuser or entry.prepare(**options), halo)
+        seconds = {"prepare": time.perf_counter() - started}
+        products = source.fuse(fuser, entry.copies_pixels(**options), method, seconds)
+        writing = time.perf_counter()
+        files = plan.encode(products)
+        write_files_atomically(files)
+        seconds["write"] = time.perf_counter() - writing
+    finally:
+        source.close()
+    return FuseReport(method=method, written=list(files), seconds=seconds, **source.summary)
+
+
+def open_inputs(inputs: str | Path | Sequence[str | Path], focus_channel=None,
+                height_map=None, align: dict | None = None) -> ImageFiles | MicroscopyFile:
+    """The inputs as a source: one microscopy file, or the image files of one stack.
+
+    A plain multi-page TIFF is read as a microscopy file (its pages the Z planes) when
+    microscopy options are given; those options need one such file.
+    """
+    inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    single = len(inputs) == 1 and not glob_like(inputs[0])
+    microscopy = single and is_microscopy_file(inputs[0])
+    asked = [name for name, value in (("--focus-channel", focus_channel),
+                                      ("--height-map", height_map)) if value is not None]
+    if asked and not microscopy:
+        if not single or not Path(inputs[0]).is_file():
+            verb = "take" if len(asked) > 1 else "takes"
+            raise StackError(f"{' and '.join(asked)} {verb} one microscopy file (OME-TIFF, "
+                             "OME-Zarr, an ImageJ hyperstack or a multi-page TIFF)")
+        microscopy = True
+    if microscopy:
+        if align is not None:
+            raise StackError("--align does not apply to microscopy files")
+        from stackmff.microscopy.source import open_source
+
+        return MicroscopyFile(open_source(inputs[0]), focus_channel)
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise StackError(f"no images found in {', '.join(map(str, inputs))}")
+    return ImageFiles(paths, align)
+
+
+def glob_like(value: str | Path) -> bool:
+    return not Path(value).exists() and glob.has_magic(str(value))
+
+
+class ImageFiles:
+    """Image files (a folder, a glob, a list, a plain multi-page TIFF): one stack, read at
+    the files' bit depth, optionally registered."""
+
+    def __init__(self, paths: list[Path], align: dict | None):
+        self.paths, self.align = paths, align
+        self.summary: dict = {}
+
+    def target(self) -> Target:
+        return Target(inputs=tuple(self.paths))
+
+    def decide(self) -> None:
+        """Nothing more to check before the pixels."""
+
+    def fuse(self, fuser: Fuser, copies: bool, method: str, seconds: dict) -> Products:
+        loading = time.perf_counter()
+        # as the files' integers (a quarter of float32's memory for 8 bit): every method takes
+        # them; registration wants floats
+        stack = load_stack(self.paths, match_sizes=self.align is not None,
+                           floats=self.align is not None)
+        seconds["load"] = time.perf_counter() - loading
+        if self.align is not None:
+            from stackmff.registration import align_stack
+
+            aligning = time.perf_counter()
+            alignment = align_stack(stack.layers, **self.align)
+            stack = dataclasses.replace(stack, layers=alignment.layers,
+                                        paths=[stack.paths[k] for k in alignment.indices])
+            seconds["align"] = time.perf_counter() - aligning
+        fusing = time.perf_counter()
+        result = fuser(stack.layers)
+        seconds["fuse"] = time.perf_counter() - fusing
+        height, width = stack.layers.shape[1:3]
+        self.summary = {"layers": len(stack), "width": width, "height": height}
+        return stack_products(result, stack)
+
+    def close(self) -> None:
+        pass
+
+
+def stack_products(result: FusionResult, stack: Stack) -> Products:
+    """The products of one fused stack of images: the fused image in the stack's bit depth."""
+    fused = stack.to_output(result.fused)
+    return Products(
+        image=lambda path: encode_image(fused, path),
+        focus_maps=None if result.focus_map is None else [result.focus_map.astype(np.uint16)],
+        confidences=None if result.confidence is None else [result.confidence],
+        layers=len(stack), method=result.method)
+
+
+class MicroscopyFile:
+    """A microscopy image (OME-TIFF, OME-Zarr, ImageJ hyperstack): one stack per scene and
+    time point, fused in its own dtype into TCYX with its metadata."""
+
+    def __init__(self, source: Source, focus_channel: int | str | None):
+        self.source, self.focus_channel, self.focus = source, focus_channel, None
+        try:
+            check_dtype(source.dtype, str(source.path))
+        except BaseException:
+            source.close()
+            raise
+        times, channels, layers, height, width = source.shape
+        self.summary = {"layers": layers, "width": width, "height": height,
+                        "stacks": source.scenes * times, "channels": channels,
+                        "scenes": source.scenes}
+
+    def target(self) -> Target:
+        source = self.source
+        return Target(True, source.scenes * source.shape[0], source.scenes, source.shape[1],
+                      source.dtype, str(source.path), (source.path,))
+
+    def decide(self) -> None:
+        """The focus channel, from the metadata."""
+        source = self.source
+        self.focus = resolve_channel(self.focus_channel, source.metadata, source.shape[1],
+                                     str(source.path))
+
+    def fuse(self, fuser: Fuser, copies: bool, method: str, seconds: dict) -> Products:
+        fusing = time.perf_counter()
+        fused, maps, confidences = fuse_stacks(self.source, fuser, copies, self.focus, method)
+        seconds["fuse"] = time.perf_counter() - fusing
+        return Products(image=lambda path: self._encode_image(fused, path), focus_maps=maps,
+                        confidences=confidences, layers=self.source.shape[2], method=method,
+                        heights=lambda: self._encode_heights(maps))
+
+    def _encode_image(self, fused: np.ndarray, path: Path):
+        source = self.source
+        if is_zarr(path):
+            from stackmff.microscopy.ome_zarr import zarr_writer
+
+            return zarr_writer(fused[0], source.metadata, source.version or "0.4",
+                               source.path.name)
+        if is_tiff(path):
+            from stackmff.microscopy.ome_tiff import encode_ome_tiff
+
+            return encode_ome_tiff(list(fused), "TCYX", source.metadata)
+        return encode_image(fused[0, 0, 0], path)
+
+    def _encode_heights(self, maps: list[np.ndarray]) -> bytes:
+        from stackmff.microscopy.ome_tiff import encode_ome_tiff
+
+        source = self.source
+        planes = np.stack(maps).reshape((source.scenes, source.shape[0]) + maps[0].shape)
+        values, _ = heights(planes, source.metadata, str(source.path))
+        return encode_ome_tiff(list(values), "TYX", source.metadata)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def fuse_stacks(source: Source, fuser: Fuser, copies: bool, focus: int | str, method: str
+                ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None]:
+    """Fuse every (scene, T) stack, one in memory at a time: the fused ``(S, T, C, Y, X)``
+    in the source's dtype, and the focus map and confidence of each stack."""
+    from stackmff.channel_rule import fuse_czyx
+
+    scenes, (times, channels, _, height, width) = source.scenes, source.shape
+    fused = np.empty((scenes, times, channels, height, width), source.dtype)
+    maps, confidences = [], []
+    for scene in range(scenes):
+        for t in range(times):
+            stack = source.read(scene, t)
+            fused[scene, t], focus_map, certainty = fuse_czyx(stack, fuser, copies, focus,
+                                                              method)
+            del stack
+            release_free_memory()  # the next stack reuses pages, not the holes of this one
+            maps.append(focus_map.astype(np.uint16))
+            confidences.append(None if certainty is None else certainty.astype(np.float32))
+    return fused, maps, None if any(c is None for c in confidences) else confidences
+
+
+def fuse_array(array, axes: str | None, method: str, fuser: Fuser | None,
+               focus_channel: int | str | None, metadata: Metadata | None,
+               options: dict, halo: str | None = None) -> MicroscopyResult:
+    """Fuse every time point of an array with named axes (numpy, Dask or xarray): the same
+    stack-by-stack path as a microscopy file, into memory."""
+    from stackmff.microscopy.arrays import WHERE, array_source, as_dataarray, is_xarray
+
+    entry = check_method(method, **options)
+    check_halo(halo, entry, options)
+    source, axes = array_source(array, axes, metadata)
+    focus = resolve_channel(focus_channel, source.metadata, source.shape[1], WHERE)
+    fuser = with_halo(fuser or entry.prepare(**options), halo)
+    fused, maps, confidences = fuse_stacks(source, fuser, entry.copies_pixels(**options),
+                                           focus, method)
+    focus_map = np.stack(maps)
+    values, in_um = heights(focus_map, source.metadata, WHERE, warn=False)
+    confidence = None if confidences is None else np.stack(confidences)
+    fused = as_dataarray(fused[0], array, axes) if is_xarray(array) else fused[0]
+    return MicroscopyResult(fused, focus_map, confidence, values, source.metadata, method,
+                            in_um)
