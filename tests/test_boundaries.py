@@ -1,8 +1,10 @@
 """The seams of the architecture: which packages import which, and a golden result that a
 move of code must not change."""
 
+import ast
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -13,6 +15,94 @@ import stackmff
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "pcb"
 GOLDEN = Path(__file__).parent / "golden"
+PACKAGE = Path(stackmff.__file__).parent
+
+
+def imports_of_modules(module_level_only: bool = False) -> dict[str, set[str]]:
+    """Every stackmff module and the stackmff modules it imports (at module level only, or
+    anywhere, lazy imports in functions included), read from the source."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        statements = tree.body if module_level_only else ast.walk(tree)
+        imported = set()
+        for statement in statements:
+            if isinstance(statement, ast.Import):
+                imported |= {alias.name for alias in statement.names}
+            elif isinstance(statement, ast.ImportFrom) and statement.level == 0 \
+                    and statement.module:
+                imported.add(statement.module)
+        found[name] = {m for m in imported if m.startswith("stackmff.")}
+    return found
+
+
+def package_of(module: str) -> str:
+    """``stackmff.io.image`` -> ``io``; a top-level module is its own package."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def package_cycle(module_level_only: bool) -> list[str] | None:
+    """A cycle in the graph of packages that import each other, or ``None``."""
+    graph = defaultdict(set)
+    for module, imported in imports_of_modules(module_level_only).items():
+        for other in imported:
+            if package_of(module) != package_of(other):
+                graph[package_of(module)].add(package_of(other))
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [node, nxt] if nxt in path else [node, nxt]
+            if nxt not in state and (cycle := visit(nxt, path + [node])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node, [])):
+            return cycle
+    return None
+
+
+def test_no_import_cycle_between_packages():
+    """Packages import downward only: neither at module level nor in a lazy import."""
+    assert package_cycle(module_level_only=True) is None
+    assert package_cycle(module_level_only=False) is None
+
+
+def test_the_cycle_check_finds_a_cycle(monkeypatch):
+    """The check above can fail: one upward import makes it report the loop."""
+    real = imports_of_modules
+
+    def with_upward_import(module_level_only=False):
+        found = real(module_level_only)
+        found["stackmff.io.image"] = found["stackmff.io.image"] | {"stackmff.pipeline"}
+        return found
+
+    monkeypatch.setitem(globals(), "imports_of_modules", with_upward_import)
+    cycle = package_cycle(module_level_only=True)
+    assert cycle is not None and "io" in cycle and "pipeline" in cycle
+
+
+# what the format packages may not know of: methods, the network, the pipeline and the API
+# above them, the front ends, and the allocator
+ABOVE_FORMATS = ("stackmff.methods", "stackmff.classical", "stackmff.fusion", "stackmff.model",
+                 "stackmff.pipeline", "stackmff.api", "stackmff.outputs", "stackmff.batch",
+                 "stackmff.napari", "stackmff.cli", "stackmff.runtime", "stackmff.channel_rule")
+
+
+@pytest.mark.parametrize("package", ["io", "microscopy"])
+def test_format_packages_read_and_write_files_and_know_nothing_above(package):
+    imports = imports_of_modules()
+    for module, imported in imports.items():
+        if package_of(module) == package:
+            above = sorted(m for m in imported if m.startswith(ABOVE_FORMATS))
+            assert not above, f"{module} imports {above}"
 
 
 def modules_after(statement: str) -> set[str]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,8 @@ from stackmff.io.atomic import FolderWriter
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import encode_image
 from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, check_output_paths
+from stackmff.microscopy.axes import Metadata, heights
+from stackmff.microscopy.source import is_zarr
 
 FOCUS_MAP, INDICES, CONFIDENCE, HEIGHT_MAP = "_focus_map", "_indices", "_confidence", "_height_map"
 # the suffixes of a fused microscopy image (TCYX with its metadata)
@@ -33,6 +34,7 @@ def is_tiff(path: Path) -> bool:
 
 
 def is_zarr_output(path: Path) -> bool:
+    """An OME-Zarr output is a folder named ``.zarr``."""
     return path.name.lower().endswith(".zarr")
 
 
@@ -167,7 +169,7 @@ class OutputPlan:
             raise StackError(f"method {products.method!r} produces no focus map")
         if self.confidence is not None and products.confidences is None:
             raise StackError(f"method {products.method!r} produces no confidence map")
-        files = {self.image: products.image(self.image)}
+        files = {self.image: _encode_fused(products, self.image)}
         if self.focus_map is not None:
             layers = products.layers
             files[self.focus_map] = _pages(lambda m: focus_map_picture(m, layers),
@@ -177,30 +179,76 @@ class OutputPlan:
             files[self.confidence] = _pages(confidence_picture, products.confidences,
                                             self.confidence)
         if self.height_map is not None:
-            files[self.height_map] = products.heights()
+            files[self.height_map] = _encode_heights(products)
         return files
+
+
+@dataclass(frozen=True)
+class Microscopy:
+    """What a microscopy image's outputs carry beside the pixels.
+
+    Attributes:
+        metadata: physical sizes, Z origin and channels (the fused image and the heights keep
+            them).
+        where: the input, for messages.
+        version: the OME-Zarr version read, which an OME-Zarr output keeps.
+        name: the input's file name, recorded in an OME-Zarr output.
+    """
+
+    metadata: Metadata
+    where: str = ""
+    version: str | None = None
+    name: str = ""
 
 
 @dataclass
 class Products:
-    """What one run made, stack by stack (in scene, time point order), and how its fused
-    image and heights are encoded (a plain image, or TCYX with metadata: see
-    :mod:`stackmff.microscopy`).
+    """What one run made, stack by stack (in scene, time point order).
 
     Attributes:
-        image: ``image(path) -> bytes or folder writer`` for the fused image.
+        fused: a stack of images: ``(H, W[, 3])`` in the stack's bit depth; a microscopy
+            image: ``(S, T, C, Y, X)`` in its dtype.
         focus_maps: ``(H, W)`` uint16 per stack, or ``None`` for a method without one.
         confidences: ``(H, W)`` float32 per stack, or ``None``.
-        layers: the stack's layer count (the focus-map picture's colour bar).
-        heights: ``() -> bytes`` of the height map, where the source has heights.
+        layers: the stacks' layer count (the focus-map picture's colour bar).
+        method: the method's name, for messages.
+        microscopy: set for a microscopy image: its fused image is TCYX with metadata.
     """
 
-    image: Callable[[Path], bytes | FolderWriter]
+    fused: np.ndarray
     focus_maps: list[np.ndarray] | None
     confidences: list[np.ndarray] | None
     layers: int
     method: str = ""
-    heights: Callable[[], bytes] = field(default=lambda: b"")
+    microscopy: Microscopy | None = None
+
+
+def _encode_fused(products: Products, path: Path) -> bytes | FolderWriter:
+    """An image in its own format; a microscopy image as OME-Zarr (one scene), OME-TIFF (one
+    series per scene) or, for one 8- or 16-bit plane, a plain image."""
+    about, fused = products.microscopy, products.fused
+    if about is None:
+        return encode_image(fused, path)
+    if is_zarr(path):
+        from stackmff.microscopy.ome_zarr import zarr_writer
+
+        return zarr_writer(fused[0], about.metadata, about.version or "0.4", about.name)
+    if is_tiff(path):
+        from stackmff.microscopy.ome_tiff import encode_ome_tiff
+
+        return encode_ome_tiff(list(fused), "TCYX", about.metadata)
+    return encode_image(fused[0, 0, 0], path)
+
+
+def _encode_heights(products: Products) -> bytes:
+    """Heights in µm (plane index x Z step + Z origin), float32, one series per scene."""
+    from stackmff.microscopy.ome_tiff import encode_ome_tiff
+
+    about = products.microscopy
+    maps = np.stack(products.focus_maps).reshape(products.fused.shape[:2]
+                                                 + products.focus_maps[0].shape)
+    values, _ = heights(maps, about.metadata, about.where)
+    return encode_ome_tiff(list(values), "TYX", about.metadata)
 
 
 def _check_writable(path: Path) -> None:

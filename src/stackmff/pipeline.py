@@ -23,11 +23,10 @@ import numpy as np
 
 from stackmff.errors import StackError
 from stackmff.io import Stack, expand_inputs, load_stack, write_files_atomically
-from stackmff.io.image import encode_image
 from stackmff.methods import Fuser, FusionMethod, get_method
 from stackmff.microscopy.axes import Metadata, heights, resolve_channel
-from stackmff.microscopy.source import Source, check_dtype, is_microscopy_file, is_zarr
-from stackmff.outputs import OutputPlan, Products, Target, is_tiff
+from stackmff.microscopy.source import Source, check_dtype, is_microscopy_file
+from stackmff.outputs import Microscopy, OutputPlan, Products, Target
 from stackmff.result import FusionResult, MicroscopyResult
 from stackmff.runtime.allocator import release_free_memory
 
@@ -221,12 +220,10 @@ class ImageFiles:
 
 def stack_products(result: FusionResult, stack: Stack) -> Products:
     """The products of one fused stack of images: the fused image in the stack's bit depth."""
-    fused = stack.to_output(result.fused)
     return Products(
-        image=lambda path: encode_image(fused, path),
-        focus_maps=None if result.focus_map is None else [result.focus_map.astype(np.uint16)],
-        confidences=None if result.confidence is None else [result.confidence],
-        layers=len(stack), method=result.method)
+        stack.to_output(result.fused),
+        None if result.focus_map is None else [result.focus_map.astype(np.uint16)],
+        None if result.confidence is None else [result.confidence], len(stack), result.method)
 
 
 class MicroscopyFile:
@@ -260,30 +257,9 @@ class MicroscopyFile:
         fusing = time.perf_counter()
         fused, maps, confidences = fuse_stacks(self.source, fuser, copies, self.focus, method)
         seconds["fuse"] = time.perf_counter() - fusing
-        return Products(image=lambda path: self._encode_image(fused, path), focus_maps=maps,
-                        confidences=confidences, layers=self.source.shape[2], method=method,
-                        heights=lambda: self._encode_heights(maps))
-
-    def _encode_image(self, fused: np.ndarray, path: Path):
         source = self.source
-        if is_zarr(path):
-            from stackmff.microscopy.ome_zarr import zarr_writer
-
-            return zarr_writer(fused[0], source.metadata, source.version or "0.4",
-                               source.path.name)
-        if is_tiff(path):
-            from stackmff.microscopy.ome_tiff import encode_ome_tiff
-
-            return encode_ome_tiff(list(fused), "TCYX", source.metadata)
-        return encode_image(fused[0, 0, 0], path)
-
-    def _encode_heights(self, maps: list[np.ndarray]) -> bytes:
-        from stackmff.microscopy.ome_tiff import encode_ome_tiff
-
-        source = self.source
-        planes = np.stack(maps).reshape((source.scenes, source.shape[0]) + maps[0].shape)
-        values, _ = heights(planes, source.metadata, str(source.path))
-        return encode_ome_tiff(list(values), "TYX", source.metadata)
+        about = Microscopy(source.metadata, str(source.path), source.version, source.path.name)
+        return Products(fused, maps, confidences, source.shape[2], method, about)
 
     def close(self) -> None:
         self.source.close()

@@ -20,10 +20,9 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
 from stackmff.microscopy.axes import Metadata
-from stackmff.microscopy.ome_tiff import encode_ome_tiff
-from stackmff.outputs import OutputPlan, Products, Target
 from stackmff.napari.microscopy import layer_metadata
 from stackmff.napari.session import FuseSession, UnitScale
+from stackmff.outputs import Microscopy, OutputPlan, Products, Target
 
 
 def microscopy_info(layer) -> dict | None:
@@ -94,12 +93,11 @@ class ChannelSession(FuseSession):
                                  confidence=self.confidence is not None)
         plan.check(Target(inputs=tuple(Path(p) for p in self.paths)))
         retouched = self.regather(labels)
-        fused = np.moveaxis(retouched.fused, -1, 0)[None]  # (T=1, C, Y, X)
+        fused = np.moveaxis(retouched.fused, -1, 0)[None]  # (T=1, C, Y, X) of one scene
         confidences = None if retouched.confidence is None else [retouched.confidence]
-        products = Products(image=lambda path: encode_ome_tiff([fused], "TCYX", self.metadata),
-                            focus_maps=[retouched.focus_map.astype(np.uint16)],
-                            confidences=confidences, layers=len(self.layers),
-                            method=self.method)
+        products = Products(fused[None], [retouched.focus_map.astype(np.uint16)],
+                            confidences, len(self.layers), self.method,
+                            Microscopy(self.metadata))
         files = plan.encode(products)
         write_files_atomically(files)
         return list(files)
