@@ -1,6 +1,7 @@
 """Which modules a command walks through: run ``stackmff`` in this process, trace every call
 from one stackmff module into another, and print the path (each cross-module call the first
-time it is made) with its count of hops and of climbs back to a module already left.
+time it is made) with its count of hops and of climbs: calls from a package into one that
+imports it (directly or through others), i.e. back up the layers.
 
 Usage: .venv/bin/python benchmarks/call_path.py fuse examples/pcb -o /tmp/out.png -q
 
@@ -10,8 +11,44 @@ layers. PYTHONPATH=OTHER/src measures another checkout the same way.
 
 from __future__ import annotations
 
+import ast
 import sys
 import tempfile
+from pathlib import Path
+
+
+def package(module: str) -> str:
+    """``stackmff.io.image`` -> ``io``; a top-level module is its own package."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def importers() -> dict[str, set[str]]:
+    """For each package, the packages that import it, directly or through others (lazy
+    imports in functions included), read from the source of the stackmff being run."""
+    import stackmff
+
+    root = Path(stackmff.__file__).parent
+    imports: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            found = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     and node.level == 0 else [])
+            for other in found:
+                if other.startswith("stackmff.") and package(other) != package(name):
+                    imports.setdefault(package(other), set()).add(package(name))
+    closed = {p: set(users) for p, users in imports.items()}
+    changed = True
+    while changed:
+        changed = False
+        for users in closed.values():
+            more = set().union(*(closed.get(u, set()) for u in users)) - users
+            if more:
+                users |= more
+                changed = True
+    return closed
 
 
 def trace(argv: list[str]) -> list[tuple[str, str]]:
@@ -57,17 +94,16 @@ def main() -> None:
     argv = sys.argv[1:] or ["fuse", "examples/pcb", "-q", "-o",
                             f"{tempfile.mkdtemp()}/fused.png"]
     edges = trace(argv)
-    seen: list[str] = []
+    above = importers()
     climbs = 0
     for caller, callee in edges:
-        if callee in seen and callee != seen[-1]:
-            climbs += 1
-        for module in (caller, callee):
-            if module not in seen:
-                seen.append(module)
-        print(f"{caller} -> {callee}")
-    print(f"{len(edges)} hops through {len(seen)} modules, {climbs} back to a module "
-          "already left")
+        # the callee's package imports the caller's: the call goes back up the layers
+        climb = package(callee) in above.get(package(caller), set()) and \
+            package(caller) != package(callee)
+        climbs += climb
+        print(f"{caller} -> {callee}{'   (climb)' if climb else ''}")
+    modules = {m for edge in edges for m in edge}
+    print(f"{len(edges)} hops through {len(modules)} modules, {climbs} climbs back up")
 
 
 if __name__ == "__main__":
