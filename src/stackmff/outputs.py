@@ -138,8 +138,7 @@ class OutputPlan:
                              "write them to a .tif")
         folders = {self.image} if target.microscopy and is_zarr_output(self.image) else ()
         check_output_paths(self.paths(), target.inputs, folders=folders)
-        if self.confidence is not None and not has_confidence:
-            raise StackError(f"method {method!r} produces no confidence map")
+        check_confidence(self.confidence is not None, has_confidence, method)
 
     def _check_image(self, target: Target) -> None:
         image = self.image
@@ -249,6 +248,12 @@ def _encode_heights(products: Products) -> bytes:
                                                  + products.focus_maps[0].shape)
     values, _ = heights(maps, about.metadata, about.where)
     return encode_ome_tiff(list(values), "TYX", about.metadata)
+
+
+def check_confidence(asked: bool, has_confidence: bool, method: str) -> None:
+    """A confidence output needs a method that has one (the transform methods do not)."""
+    if asked and not has_confidence:
+        raise StackError(f"method {method!r} produces no confidence map")
 
 
 def _check_writable(path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from stackmff.batch.stacks import StackTask, find_stacks
 from stackmff.batch.work import BatchOptions, BatchResult, split_formats, worker_environment
 from stackmff.errors import StackError
+from stackmff.outputs import check_confidence
 from stackmff.progress import progress
 
 REPORT = "batch.jsonl"
@@ -89,8 +90,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
         raise StackError(f"workers must be at least 1, got {workers!r}")
     entry = check_method(method, **options)
     check_halo(halo, entry, options)
-    if confidence and not entry.confidence:
-        raise StackError(f"method {method!r} produces no confidence map")
+    check_confidence(confidence, entry.confidence, method)
     tasks = (list(stacks) if stacks and all(isinstance(s, StackTask) for s in stacks)
              else find_stacks(list(stacks)))
     _check_outdir(outdir)
@@ -108,20 +108,25 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
         else:
             todo.append(task)
     _append(outdir / REPORT, results.values())
-    environment = worker_environment(threads)
     if todo:
-        if client is None:
-            from stackmff.batch.local import run_local
-
-            finished = run_local(todo, outdir, batch, min(workers, len(todo)), environment)
-        else:
-            from stackmff.batch.cluster import run_dask
-
-            finished = run_dask(todo, outdir, batch, client, workers, environment)
-        for result in progress(finished, desc="batch", total=len(todo), unit="stack"):
+        for result in _run(todo, outdir, batch, client, workers, worker_environment(threads)):
             results[result.name] = result
             _append(outdir / REPORT, [result])
     return [results[task.name] for task in tasks]
+
+
+def _run(todo: list[StackTask], outdir: Path, batch: BatchOptions, client, workers: int,
+         environment: dict[str, str]) -> Iterable[BatchResult]:
+    """Each stack's result as it finishes, on local processes or on Dask, with progress."""
+    if client is None:
+        from stackmff.batch.local import run_local
+
+        finished = run_local(todo, outdir, batch, min(workers, len(todo)), environment)
+    else:
+        from stackmff.batch.cluster import run_dask
+
+        finished = run_dask(todo, outdir, batch, client, workers, environment)
+    return progress(finished, desc="batch", total=len(todo), unit="stack")
 
 
 def _check_microscopy(tasks: list[StackTask], batch: BatchOptions, outdir: Path) -> None:
