@@ -1,7 +1,7 @@
 """Render the microscopy example: examples/microscopy/cells.ome.tif.
 
 Two channels of cells at random depths, as a widefield microscope sees them (see
-stackmff.data.microscopy): channel 0 "Hoechst" (nuclei), channel 1 "membrane" (rings and
+stackmff.data.specimens): channel 0 "Hoechst" (nuclei), channel 1 "membrane" (rings and
 filaments); 12 planes 0.4 µm apart starting at 20 µm, 0.2 µm pixels, 12-bit values in
 uint16. Run from the repository root: python scripts/make_microscopy_example.py
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from stackmff.data.microscopy import fluorescence_stack
+from stackmff.data.specimens import fluorescence_stack
 
 OUT = Path("examples/microscopy/cells.ome.tif")
 PLANES, SIZE, STEP, ORIGIN = 12, 160, 0.4, 20.0

@@ -153,16 +153,15 @@ def open_inputs(inputs: str | Path | Sequence[str | Path], focus_channel=None,
     """
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     single = len(inputs) == 1 and not glob_like(inputs[0])
-    microscopy = single and is_microscopy_file(inputs[0])
+    microscopy_file = single and is_microscopy_file(inputs[0])
+    one_file = single and Path(inputs[0]).is_file()
     asked = [name for name, value in (("--focus-channel", focus_channel),
                                       ("--height-map", height_map)) if value is not None]
-    if asked and not microscopy:
-        if not single or not Path(inputs[0]).is_file():
-            verb = "take" if len(asked) > 1 else "takes"
-            raise StackError(f"{' and '.join(asked)} {verb} one microscopy file (OME-TIFF, "
-                             "OME-Zarr, an ImageJ hyperstack or a multi-page TIFF)")
-        microscopy = True
-    if microscopy:
+    if asked and not (microscopy_file or one_file):
+        verb = "take" if len(asked) > 1 else "takes"
+        raise StackError(f"{' and '.join(asked)} {verb} one microscopy file (OME-TIFF, "
+                         "OME-Zarr, an ImageJ hyperstack or a multi-page TIFF)")
+    if reads_as_microscopy(microscopy_file, one_file, bool(asked)):
         if align is not None:
             raise StackError("--align does not apply to microscopy files")
         from stackmff.microscopy.source import open_source
@@ -172,6 +171,13 @@ def open_inputs(inputs: str | Path | Sequence[str | Path], focus_channel=None,
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
     return ImageFiles(paths, align)
+
+
+def reads_as_microscopy(microscopy_file: bool, one_file: bool, microscopy_options: bool) -> bool:
+    """The one rule for what is read as a microscopy image: a microscopy file always; one
+    other file (a plain multi-page TIFF: its pages are the Z planes) when microscopy options
+    are given."""
+    return microscopy_file or (one_file and microscopy_options)
 
 
 def glob_like(value: str | Path) -> bool:

@@ -71,8 +71,10 @@ class BatchOptions:
         """Whether ``task`` is read as a microscopy file, by the rule of ``stackmff fuse``: a
         microscopy file always; a plain multi-page TIFF when microscopy options are given
         (its pages are then the Z planes)."""
-        return task.kind == "microscopy" or (task.kind == "tiff"
-                                             and bool(self.microscopy_options))
+        from stackmff.pipeline import reads_as_microscopy
+
+        return reads_as_microscopy(task.kind == "microscopy", task.kind == "tiff",
+                                   bool(self.microscopy_options))
 
     def outputs(self, task: StackTask, outdir: Path) -> OutputPlan:
         """The files one stack writes, named after it. A microscopy file's maps are TIFFs

@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stackmff.data.microscopy import brightfield_stack, fluorescence_stack
 from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.scenes import Scene, motorcycle, procedural_depth
 from stackmff.data.sources import DEBIAN_VALIDATION_PHOTOS, VALIDATION_PHOTOS, load_photo
+from stackmff.data.specimens import brightfield_stack, fluorescence_stack
 
 ALOE_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
 STACK_SIZES = (2, 5, 9, 16, 24, 32)

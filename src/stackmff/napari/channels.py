@@ -20,7 +20,7 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
 from stackmff.microscopy.axes import Metadata
-from stackmff.napari.microscopy import layer_metadata
+from stackmff.napari.hyperstack_reader import layer_metadata
 from stackmff.napari.session import FuseSession, UnitScale
 from stackmff.outputs import Microscopy, OutputPlan, Products, Target
 

@@ -1,5 +1,5 @@
 """napari reader: a folder of images, a glob or a multi-page TIFF opens as one Z-stack layer
-(microscopy files: see :mod:`stackmff.napari.microscopy`).
+(microscopy files: see :mod:`stackmff.napari.hyperstack_reader`).
 
 The layer keeps the files' pixel type (8 or 16 bit) with the type's full range as contrast
 limits (so a 16-bit stack is shown as stored, not stretched), and its metadata names the file
@@ -30,9 +30,9 @@ def get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | 
     pages, or a list of image files (napari's "open as stack"). Anything else is left to
     other readers; a file that cannot be read is left to them too. A microscopy file
     (OME-TIFF, OME-Zarr, ImageJ hyperstack) opens one layer per channel instead
-    (:func:`stackmff.napari.microscopy.read_microscopy`).
+    (:func:`stackmff.napari.hyperstack_reader.read_microscopy`).
     """
-    from stackmff.napari.microscopy import is_microscopy, read_microscopy
+    from stackmff.napari.hyperstack_reader import is_microscopy, read_microscopy
 
     if is_microscopy(path):
         return read_microscopy
