@@ -14,7 +14,7 @@ import pytest
 from stackmff.cli import main
 from stackmff.errors import StackError
 from stackmff.model import ModelConfig
-from stackmff.training import TrainConfig, train
+from stackmff.training import TrainConfig, network_target, train
 from stackmff.training import loop as training_loop
 from stackmff.training.config import DataConfig, OptimConfig, RunConfig
 from stackmff.weights.checkpoint import load_checkpoint
@@ -122,7 +122,7 @@ def test_a_resumed_run_that_fails_before_its_first_step_keeps_its_files(tmp_path
         yield from ()
         raise RuntimeError("synthesis failed")
 
-    monkeypatch.setattr(training_loop, "batches", broken)
+    monkeypatch.setattr(network_target, "batches", broken)
     with pytest.raises(RuntimeError, match="synthesis failed"):
         train(tiny(out, steps=5), resume=True, progress=False)
     assert snapshot(out) == before
