@@ -1,14 +1,18 @@
-"""Turn a training checkpoint into the shipped model: fp16 weights, provenance kept.
+"""Turn a training checkpoint into a shipped file: the network's or the v3+ head's weights
+without optimizer state, provenance kept.
 
 Usage: .venv/bin/python scripts/export_weights.py runs/finetune-gpu-2/last.pt \
            src/stackmff/weights/stackmff-v3.pt
+       .venv/bin/python scripts/export_weights.py runs/head/last.pt \
+           src/stackmff/weights/stackmff-v3plus-head.pt
 
-The shipped weights are this export of the last segment of the training chain
-(configs/finetune-gpu-2.toml; docs/training.md).
+The shipped network is this export of the last segment of the training chain
+(configs/finetune-gpu-2.toml), the shipped head that of a run of configs/head.toml
+(docs/training.md).
 
-The optimizer state is dropped and the weights are stored in float16 (they load as float32).
-Before writing, the fp16 copy is checked against the original on the held-out validation
-stacks: the focus maps must agree on at least 99.9% of pixels.
+A network's weights are stored in float16 (they load as float32). Before writing, the fp16
+copy is checked against the original on the held-out validation stacks: the focus maps must
+agree on at least 99.9% of pixels. A head (its checkpoint says so) stays float32: it is tiny.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from pathlib import Path
 
 import torch
 
+from stackmff.errors import StackError
 from stackmff.model import StackMFFV3
 from stackmff.training.config import DataConfig
 from stackmff.training.dataset import validation_set
 from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
+from stackmff.weights.head import is_head_file, load_head, save_head
 
 MIN_AGREEMENT = 0.999
 
@@ -46,12 +52,33 @@ def agreement(a: StackMFFV3, b: StackMFFV3) -> float:
     return same / total
 
 
-def main() -> int:
+def export_head(source: str, dest: str) -> None:
+    """The head without optimizer state, float32, its meta kept (and its source named)."""
+    head, payload = load_head(source)
+    meta = {k: v for k, v in payload["meta"].items() if k != "kind"}
+    meta["source"] = Path(source).name
+    save_head(dest, head, meta)
+    print(f"wrote {dest} ({Path(dest).stat().st_size / 1e3:.0f} KB)")
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source")
     parser.add_argument("dest")
-    args = parser.parse_args()
-    model, payload = load_checkpoint(args.source)
+    args = parser.parse_args(argv)
+    try:
+        if is_head_file(args.source):
+            export_head(args.source, args.dest)
+            return 0
+        return export_network(args.source, args.dest)
+    except StackError as exc:
+        print(f"export_weights: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def export_network(source: str, dest: str) -> int:
+    """The fp16 network, written only when it keeps the focus maps of the original."""
+    model, payload = load_checkpoint(source)
     rounded = half_copy(model)
     share = agreement(model, rounded)
     print(f"fp16 weights keep the focus map on {share:.4%} of validation pixels")
@@ -59,10 +86,10 @@ def main() -> int:
         print(f"refusing to export: below {MIN_AGREEMENT:.1%}", file=sys.stderr)
         return 1
     meta = dict(payload["meta"])
-    meta["source"] = Path(args.source).name
+    meta["source"] = Path(source).name
     meta["storage"] = "float16"
-    save_checkpoint(args.dest, rounded.half(), meta=meta)  # the very model checked above
-    print(f"wrote {args.dest} ({Path(args.dest).stat().st_size / 1e6:.1f} MB)")
+    save_checkpoint(dest, rounded.half(), meta=meta)  # the very model checked above
+    print(f"wrote {dest} ({Path(dest).stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

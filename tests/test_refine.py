@@ -1,19 +1,19 @@
 """The v3+ refinement head: equivariant over layers, any N and size, a gather in hard mode,
-and trainable on a small cache of the network's logits."""
+a file of its own, and trained by ``stackmff train`` (``target = "head"``) on a small cache
+of the network's logits: the loss falls, a resumed run equals an uninterrupted one, an
+interrupted or refused run leaves what was there."""
 
 import numpy as np
 import pytest
 import torch
 from synthetic import make_stack
 
-from stackmff.data.sources import SourceWeights
 from stackmff.errors import StackError
 from stackmff.fusion.blend import Blend
 from stackmff.fusion.predictor import StackFuser
 from stackmff.fusion.refined import RefinedFuser
 from stackmff.model.refine import HeadConfig, RefineHead
 from stackmff.stack_ops import gather, window_luma
-from stackmff.training.refine import _load, build_cache, export, stack_loss, train
 from stackmff.weights.checkpoint import load_checkpoint
 from stackmff.weights.head import load_head, save_head
 
@@ -116,32 +116,6 @@ def test_head_file_round_trip_and_refusals(tmp_path, checkpoint):
         load_head(checkpoint)
 
 
-def test_training_on_a_tiny_cache_lowers_the_loss(tmp_path, checkpoint):
-    fuser = StackFuser(load_checkpoint(checkpoint)[0], tile=None)
-    sources = SourceWeights(dead_leaves=1.0, photos=0.0, motorcycle=0.0)
-    assert build_cache(tmp_path / "cache", 6, 64, 0, fuser, sizes=(2, 4), sources=sources) == 6
-    assert build_cache(tmp_path / "cache", 6, 64, 0, fuser, sources=sources) == 0  # all there
-    samples = [_load(p) for p in sorted((tmp_path / "cache").glob("stack_*.npz"))[:4]]
-    sample = samples[0]
-    assert sample["logits"].shape == sample["grey"].shape and sample["grey"].shape[1:] == (64, 64)
-
-    def mean_loss(head):
-        with torch.no_grad():
-            return float(np.mean([stack_loss(head, s).item() for s in samples]))
-
-    before = mean_loss(RefineHead(HeadConfig(width=6)))
-    train(tmp_path / "cache", tmp_path / "run", steps=8, batch=2, crop=32, lr=2e-2,
-          held_out=2, config=HeadConfig(width=6), log_every=4)
-    scores = train(tmp_path / "cache", tmp_path / "run", steps=16, batch=2, crop=32, lr=2e-2,
-                   held_out=2, config=HeadConfig(width=6), log_every=4)  # resumes at 8
-    trained, payload = load_head(tmp_path / "run" / "last.pt")
-    assert payload["meta"]["step"] == 16
-    assert mean_loss(trained) < before
-    assert set(scores) == {"v3_hard", "v3_soft", "head_hard", "head_soft"}
-    export(tmp_path / "run" / "last.pt", tmp_path / "head.pt")
-    assert "optimizer" not in load_head(tmp_path / "head.pt")[1]
-
-
 def test_v3plus_is_a_registry_method_with_the_networks_options(tmp_path, checkpoint):
     from stackmff.api import prepare_method
     from stackmff.methods import get_method
@@ -179,3 +153,284 @@ def test_cli_fuses_with_a_head_and_refuses_a_bad_one_in_one_line(tmp_path, check
     error = capsys.readouterr().err.strip()
     assert error.startswith("stackmff: error:") and "not a v3+ refinement head" in error
     assert len(error.splitlines()) == 1 and not bad.exists()
+
+
+# Training the head through ``stackmff train``: a cache of 6 stacks of 48 x 48 from the tiny
+# network, built once for the module; each run a few steps of 2 stacks of 32 x 32.
+
+HEAD_TOML = """
+target = "head"
+
+[head]
+width = 6
+dilated = 1
+
+[cache]
+folder = '{cache}'
+network = '{network}'
+stacks = 6
+held_out = 2
+crop = 48
+max_layers = 4
+dead_leaves = 1.0
+photos = 0.0
+motorcycle = 0.0
+debian_photos = false
+
+[data]
+crop = 32
+batch_size = 2
+
+[optim]
+lr = {lr}
+
+[run]
+out = '{out}'
+max_steps = {steps}
+validate_every = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def head_cache(tmp_path_factory, tiny_config):
+    """The tiny network (fixed random weights) and the folder its cache is built in."""
+    from stackmff.model import StackMFFV3
+    from stackmff.weights.checkpoint import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("head")
+    torch.manual_seed(0)
+    save_checkpoint(folder / "tiny.pt", StackMFFV3(tiny_config))
+    return folder / "tiny.pt", folder / "cache"
+
+
+def head_config(tmp_path, head_cache, out="run", steps=8, lr=2e-2, extra="", name="head"):
+    network, cache = head_cache
+    path = tmp_path / f"{name}-{steps}.toml"
+    path.write_text(HEAD_TOML.format(cache=cache.as_posix(), network=network.as_posix(),
+                                     out=(tmp_path / out).as_posix(), steps=steps, lr=lr) + extra)
+    return path
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def log_rows(out):
+    import csv
+
+    with open(out / "log.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def interrupt_at(monkeypatch, at_step):
+    """SIGINT to this process as the step ``at_step`` begins."""
+    import os
+    import signal
+
+    from stackmff.training import loop
+
+    real = loop.learning_rate
+
+    def hooked(config, step, minutes=0.0):
+        if step == at_step:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(config, step, minutes)
+
+    monkeypatch.setattr(loop, "learning_rate", hooked)
+
+
+def cached_loss(head, cache, psnr_weight=1.0):
+    """The head's mean loss over the whole training stacks of the cache (a fixed batch)."""
+    from stackmff.training.head_cache import load_stack, stack_path
+    from stackmff.training.losses import head_loss
+
+    total = []
+    with torch.no_grad():
+        for i in range(4):
+            s = {k: torch.from_numpy(v) for k, v in load_stack(stack_path(cache, i)).items()}
+            total.append(head_loss(head(s["logits"], s["grey"]), s["grey"], s["label"],
+                                   s["truth"], psnr_weight).item())
+    return float(np.mean(total))
+
+
+def export_script():
+    """``scripts/export_weights.py``'s main."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "export_weights.py"
+    spec = importlib.util.spec_from_file_location("export_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_stackmff_train_trains_the_head_and_export_ships_it(tmp_path, head_cache, capsys):
+    from stackmff.cli import main
+    from stackmff.training.head_cache import MANIFEST
+
+    _, cache = head_cache
+    assert main(["train", "--config", str(head_config(tmp_path, head_cache, steps=12))]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'run' / 'last.pt'}"
+    assert sorted(p.name for p in cache.iterdir()) == [MANIFEST] + [
+        f"stack_{i:05d}.npz" for i in range(6)]
+    trained, payload = load_head(tmp_path / "run" / "last.pt")
+    assert payload["meta"]["step"] == 12 and "optimizer" in payload
+    assert payload["meta"]["train_config"]["target"] == "head"
+    assert trained.config == HeadConfig(width=6, dilated=1)
+    assert cached_loss(trained, cache) < cached_loss(RefineHead(trained.config), cache) - 0.01
+    rows = log_rows(tmp_path / "run")
+    assert [int(r["step"]) for r in rows] == list(range(1, 13))
+    validated = [r for r in rows if r["val_soft"]]
+    assert [int(r["step"]) for r in validated] == [4, 8, 12]
+    assert all(20 < float(r[k]) < 80 for r in validated
+               for k in ("val_hard", "val_soft", "val_network_hard", "val_network_soft"))
+    assert export_script()([str(tmp_path / "run" / "last.pt"), str(tmp_path / "head.pt")]) == 0
+    shipped, meta = load_head(tmp_path / "head.pt")
+    assert "optimizer" not in meta and meta["meta"]["step"] == 12
+    for name, value in trained.state_dict().items():
+        assert torch.equal(shipped.state_dict()[name], value), name
+
+
+def test_a_resumed_head_run_equals_an_uninterrupted_one(tmp_path, head_cache, monkeypatch,
+                                                        capsys):
+    from stackmff.cli import main
+
+    whole = head_config(tmp_path, head_cache, out="whole", name="whole")
+    assert main(["train", "--config", str(whole)]) == 0
+    parts = head_config(tmp_path, head_cache, out="parts")
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, at_step=5)
+        assert main(["train", "--config", str(parts)]) == 130
+    assert "training stopped at step 5" in capsys.readouterr().err
+    assert load_head(tmp_path / "parts" / "last.pt")[1]["meta"]["step"] == 5
+    before = snapshot(tmp_path / "parts")
+    with monkeypatch.context() as patch:  # stopped again before its first step: nothing lost
+        interrupt_at(patch, at_step=5)
+        assert main(["train", "--resume", "--config", str(parts)]) == 130
+    assert snapshot(tmp_path / "parts") == before
+    assert main(["train", "--config", str(parts)]) == 1  # neither --resume nor --overwrite
+    assert main(["train", "--resume", "--config", str(parts)]) == 0
+    resumed, _ = load_head(tmp_path / "parts" / "last.pt")
+    uninterrupted, _ = load_head(tmp_path / "whole" / "last.pt")
+    for name, value in uninterrupted.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], value), name
+    assert [(r["step"], r["loss"]) for r in log_rows(tmp_path / "parts")] == [
+        (r["step"], r["loss"]) for r in log_rows(tmp_path / "whole")]
+
+
+def test_a_head_checkpoint_of_the_older_trainer_resumes(tmp_path, head_cache):
+    """Its meta held the step and seconds, beside the optimizer state."""
+    from stackmff.training import load_config, train
+
+    config = load_config(head_config(tmp_path, head_cache, steps=6))
+    head = random_head(dilated=1)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-4)
+    (tmp_path / "run").mkdir()
+    save_head(tmp_path / "run" / "last.pt", head, {"step": 4, "seconds": 30.0},
+              {"optimizer": optimizer.state_dict()})
+    train(config, resume=True, progress=False)
+    trained, payload = load_head(tmp_path / "run" / "last.pt")
+    assert payload["meta"]["step"] == 6 and payload["meta"]["minutes"] >= 0.5
+    assert [int(r["step"]) for r in log_rows(tmp_path / "run")] == [5, 6]
+    assert not torch.equal(trained.first.weight, head.first.weight)
+
+
+def test_init_continues_from_the_shipped_head(tmp_path, head_cache):
+    from stackmff.training import load_config, train
+    from stackmff.weights import SHIPPED_HEAD
+
+    extra = f"init = '{SHIPPED_HEAD.as_posix()}'\n"  # under [run], the last section
+    text = head_config(tmp_path, head_cache, steps=1, lr=0.0, extra=extra).read_text()
+    path = tmp_path / "init.toml"
+    path.write_text(text.replace("width = 6", "width = 12"))
+    tuned, _ = load_head(train(load_config(path), progress=False))
+    shipped, _ = load_head(SHIPPED_HEAD)
+    for name, value in shipped.state_dict().items():  # lr 0: the step changed no weight
+        assert torch.equal(tuned.state_dict()[name], value), name
+    with pytest.raises(StackError, match=r"\[run\] init: .* is a head with"):
+        train(load_config(head_config(tmp_path, head_cache, out="other", extra=extra)),
+              progress=False)
+    assert not (tmp_path / "other").exists()
+
+
+BAD_HEAD_CONFIGS = [
+    ("[head]\nwidht = 3\n", "[head] has no key 'widht'"),
+    ("[model]\nstem_width = 8\n", "unknown config section [model]"),
+    ("[head]\ndilated = -1\n", "[head] dilated must be an integer >= 0"),
+    ("[cache]\nheld_out = 6\n", "[cache] held_out (6) must be below stacks (6)"),
+    ("[data]\ncrop = 96\n", "[data] crop (96) must not exceed [cache] crop (48)"),
+    ("[data]\nbatch_size = 5\n", "[data] batch_size (5) must not exceed the 4 training"),
+    ("[optim]\npsnr_weight = -1\n", "[optim] psnr_weight must be a number >= 0"),
+    ("[run]\nbf16 = true\n", "[run] has no key 'bf16'"),
+    ("[cache]\nnetwork = 'missing.pt'\n", "no such checkpoint: missing.pt"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_HEAD_CONFIGS)
+def test_a_bad_head_config_is_one_line_and_creates_nothing(tmp_path, head_cache, capsys, extra,
+                                                           message):
+    import tomllib
+
+    from stackmff.cli import main
+
+    path = head_config(tmp_path, head_cache, steps=2)
+    data = tomllib.loads(path.read_text())
+    for section, values in tomllib.loads(extra).items():  # override, keep the rest
+        data.setdefault(section, {}).update(values)
+    lines = [f"target = {data.pop('target')!r}"] + [
+        f"[{section}]\n" + "\n".join(f"{k} = {v!r}" for k, v in values.items())
+        for section, values in data.items()]
+    path.write_text("\n".join(lines).replace("True", "true").replace("False", "false") + "\n")
+    cache = head_cache[1]
+    before = snapshot(cache) if cache.exists() else {}
+    assert main(["train", "--config", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stackmff: error:") and message in err[0], err
+    assert not (tmp_path / "run").exists()
+    assert (snapshot(cache) if cache.exists() else {}) == before
+
+
+def test_targets_are_named_and_checkpoints_of_the_other_target_refused(tmp_path, head_cache,
+                                                                       capsys):
+    from stackmff.cli import main
+
+    path = tmp_path / "network.toml"
+    path.write_text("[cache]\nstacks = 6\n")
+    assert main(["train", "--config", str(path)]) == 1
+    assert 'starts with target = "head"' in capsys.readouterr().err
+    path.write_text("target = 'heads'\n")
+    assert main(["train", "--config", str(path)]) == 1
+    assert "target must be one of 'network', 'head'" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    network, _ = head_cache
+    (tmp_path / "run" / "last.pt").write_bytes(network.read_bytes())
+    assert main(["train", "--resume", "--config", str(head_config(tmp_path, head_cache))]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a v3+ refinement head" in err[0]
+    save_head(tmp_path / "head.pt", random_head())
+    with pytest.raises(StackError, match="is a v3\\+ refinement head, not a network"):
+        load_checkpoint(tmp_path / "head.pt")
+
+
+def test_a_cache_of_other_settings_is_refused_and_kept(tmp_path, head_cache, capsys):
+    from stackmff.cli import main
+
+    _, cache = head_cache
+    assert main(["train", "--config", str(head_config(tmp_path, head_cache, steps=1))]) == 0
+    before = snapshot(cache)
+    changed = head_config(tmp_path, head_cache, out="other", steps=1).read_text()
+    path = tmp_path / "changed.toml"
+    path.write_text(changed.replace("crop = 48", "crop = 40"))
+    assert main(["train", "--config", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds stacks cached with other settings (crop)" in err[0]
+    old = tmp_path / "old-cache"  # stacks of an older stackmff: no record of their settings
+    old.mkdir()
+    (old / "stack_00000.npz").write_bytes((cache / "stack_00000.npz").read_bytes())
+    path.write_text(changed.replace(cache.as_posix(), old.as_posix()))
+    assert main(["train", "--config", str(path)]) == 1
+    assert "holds cached stacks but no cache.json" in capsys.readouterr().err
+    assert snapshot(cache) == before and sorted(p.name for p in old.iterdir()) == [
+        "stack_00000.npz"]
+    assert not (tmp_path / "other").exists()

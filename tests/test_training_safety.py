@@ -14,12 +14,13 @@ import pytest
 from stackmff.cli import main
 from stackmff.errors import StackError
 from stackmff.model import ModelConfig
-from stackmff.training import TrainConfig, train
+from stackmff.training import TrainConfig, network_target, train
 from stackmff.training import loop as training_loop
 from stackmff.training.config import DataConfig, OptimConfig, RunConfig
 from stackmff.weights.checkpoint import load_checkpoint
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
 
 TINY_TOML = """
 [model]
@@ -121,7 +122,7 @@ def test_a_resumed_run_that_fails_before_its_first_step_keeps_its_files(tmp_path
         yield from ()
         raise RuntimeError("synthesis failed")
 
-    monkeypatch.setattr(training_loop, "batches", broken)
+    monkeypatch.setattr(network_target, "batches", broken)
     with pytest.raises(RuntimeError, match="synthesis failed"):
         train(tiny(out, steps=5), resume=True, progress=False)
     assert snapshot(out) == before
@@ -270,14 +271,32 @@ def test_train_checks_a_config_built_in_code(tmp_path):
 
 
 def test_every_section_field_has_a_rule():
+    from stackmff.training import head_config
     from stackmff.training.config import RULES
 
     for section, kind in (("model", ModelConfig), ("data", DataConfig), ("optim", OptimConfig),
                           ("run", RunConfig)):
         assert set(RULES[section]) == {f.name for f in fields(kind)}, section
+    for section, kind in head_config.SECTIONS.items():
+        assert set(head_config.RULES[section]) == {f.name for f in fields(kind)}, section
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
-    config = TrainConfig.load(path)
-    assert TrainConfig.from_dict(config.to_dict()) == config
+    from stackmff.training import HeadTrainConfig, load_config
+
+    config = load_config(path)
+    assert type(config).from_dict(config.to_dict()) == config
+    assert isinstance(config, HeadTrainConfig) == path.name.startswith("head")
+
+
+def test_the_head_config_holds_the_shipped_heads_settings():
+    from stackmff.training import load_config
+    from stackmff.weights.head import load_head
+
+    config = load_config(CONFIGS / "head.toml")
+    shipped, payload = load_head(ROOT / "src" / "stackmff" / "weights" / "stackmff-v3plus-head.pt")
+    assert config.head == shipped.config
+    assert payload["meta"]["step"] <= config.run.max_steps
+    assert (config.cache.stacks, config.cache.crop, config.data.crop, config.optim.lr,
+            config.optim.psnr_weight) == (1100, 128, 64, 2e-3, 1.0)

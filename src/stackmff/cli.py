@@ -174,11 +174,13 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
 
     train = commands.add_parser(
-        "train", help="train the network on synthetic stacks",
-        description="Train StackMFF V3 on synthetic focus stacks. The TOML config is the whole "
-                    "interface; it is stored in every checkpoint (<out>/last.pt), next to a "
-                    "CSV log (<out>/log.csv).")
-    train.add_argument("--config", required=True, metavar="TOML", help="e.g. configs/default.toml")
+        "train", help="train the network, or the v3+ head, on synthetic stacks",
+        description="Train StackMFF V3 on synthetic focus stacks, or, with target = \"head\" "
+                    "in the config, the v3+ refinement head on the frozen network's cached "
+                    "logits. The TOML config is the whole interface; it is stored in every "
+                    "checkpoint (<out>/last.pt), next to a CSV log (<out>/log.csv).")
+    train.add_argument("--config", required=True, metavar="TOML",
+                       help="e.g. configs/default.toml (network) or configs/head.toml (v3+ head)")
     train.add_argument("--resume", action="store_true",
                        help="continue from <out>/last.pt (weights, optimizer, step, time)")
     train.add_argument("--overwrite", action="store_true",
@@ -220,10 +222,10 @@ def _run_batch(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from stackmff.training import TrainConfig, train
+    from stackmff.training import load_config, train
     from stackmff.training.loop import TrainingInterrupted
 
-    config = TrainConfig.load(args.config)  # checks every key; StackError names the bad one
+    config = load_config(args.config)  # checks every key; StackError names the bad one
     if args.max_minutes is not None:
         config = dataclasses.replace(
             config, run=dataclasses.replace(config.run, max_minutes=args.max_minutes))

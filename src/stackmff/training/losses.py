@@ -1,6 +1,6 @@
 """Training losses on the network's :class:`~stackmff.model.StackOutput`: V3's per-pixel
 classification, its cost-weighted variant (alone, or with a loss on the probability-weighted
-blend of the layers), and V3*'s depth regression."""
+blend of the layers), V3*'s depth regression, and the v3+ head's loss on its refined logits."""
 
 from __future__ import annotations
 
@@ -54,3 +54,21 @@ def depth_regression_loss(output: StackOutput, focus_map: torch.Tensor) -> torch
     n = output.logits.shape[1]
     target = focus_map.to(output.logits.dtype) / max(n - 1, 1)
     return F.mse_loss(output.expected_depth(), target)
+
+
+def head_loss(logits: torch.Tensor, grey: torch.Tensor, label: torch.Tensor,
+              truth: torch.Tensor, psnr_weight: float = 0.0) -> torch.Tensor:
+    """The v3+ head's loss on one stack's refined logits ``[N, H, W]``: the selection blend
+    loss, plus the soft blend's error against the sharp image ``truth`` scaled alike (PSNR
+    is measured against the sharp image), and with ``psnr_weight`` the log of the blend's
+    squared error (the mean PSNR itself, up to constants). ``grey`` is the layers' luma
+    ``[N, H, W]``, ``label`` the true layer ``[H, W]``."""
+    label = label.long()[None]
+    ideal = grey.gather(0, label)[0]
+    scale = (grey - ideal).abs().mean().clamp_min(1e-6)
+    blended = (logits.softmax(0) * grey).sum(0)
+    loss = (selection_blend_loss(StackOutput(logits[None]), label, grey[None, :, None])
+            + (blended - truth).abs().mean() / scale)
+    if psnr_weight:
+        loss = loss + psnr_weight * torch.log((blended - truth).pow(2).mean() + 1e-8)
+    return loss

@@ -1,6 +1,8 @@
 """Self-describing checkpoints: ``{"format_version", "model_config", "state_dict", "meta"}``.
 
-Loading uses ``torch.load(weights_only=True)``: a checkpoint cannot run code.
+The one container of the network's weights and of the ``v3+`` head's (whose ``meta`` says
+``kind``: :mod:`stackmff.weights.head`), shipped or written during training. Loading uses
+``torch.load(weights_only=True)``: a checkpoint cannot run code.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from stackmff.io.atomic import write_files_atomically
 from stackmff.model import ModelConfig, StackMFFV3
 
 FORMAT_VERSION = 1
+HEAD_KIND = "v3+ refinement head"  # meta["kind"] of a head file; a network's has no kind
 
 
-def save_checkpoint(path: str | Path, model: StackMFFV3, meta: dict | None = None,
+def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict | None = None,
                     extra: dict | None = None) -> None:
-    """Atomically write ``model`` (config + weights), ``meta`` (provenance) and ``extra``
-    (e.g. optimizer state for resuming)."""
+    """Atomically write ``model`` (its ``config`` + weights: the network or the ``v3+``
+    head), ``meta`` (provenance) and ``extra`` (e.g. optimizer state for resuming)."""
     payload = {
         "format_version": FORMAT_VERSION,
         "model_config": model.config.to_dict(),
@@ -66,6 +69,8 @@ def load_checkpoint(path: str | Path,
     if not isinstance(payload.get("meta", {}), dict):
         raise StackError(f"checkpoint {path}: meta must be a table, "
                          f"got {type(payload['meta']).__name__}")
+    if payload.get("meta", {}).get("kind") == HEAD_KIND:
+        raise StackError(f"{path} is a v3+ refinement head, not a network checkpoint")
     try:
         config = ModelConfig.from_dict(payload["model_config"])
     except (TypeError, ValueError) as exc:

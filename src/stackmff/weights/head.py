@@ -7,28 +7,28 @@ config, ``state_dict``, ``meta``), loaded weights-only; a network checkpoint giv
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import torch
-
 from stackmff.errors import StackError
-from stackmff.io.atomic import write_files_atomically
 from stackmff.model.refine import HeadConfig, RefineHead
-from stackmff.weights.checkpoint import FORMAT_VERSION, _first_line, _read_payload
+from stackmff.weights.checkpoint import HEAD_KIND, _first_line, _read_payload, save_checkpoint
 
-KIND = "v3+ refinement head"
+KIND = HEAD_KIND
 
 
 def save_head(path: str | Path, head: RefineHead, meta: dict | None = None,
               extra: dict | None = None) -> None:
     """Atomically write the head (config + weights), ``meta`` and ``extra`` (optimizer state)."""
-    payload = {"format_version": FORMAT_VERSION, "model_config": head.config.to_dict(),
-               "state_dict": head.state_dict(), "meta": {"kind": KIND, **(meta or {})}}
-    payload.update(extra or {})
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_files_atomically({Path(path): buffer.getvalue()})
+    save_checkpoint(path, head, {"kind": KIND, **(meta or {})}, extra)
+
+
+def is_head_file(path: str | Path) -> bool:
+    """Whether ``path`` is a readable checkpoint whose meta says it is a ``v3+`` head."""
+    try:
+        meta = _read_payload(Path(path), "cpu").get("meta")
+    except StackError:
+        return False
+    return isinstance(meta, dict) and meta.get("kind") == KIND
 
 
 def load_head(path: str | Path) -> tuple[RefineHead, dict]:
