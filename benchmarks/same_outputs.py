@@ -10,7 +10,7 @@ depthmap (with its confidence, and with --halo), pyramid, v3 fp32, v3 bf16, tile
 --blend soft and band, and v3+ (fused image and focus map) as whole `stackmff fuse`
 processes of each version; then a two-channel 16-bit OME-TIFF (with --height-map, focus map
 and confidence), a batch of two stacks, and a `regather` of an edited map. Prints every file
-that differs (the batch's timing report aside).
+that differs (the batch's timing report aside; an OME-TIFF's random UUID is not compared).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,6 +117,17 @@ def fuse_all(src: Path, stacks: list[Path], extra: dict[str, Path], out: Path) -
              out / "regathered.png")
 
 
+def same_bytes(before: Path, after: Path) -> bool:
+    """Byte for byte, except the random UUID that every OME-TIFF write records."""
+    if not after.is_file():
+        return False
+    if filecmp.cmp(before, after, shallow=False):
+        return True
+    uuid = re.compile(rb"urn:uuid:[0-9a-f-]{36}")
+    return uuid.sub(b"urn:uuid:", before.read_bytes()) == uuid.sub(b"urn:uuid:",
+                                                                   after.read_bytes())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before", type=Path)
@@ -133,8 +145,7 @@ def main() -> None:
         fuse_all(getattr(args, side).resolve(), stacks, extra, work / side)
     before = work / "before"
     files = sorted(str(p.relative_to(before)) for p in before.rglob("*") if p.is_file())
-    differ = [n for n in files if not (work / "after" / n).is_file()
-              or not filecmp.cmp(before / n, work / "after" / n, shallow=False)]
+    differ = [n for n in files if not same_bytes(before / n, work / "after" / n)]
     for name in differ:
         print(f"differs: {name}")
     print(f"{len(files) - len(differ)} of {len(files)} files identical")
