@@ -1,0 +1,196 @@
+"""The ``stackmff`` command line: its subcommands and their options, as argparse parsers.
+
+Usage errors end with one line pointing at the help and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from stackmff import __version__
+from stackmff.cli_options import (
+    add_fusion_options,
+    add_microscopy_options,
+    add_registration_options,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line too, pointing at the help (subcommands inherit this)."""
+
+    def error(self, message: str):
+        self.exit(2, f"stackmff: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="stackmff",
+        description="Fuse a focus stack (photos focused at different depths) into one "
+                    "all-in-focus image.")
+    parser.add_argument("--version", action="version", version=f"stackmff {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_fuse(commands)
+    _add_batch(commands)
+    _add_methods_and_align(commands)
+    _add_regather(commands)
+    _add_bench(commands)
+    _add_synth(commands)
+    _add_train(commands)
+    return parser
+
+
+def _add_fuse(commands) -> None:
+    """``fuse``: one stack (or one microscopy file) into one image and its maps."""
+    fuse = commands.add_parser(
+        "fuse", help="fuse a focus stack into one image",
+        description="Fuse a focus stack into one all-in-focus image, written in the input's "
+                    "bit depth.")
+    inputs = fuse.add_argument_group("input")
+    inputs.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="a folder (natural order), a glob, image files, one "
+                             "multi-page TIFF, or one OME-TIFF, OME-Zarr or ImageJ hyperstack")
+    add_fusion_options(fuse)
+    add_microscopy_options(fuse)
+    output = fuse.add_argument_group("output")
+    output.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="fused image (.png/.tif keep 16 bit; .jpg is 8-bit; "
+                             "microscopy: .ome.tif or .ome.zarr, TCYX)")
+    output.add_argument("--focus-map", metavar="PATH",
+                        help="focus map picture with a colour bar; the raw layer indices go "
+                             "to <stem>_indices.png (16-bit)")
+    output.add_argument("--confidence", metavar="PATH",
+                        help="per-pixel confidence, 16-bit grey (white = certain)")
+    output.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
+def _add_batch(commands) -> None:
+    """``batch``: every stack found, into a folder mirroring the inputs."""
+    batch = commands.add_parser(
+        "batch", help="fuse many stacks: locally or on a Dask cluster, resumable",
+        description="Fuse every stack found in the inputs into OUTDIR, mirroring the input "
+                    "tree; stacks whose outputs exist are skipped; one report line per stack "
+                    "in OUTDIR/batch.jsonl. Exit status 1 if any stack failed.")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help="folders (each folder holding two images or more is a stack), "
+                            "globs, multi-page TIFFs, microscopy files (OME-TIFF, OME-Zarr, "
+                            "ImageJ hyperstacks: one stack each), or a .txt/.csv list of "
+                            "stack paths")
+    add_fusion_options(batch)
+    add_microscopy_options(batch, batch=True)
+    run = batch.add_argument_group("execution")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes (default: the machine's cores)")
+    run.add_argument("--dask", metavar="ADDRESS",
+                     help="run on a Dask cluster: a scheduler address (tcp://host:8786), or "
+                          "'local' for a LocalCluster of --workers processes")
+    run.add_argument("--force", action="store_true",
+                     help="recompute stacks whose outputs already exist")
+    batch_output = batch.add_argument_group("output")
+    batch_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    batch_output.add_argument("--format", action="append",
+                              choices=("png", "tif", "jpg", "ome.tif", "ome.zarr"),
+                              help="file type of the fused images: png (default), tif or jpg "
+                                   "for stacks of images (png and tif keep 16 bit); ome.tif "
+                                   "(default) or ome.zarr for microscopy files; give it twice "
+                                   "to set both")
+    batch_output.add_argument("--focus-map", action="store_true",
+                              help="also write <name>_focus_map.png and "
+                                   "<name>_focus_map_indices.png (.tif for microscopy files)")
+    batch_output.add_argument("--confidence", action="store_true",
+                              help="also write <name>_confidence.png (.tif for microscopy "
+                                   "files)")
+
+
+def _add_methods_and_align(commands) -> None:
+    """``methods`` (the list) and ``align`` (write the registered layers)."""
+    commands.add_parser("methods", help="list the fusion methods",
+                        description="List the fusion methods, one line each.")
+
+    align = commands.add_parser(
+        "align", help="register the layers of a stack and write them",
+        description="Align every layer to a reference layer (robust to defocus and exposure "
+                    "drift) and write the aligned layers, with the same names and bit depth, "
+                    "plus transforms.json.")
+    align_inputs = align.add_argument_group("input")
+    align_inputs.add_argument("inputs", nargs="+", metavar="INPUT")
+    add_registration_options(align.add_argument_group("registration"), with_switch=False)
+    align_output = align.add_argument_group("output")
+    align_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+
+
+def _add_regather(commands) -> None:
+    """``regather``: the fused image again from an edited focus map."""
+    regather = commands.add_parser(
+        "regather", help="compose the fused image again from an edited focus map",
+        description="Copy every pixel from the layer an edited index map names (the "
+                    "<stem>_indices.png of 'stackmff fuse --focus-map', edited in any image "
+                    "editor), at the stack's bit depth. Give the inputs the map was made from; "
+                    "for a fuse with --align, the layers written by 'stackmff align'.")
+    regather.add_argument("inputs", nargs="+", metavar="INPUT",
+                          help="the stack the map was made from, as given to fuse")
+    regather.add_argument("--focus-map", required=True, metavar="INDICES",
+                          help="the edited <stem>_indices.png (0-based layer indices)")
+    regather.add_argument("-o", "--output", required=True, metavar="OUT",
+                          help="fused image (.png/.tif keep 16 bit)")
+    regather.add_argument("--confidence", metavar="CONF_IN",
+                          help="the fuse's confidence picture, carried over to "
+                               "--confidence-out with 0 where the map was edited")
+    regather.add_argument("--original-map", metavar="INDICES",
+                          help="the unedited <stem>_indices.png, to find the edited pixels")
+    regather.add_argument("--confidence-out", metavar="PATH",
+                          help="where the carried-over confidence goes (16-bit grey)")
+    regather.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
+def _add_bench(commands) -> None:
+    """``bench``: every method on the ground-truth suites."""
+    bench = commands.add_parser(
+        "bench", help="benchmark every method on the ground-truth suites",
+        description="Run every method (ours and installed peers: enfuse, focus-stack) on "
+                    "every benchmark stack and write a Markdown report with plots.")
+    bench.add_argument("--suite", nargs="+", metavar="NAME",
+                       help="stack-size, order, interference, pairs, devernay-office, "
+                            "lytro-epfl48, microscopy (default: these seven); validation, "
+                            "validation-order, "
+                            "validation-interference (held-out scenes, to judge a model)")
+    bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
+    bench.add_argument("--quick", action="store_true", help="small crops, fewer variants; the real stacks only when named by --suite")
+    bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows (default: the shipped model)")
+    bench.add_argument("--data", default="../shared/data",
+                       help="folder with the real ground-truth stacks (default ../shared/data)")
+    bench.add_argument("--out", default="docs/benchmarks.md", metavar="PATH")
+    bench.add_argument("--no-plots", action="store_true")
+
+
+def _add_synth(commands) -> None:
+    """``synth``: synthetic stacks with ground truth."""
+    synth = commands.add_parser(
+        "synth", help="write synthetic stacks with ground truth",
+        description="Render synthetic focus stacks (dead-leaves scenes and held-out photos "
+                    "with procedural depth) and write them with their all-in-focus image and "
+                    "ground-truth focus map.")
+    synth.add_argument("-o", "--output", required=True, metavar="DIR")
+    synth.add_argument("--renderer", choices=("physical", "faithful"), default="physical")
+    synth.add_argument("--layers", type=int, default=8, metavar="N")
+    synth.add_argument("--count", type=int, default=4)
+    synth.add_argument("--size", type=int, default=256, metavar="PX")
+    synth.add_argument("--seed", type=int, default=0)
+
+
+def _add_train(commands) -> None:
+    """``train``: the network or the v3+ head, from a TOML config."""
+    train = commands.add_parser(
+        "train", help="train the network, or the v3+ head, on synthetic stacks",
+        description="Train StackMFF V3 on synthetic focus stacks, or, with target = \"head\" "
+                    "in the config, the v3+ refinement head on the frozen network's cached "
+                    "logits. The TOML config is the whole interface; it is stored in every "
+                    "checkpoint (<out>/last.pt), next to a CSV log (<out>/log.csv).")
+    train.add_argument("--config", required=True, metavar="TOML",
+                       help="e.g. configs/default.toml (network) or configs/head.toml (v3+ head)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from <out>/last.pt (weights, optimizer, step, time)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run in <out> (once the new run has completed a step)")
+    train.add_argument("--max-minutes", type=float, metavar="M",
+                       help="stop after M minutes of training in total (overrides the config)")
