@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from stackmff.io import load_stack, read_pages, write_image  # noqa: E402
-from stackmff.io.image import from_float, to_float  # noqa: E402
+from stackmff.io.pixels import from_float, to_float  # noqa: E402
 from stackmff.registration import align_stack  # noqa: E402
 from stackmff.registration.align import warp_layer  # noqa: E402
 from stackmff.registration.estimate import estimate_pair, prepare  # noqa: E402

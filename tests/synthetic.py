@@ -44,7 +44,7 @@ def write_stack(folder, layers: np.ndarray, dtype=np.uint8, suffix: str = ".png"
                 names=None) -> list:
     """Write float layers as image files (RGB order) and return their paths."""
     from stackmff.io import write_image
-    from stackmff.io.image import from_float
+    from stackmff.io.pixels import from_float
 
     folder.mkdir(parents=True, exist_ok=True)
     names = names or [f"layer_{k}{suffix}" for k in range(len(layers))]

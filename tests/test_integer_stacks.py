@@ -10,9 +10,9 @@ from synthetic import make_stack, write_stack
 from stackmff.api import fuse_stack
 from stackmff.fusion import StackFuser
 from stackmff.io import load_stack
-from stackmff.io.image import from_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.model import StackMFFV3
-from stackmff.stack_ops import check_layers, luma, to_float, window_luma
+from stackmff.stack_ops import check_layers, luma, window_luma
 
 
 @pytest.fixture

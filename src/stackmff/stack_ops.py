@@ -1,5 +1,5 @@
-"""The operations every method shares: input checks, float conversion, BT.601 luma, colour
-planes, the gather.
+"""The operations every method shares: the stack check, BT.601 luma, colour planes, the
+gather.
 
 Every output pixel of a selection method is ``layers[focus_map[y, x], y, x]`` (the paper's
 fidelity); the gather that composes it lives here, once, for fusion, retouching, training and
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from stackmff.io.pixels import INTEGER_TYPES, to_float
+
 BT601 = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-INTEGER_TYPES = (np.uint8, np.uint16)
 
 
 def check_layers(layers: np.ndarray, keep_integers: bool = False) -> np.ndarray:
@@ -31,13 +30,6 @@ def check_layers(layers: np.ndarray, keep_integers: bool = False) -> np.ndarray:
     if keep_integers and layers.dtype in INTEGER_TYPES:
         return layers
     return to_float(layers)
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """uint8/uint16 -> float32 in [0, 1] (scaled by the type's maximum); float -> float32."""
-    if image.dtype in INTEGER_TYPES:
-        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
-    return image.astype(np.float32, copy=False)
 
 
 def window_luma(layers: np.ndarray, rows: slice = slice(None),

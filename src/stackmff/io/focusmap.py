@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 
 from stackmff.errors import StackError
-from stackmff.io.image import read_pages, to_float
+from stackmff.io.image import read_pages
+from stackmff.io.pixels import to_float
 
 
 def focus_map_picture(focus_map: np.ndarray, n_layers: int) -> np.ndarray:

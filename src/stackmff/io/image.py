@@ -33,7 +33,6 @@ from stackmff.io.tiff import (
     orient,
     tifffile_errors,
 )
-from stackmff.stack_ops import to_float  # noqa: F401  (part of this module's interface)
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
 # Pixels one image may declare: OpenCV's own default limit, refused here with a clearer error.
@@ -252,15 +251,6 @@ def _normalise_page(page: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
     if page.ndim not in (2, 3) or (page.ndim == 3 and page.shape[2] != 3):
         raise StackError(f"{path}: unsupported image shape {page.shape}")
     return page, alpha
-
-
-def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float in [0, 1] -> uint8/uint16, rounded and clipped; an image of that integer type
-    already passes through unchanged."""
-    if image.dtype == dtype:
-        return image
-    top = np.iinfo(dtype).max
-    return np.clip(np.rint(np.asarray(image, np.float32) * top), 0, top).astype(dtype)
 
 
 def encode_image(image: np.ndarray, path: str | Path) -> bytes:

@@ -19,7 +19,7 @@ import numpy as np
 from stackmff.api import prepare_method, save_result
 from stackmff.errors import StackError
 from stackmff.io import Stack
-from stackmff.io.image import from_float, to_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.result import FusionResult
 from stackmff.retouch import check_focus_map
 from stackmff.stack_ops import gather
@@ -64,22 +64,21 @@ class UnitScale:
         """The pixel type a saved image gets: the layer's own, or 16 bit for other types."""
         return self.dtype if self.dtype in FILE_TYPES else np.dtype(np.uint16)
 
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        """``(low, span)`` for :func:`~stackmff.io.pixels.to_float`; ``None`` for the file
+        types, which use their type's range."""
+        return None if self.dtype in FILE_TYPES else (self.low, self.high - self.low)
+
     def to_unit(self, data: np.ndarray) -> np.ndarray:
         """Pixels -> float32 in [0, 1]."""
         if self.dtype in FILE_TYPES:
-            return to_float(np.asarray(data, self.dtype))
-        unit = (np.asarray(data, np.float64) - self.low) / (self.high - self.low)
-        return unit.astype(np.float32)
+            data = np.asarray(data, self.dtype)
+        return to_float(data, self.value_range, in_float64=True)
 
     def from_unit(self, image: np.ndarray) -> np.ndarray:
         """float in [0, 1] -> the layer's pixel type."""
-        if self.dtype in FILE_TYPES:
-            return from_float(image, self.dtype)
-        values = self.low + np.asarray(image, np.float64) * (self.high - self.low)
-        if np.issubdtype(self.dtype, np.integer):
-            info = np.iinfo(self.dtype)
-            values = np.clip(np.rint(values), info.min, info.max)
-        return values.astype(self.dtype)
+        return from_float(image, self.dtype, self.value_range)
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ import torch
 
 from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.sources import SceneSampler, SourceWeights
-from stackmff.io.image import from_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.model import StackOutput
 from stackmff.model.refine import HeadConfig, RefineHead, features
-from stackmff.stack_ops import luma, to_float, window_luma
+from stackmff.stack_ops import luma, window_luma
 from stackmff.training.losses import selection_blend_loss
 from stackmff.weights.head import load_head, save_head
 
