@@ -25,14 +25,7 @@ from PIL import Image
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
 from stackmff.io.paths import TIFF_SUFFIXES
-from stackmff.io.tiff import (
-    TIFF_MAGIC,
-    decode_tiff,
-    layouts_of,
-    one_line,
-    orient,
-    tifffile_errors,
-)
+from stackmff.io.tiff import TIFF_MAGIC, decode_tiff, layouts_of, orient, tiff_errors
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
 # Pixels one image may declare: OpenCV's own default limit, refused here with a clearer error.
@@ -133,14 +126,9 @@ def read_image(path: str | Path) -> DecodedImage:
 
 
 def _probe_tiff(handle: BinaryIO, path: Path) -> ImageInfo:
-    try:
-        with tifffile_errors(), tifffile.TiffFile(handle) as tif:
-            layouts = layouts_of(tif, path)
-            itemsize = max(series.dtype.itemsize for series in tif.series)
-    except StackError:
-        raise
-    except Exception as exc:  # tifffile raises many types for damaged files
-        raise StackError(f"cannot decode {path} as TIFF: {one_line(exc)}") from None
+    with tiff_errors(path), tifffile.TiffFile(handle) as tif:
+        layouts = layouts_of(tif, path)
+        itemsize = max(series.dtype.itemsize for series in tif.series)
     first = layouts[0]
     return ImageInfo(sum(layout.layers for layout in layouts), first.height, first.width,
                      3 if any(layout.samples >= 3 for layout in layouts) else 1, itemsize)
