@@ -348,11 +348,7 @@ def _check_indices(index_map: np.ndarray, n_layers: int, size: tuple[int, int],
 
 
 def _layers_of(stack: Stack | np.ndarray) -> np.ndarray:
-    layers = stack.layers if isinstance(stack, Stack) else stack
-    try:
-        return check_layers(layers)
-    except ValueError as exc:
-        raise StackError(str(exc)) from None
+    return check_layers(stack.layers if isinstance(stack, Stack) else stack)
 
 
 def _check_mask(mask: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:

@@ -10,9 +10,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from stackmff.errors import StackError
 from stackmff.io.pixels import INTEGER_TYPES, to_float
 
 BT601 = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def check_stack_shape(shape: tuple[int, ...], hint: str = "") -> None:
+    """Refuse, in one line, a shape that is not a focus stack ``(L, H, W[, 3])`` of two
+    layers or more: every entry point (methods, retouching, Dask arrays, the viewer,
+    registration) asks this one question.
+
+    Args:
+        hint: appended to the message about the shape (what to choose instead).
+
+    Raises:
+        StackError: the wrong number of axes, a colour axis that is not RGB, or one layer.
+    """
+    shape = tuple(shape)
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 3):
+        raise StackError(f"a focus stack is (L, H, W) or (L, H, W, 3), got shape {shape}{hint}")
+    if shape[0] < 2:
+        raise StackError(f"a focus stack needs at least 2 layers, got {shape[0]}")
 
 
 def check_layers(layers: np.ndarray, keep_integers: bool = False) -> np.ndarray:
@@ -21,12 +40,12 @@ def check_layers(layers: np.ndarray, keep_integers: bool = False) -> np.ndarray:
     Returns it as float32 (integers scaled by :func:`to_float`); with ``keep_integers``,
     integer stacks come back as they are, for methods that convert a layer or a tile at a
     time (a whole stack in float32 is four times its 8-bit size).
+
+    Raises:
+        StackError: not a stack (:func:`check_stack_shape`).
     """
     layers = np.asarray(layers)
-    if layers.ndim not in (3, 4) or (layers.ndim == 4 and layers.shape[3] != 3):
-        raise ValueError(f"expected a stack of shape (L, H, W) or (L, H, W, 3), got {layers.shape}")
-    if layers.shape[0] < 2:
-        raise ValueError(f"a focus stack needs at least 2 layers, got {layers.shape[0]}")
+    check_stack_shape(layers.shape)
     if keep_integers and layers.dtype in INTEGER_TYPES:
         return layers
     return to_float(layers)

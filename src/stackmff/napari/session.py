@@ -22,7 +22,7 @@ from stackmff.io import Stack
 from stackmff.io.pixels import from_float, to_float
 from stackmff.result import FusionResult
 from stackmff.retouch import check_focus_map
-from stackmff.stack_ops import gather
+from stackmff.stack_ops import check_stack_shape, gather
 
 FILE_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
@@ -212,11 +212,7 @@ def fuse_layer(data: np.ndarray, method: str, *, align: bool = False,
             alignment, or a method that makes no focus map.
     """
     data = np.asarray(data)
-    if data.ndim not in (3, 4) or (data.ndim == 4 and data.shape[3] != 3):
-        raise StackError(f"a focus stack is (L, H, W) or (L, H, W, 3), got a layer of shape "
-                         f"{data.shape}: choose an image layer with a Z axis")
-    if len(data) < 2:
-        raise StackError(f"a focus stack needs at least 2 layers, got {len(data)}")
+    check_stack_shape(data.shape, hint=": choose an image layer with a Z axis")
     scale = UnitScale.of(data)
     yield f"preparing {method}"
     fuser = prepare_method(method, **(options or {}))
