@@ -8,8 +8,8 @@ from synthetic import texture, write_stack
 
 from stackmff import StackError, fuse_stack, gather
 from stackmff.cli import main
-from stackmff.halo import limit_halos, limit_result_halos
 from stackmff.io import read_pages
+from stackmff.retouch import limit_halos, limit_result_halos
 
 N_LAYERS, BLUR = 8, 1.2  # blur sigma per layer of defocus
 

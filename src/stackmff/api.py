@@ -49,7 +49,7 @@ def check_method(method: str, *, halo: str | None = None, **options) -> FusionMe
     entry = get_method(method)
     entry.check_options(**options)
     if halo is not None:
-        from stackmff.halo import ORDERS
+        from stackmff.retouch import ORDERS
 
         if halo not in ORDERS:
             raise StackError(f"--halo takes {' or '.join(ORDERS)}, got {halo!r}")
@@ -67,7 +67,7 @@ class _HaloLimited:
         self.fuser, self.order = fuser, order
 
     def __call__(self, layers: np.ndarray) -> FusionResult:
-        from stackmff.halo import limit_result_halos
+        from stackmff.retouch import limit_result_halos
 
         return limit_result_halos(layers, self.fuser(layers), self.order)
 

@@ -21,7 +21,7 @@ from stackmff.errors import StackError
 from stackmff.io import Stack
 from stackmff.io.pixels import from_float, to_float
 from stackmff.result import FusionResult
-from stackmff.retouch import check_focus_map
+from stackmff.retouch import check_focus_map, regather_edit
 from stackmff.stack_ops import check_stack_shape, gather
 
 FILE_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
@@ -139,12 +139,8 @@ class FuseSession:
         """
         focus_map = self.edited_map(labels)
         changed = focus_map != self.focus_map
-        fused = self.fused.copy()
-        fused[changed] = gather(self.layers, focus_map)[changed]
-        confidence = None
-        if self.confidence is not None:
-            confidence = self.confidence.copy()
-            confidence[changed] = 0.0
+        fused, confidence = regather_edit(self.layers, focus_map, changed, self.confidence,
+                                          fused=self.fused)
         return Retouched(fused, focus_map, confidence, changed)
 
     def edited_map(self, labels: np.ndarray) -> np.ndarray:
