@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from synthetic import make_stack, write_stack
+
+from stackmff.testing import make_stack, write_stack
 
 try:
     import napari  # noqa: F401
