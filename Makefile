@@ -5,39 +5,48 @@ BIN := $(VENV)/bin
 # The CPU build of torch; other machines may use any torch>=2.1 (see pyproject.toml).
 TORCH_PIN ?= torch==2.13.0
 
+# Two stamps in the one .venv: the core (what the demo runs) and every extra (what the tests
+# need); `make test` after `make demo` adds the extras to the same .venv.
+CORE := $(VENV)/.installed-core
+EXTRAS := $(VENV)/.installed-extras
+
 .PHONY: demo test bench bench-quick validation train clean
 
-$(BIN)/stackmff: pyproject.toml
+# One pip call for torch and the core: one resolve, and the demo waits for nothing else.
+$(CORE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/pip install --quiet "$(TORCH_PIN)" -e .
+	touch $@
+
+# pytest-qt goes with the napari extra, not in the test extra: without a Qt binding it would
+# stop every pytest run.
+$(EXTRAS): $(CORE)
 	$(BIN)/pip install --quiet -e ".[test,cluster,napari,microscopy]" "pytest-qt>=4.4"
 	touch $@
 
-demo: $(BIN)/stackmff
+demo: $(CORE)
 	$(BIN)/stackmff fuse examples/pcb -o out/pcb_fused.png --focus-map out/pcb_focus_map.png
 	@echo "wrote out/pcb_fused.png and out/pcb_focus_map.png"
 
 # The napari plugin's tests drive a real viewer: a virtual X server with OpenGL
-# (scripts/setup_gui.sh). pytest-qt comes with the napari extra above, not in the test extra:
-# without a Qt binding it would stop every pytest run.
-test: $(BIN)/stackmff
+# (scripts/setup_gui.sh).
+test: $(EXTRAS)
 	scripts/setup_gui.sh
-	xvfb-run -a -s "-screen 0 1600x1200x24" $(BIN)/python -m pytest
+	xvfb-run -a -s "-screen 0 1600x1200x24" $(BIN)/python -m pytest --durations=15
 
 # Benchmarks: installs the peers (Debian enfuse, GNU time, opencv-doc's Aloe scene) first.
-bench: $(BIN)/stackmff
+bench: $(CORE)
 	scripts/setup_bench.sh
 	$(BIN)/pip install --quiet -e ".[test,bench]"
 	$(BIN)/stackmff bench
 
-bench-quick: $(BIN)/stackmff
+bench-quick: $(CORE)
 	scripts/setup_bench.sh
 	$(BIN)/pip install --quiet -e ".[test,bench]"
 	$(BIN)/stackmff bench --quick --out out/benchmarks-quick.md
 
 # The held-out validation suites (every N, order, interference) that judge a trained model.
-validation: $(BIN)/stackmff
+validation: $(CORE)
 	scripts/setup_bench.sh
 	scripts/setup_training.sh
 	$(BIN)/pip install --quiet -e ".[test,bench]"
@@ -45,7 +54,7 @@ validation: $(BIN)/stackmff
 		--no-plots --out docs/validation.md
 
 # Train (or continue training) the default model into runs/default/.
-train: $(BIN)/stackmff
+train: $(CORE)
 	scripts/setup_training.sh
 	$(BIN)/stackmff train --config configs/default.toml --resume
 

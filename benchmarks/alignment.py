@@ -28,15 +28,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from stackmff.io import load_stack, read_pages, write_image
+from stackmff.io.pixels import from_float, to_float
+from stackmff.registration import align_stack
+from stackmff.registration.align import warp_layer
+from stackmff.registration.estimate import estimate_pair, prepare
+from stackmff.stack_ops import luma
 
-from stackmff.io import load_stack, read_pages, write_image  # noqa: E402
-from stackmff.io.image import from_float, to_float  # noqa: E402
-from stackmff.registration import align_stack  # noqa: E402
-from stackmff.registration.align import warp_layer  # noqa: E402
-from stackmff.registration.estimate import estimate_pair, prepare  # noqa: E402
-from stackmff.stack_ops import luma  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def gradient_ncc(a: np.ndarray, b: np.ndarray) -> float:

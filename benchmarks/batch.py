@@ -22,9 +22,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+from stackmff.testing import make_stack, write_stack
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from synthetic import make_stack, write_stack  # noqa: E402
 
 STACKMFF = [sys.executable, "-m", "stackmff"]
 

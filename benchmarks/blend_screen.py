@@ -43,7 +43,7 @@ from stackmff.evaluation.suites import (
 from stackmff.fusion.blend import exact_fraction
 from stackmff.fusion.network_method import prepare_refined
 from stackmff.io import read_pages, write_image
-from stackmff.io.image import from_float, to_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.metrics import focus_map_accuracy, psnr, psnr_colour, ssim
 
 BLENDS = {"v3": {}, "v3-soft": {"blend": "soft"}, "v3-band": {"blend": "band"},

@@ -9,7 +9,7 @@ over the background, and methods pick a wrong layer in a band around the near ed
 per method, PSNR over the whole image and in the halo band (background pixels 2..15 px
 outside a near object, from the true depth) against the all-in-focus image, 8-bit BT.601 luma
 (the project's reference protocol), for depthmap, v3 and enfuse (when installed), and for
-depthmap and v3 with ``--halo`` (:mod:`stackmff.halo`). It also reports what ``--halo`` costs
+depthmap and v3 with ``--halo`` (:mod:`stackmff.retouch.halo`). It also reports what ``--halo`` costs
 where there is no halo: whole-image PSNR on the held-out validation scenes.
 """
 
@@ -34,9 +34,9 @@ import stackmff
 from stackmff.data.physical import PhysicalOptions, closest_layer, render_physical
 from stackmff.data.scenes import Scene
 from stackmff.evaluation.suites import held_out_scenes, validation_size_stacks
-from stackmff.halo import limit_result_halos
 from stackmff.metrics import psnr
 from stackmff.metrics.reference import grey8
+from stackmff.retouch import limit_result_halos
 from stackmff.stack_ops import gather
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +178,7 @@ def main() -> None:
         f"pixels {BAND[0]}..{BAND[1]} px from a near disc (true depth). The reference row "
         "gathers the layer closest to the truth per pixel (3x3 error), the best any selection "
         "can do.",
-        "- The rule (`stackmff.halo`) measures, in the stack itself, how far each near "
+        "- The rule (`stackmff.retouch.halo`) measures, in the stack itself, how far each near "
         "object's blur spreads in each farther layer, and lets a pixel beside the object take "
         "a farther layer only where that blur has faded (2 sigma). Its one constant was chosen "
         "from 1.5, 2 and 3 on these halo scenes; it was not tuned on the validation scenes.",

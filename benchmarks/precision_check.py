@@ -17,7 +17,7 @@ import numpy as np
 
 from stackmff.api import prepare_method
 from stackmff.evaluation.suites import VALIDATION_SIZES, held_out_scenes, validation_size_stacks
-from stackmff.io.image import from_float, to_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.metrics.reference import psnr
 
 

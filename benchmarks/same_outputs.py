@@ -28,8 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from synthetic import make_stack  # noqa: E402
+from stackmff.testing import make_stack
 
 COMMANDS = {
     "depthmap": ["-m", "depthmap"],

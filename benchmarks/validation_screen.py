@@ -23,7 +23,7 @@ from stackmff.api import fuse_stack, prepare_method
 from stackmff.errors import StackError
 from stackmff.evaluation.ranking import paired_difference
 from stackmff.evaluation.suites import VALIDATION_SIZES, held_out_scenes, validation_size_stacks
-from stackmff.io.image import from_float, to_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.metrics.reference import psnr
 
 

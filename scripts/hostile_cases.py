@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from stackmff.testing import make_stack, write_stack
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from synthetic import make_stack, write_stack  # noqa: E402
 
 PYTHON = sys.executable
 

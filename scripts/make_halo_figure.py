@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from stackmff import fuse_stack
-from stackmff.halo import limit_result_halos
 from stackmff.io import expand_inputs, load_stack
+from stackmff.retouch import limit_result_halos
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 2  # crops are enlarged by pixel repetition so the edges stay visible

@@ -22,8 +22,8 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    """See :func:`synthetic.tiny_model_config`."""
-    from synthetic import tiny_model_config
+    """See :func:`stackmff.testing.tiny_model_config`."""
+    from stackmff.testing import tiny_model_config
 
     return tiny_model_config()
 

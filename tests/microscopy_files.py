@@ -6,7 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import tifffile
-from synthetic import texture
+
+from stackmff.testing import texture
 
 T, C, Z, H, W = 2, 2, 5, 64, 80
 NAMES = ["DAPI", "GFP"]

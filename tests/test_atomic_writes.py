@@ -240,7 +240,7 @@ def test_error_while_writing_names_the_output(tmp_path, monkeypatch):
     ("fsync", None),  # while the temporaries are written
 ])
 def test_sigterm_during_fuse_gives_all_outputs_or_none(tmp_path, point, expected):
-    from synthetic import make_stack, write_stack
+    from stackmff.testing import make_stack, write_stack
 
     layers, _, _ = make_stack(n_layers=3, height=40, width=48)
     write_stack(tmp_path / "stack", layers)

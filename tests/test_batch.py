@@ -4,13 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
-from synthetic import make_stack, write_stack
 
 from stackmff.batch import find_stacks, fuse_many
 from stackmff.batch.local import run_local
 from stackmff.batch.work import BatchOptions
 from stackmff.cli import main
 from stackmff.errors import StackError
+from stackmff.testing import make_stack, write_stack
 
 
 def run(capsys, *args):

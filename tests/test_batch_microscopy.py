@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tifffile
 from microscopy_files import NAMES, C, H, T, W, Z, hyperstack, write_ome_tiff, write_ome_zarr
-from synthetic import make_stack, write_stack
 
 from stackmff.batch import find_stacks
 from stackmff.cli import main
+from stackmff.testing import make_stack, write_stack
 
 UUID = re.compile(rb"urn:uuid:[0-9a-f-]{36}")
 MAPS = ("_focus_map.tif", "_focus_map_indices.tif", "_confidence.tif", "_height_map.tif")

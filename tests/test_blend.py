@@ -4,7 +4,6 @@ where confident)."""
 import numpy as np
 import pytest
 import torch
-from synthetic import make_stack, write_stack
 
 from stackmff.api import prepare_method
 from stackmff.cli import main
@@ -13,6 +12,7 @@ from stackmff.fusion import StackFuser
 from stackmff.fusion.blend import Blend, band_mask, check_blend, exact_fraction, smooth
 from stackmff.io import read_pages
 from stackmff.stack_ops import gather
+from stackmff.testing import make_stack, write_stack
 from stackmff.weights.checkpoint import load_checkpoint
 
 

@@ -115,7 +115,9 @@ def modules_after(statement: str) -> set[str]:
     return set(output.split())
 
 
-INFERENCE_ONLY = ("stackmff.training", "stackmff.evaluation", "stackmff.data")
+# what fusing never needs: training, benchmarking, synthetic scenes, the test helpers
+INFERENCE_ONLY = ("stackmff.training", "stackmff.evaluation", "stackmff.data",
+                  "stackmff.testing")
 
 
 def test_import_stackmff_and_the_classical_methods_do_not_import_torch_or_dask():
@@ -141,7 +143,7 @@ def test_microscopy_tiffs_fuse_without_zarr(tmp_path):
 def test_the_command_line_imports_only_what_the_chosen_method_needs(tmp_path):
     """A classical fuse pays for neither torch nor SciPy nor PyWavelets (their imports alone
     take longer than the fusion of a small stack)."""
-    from synthetic import make_stack, write_stack
+    from stackmff.testing import make_stack, write_stack
 
     write_stack(tmp_path / "stack", make_stack(3, 32, 40, colour=True)[0])
     loaded = modules_after(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from synthetic import make_stack, write_stack
 
 from stackmff.cli import main
 from stackmff.errors import StackError
 from stackmff.model import ModelConfig, StackMFFV3
+from stackmff.testing import make_stack, write_stack
 from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from synthetic import make_stack
 
 import stackmff
 from stackmff.metrics import psnr
 from stackmff.stack_ops import gather
+from stackmff.testing import make_stack
 
 METHODS = [m.name for m in stackmff.list_methods()]
 # the maximum intensity projection takes the brightest layer, not the sharpest: a baseline for

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import make_stack, write_stack
 
 from stackmff.cli import main
 from stackmff.io import read_pages
+from stackmff.testing import make_stack, write_stack
 
 
 def run(capsys, *args):

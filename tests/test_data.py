@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
-from synthetic import texture
 
 from stackmff.data import PhysicalOptions, Scene, dead_leaves, render_faithful, render_physical
 from stackmff.data.faithful import quantise_depth
 from stackmff.data.scenes import procedural_depth
 from stackmff.metrics import psnr
 from stackmff.stack_ops import gather
+from stackmff.testing import texture
 
 
 def step_scene(size: int = 96) -> Scene:

@@ -2,11 +2,11 @@ import os
 
 import numpy as np
 import pytest
-from synthetic import make_stack
 
 from stackmff.evaluation.ranking import paired_difference, rank_methods
 from stackmff.evaluation.runner import TIME, available_methods, run_stack
 from stackmff.evaluation.suites import BenchStack, synthetic_stacks
+from stackmff.testing import make_stack
 
 
 def test_suite_builder_is_deterministic():

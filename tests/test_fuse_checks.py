@@ -4,9 +4,9 @@ values stop at once, and output problems are found before the stack is read."""
 from pathlib import Path
 
 import pytest
-from synthetic import make_stack, write_stack
 
 from stackmff.cli import main
+from stackmff.testing import make_stack, write_stack
 
 
 def run(capsys, *args):

@@ -4,12 +4,12 @@ where the object's measured blur still reaches, and the image stays the gather o
 import cv2
 import numpy as np
 import pytest
-from synthetic import texture, write_stack
 
 from stackmff import StackError, fuse_stack, gather
 from stackmff.cli import main
-from stackmff.halo import limit_halos, limit_result_halos
 from stackmff.io import read_pages
+from stackmff.retouch import limit_halos, limit_result_halos
+from stackmff.testing import texture, write_stack
 
 N_LAYERS, BLUR = 8, 1.2  # blur sigma per layer of defocus
 

@@ -5,14 +5,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from synthetic import make_stack, write_stack
 
 from stackmff.api import fuse_stack
 from stackmff.fusion import StackFuser
 from stackmff.io import load_stack
-from stackmff.io.image import from_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.model import StackMFFV3
-from stackmff.stack_ops import check_layers, luma, to_float, window_luma
+from stackmff.stack_ops import check_layers, luma, window_luma
+from stackmff.testing import make_stack, write_stack
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from synthetic import make_stack, write_stack
 
 import stackmff
 from stackmff.errors import StackError
 from stackmff.io import expand_inputs, load_stack, read_pages, write_image
+from stackmff.testing import make_stack, write_stack
 
 
 def test_folders_sort_naturally_and_skip_non_images(tmp_path):

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image, ImageFile
-from synthetic import make_stack, write_stack
 
 import stackmff.io.stack as stack_module
 from stackmff.cli import main
 from stackmff.errors import StackError
 from stackmff.io import expand_inputs, load_stack, read_pages
+from stackmff.testing import make_stack, write_stack
 
 RNG = np.random.default_rng(7)
 

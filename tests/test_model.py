@@ -3,10 +3,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from synthetic import make_stack
 
 from stackmff.model import ModelConfig, StackMFFV3
 from stackmff.model.reference import ReferenceStackMFFV3, reference_attention
+from stackmff.testing import make_stack
 from stackmff.training.losses import classification_loss, depth_regression_loss
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from synthetic import make_stack, write_stack
+
+from stackmff.testing import make_stack, write_stack
 
 try:
     import napari  # noqa: F401
@@ -30,7 +31,7 @@ except ImportError as exc:
 
 import stackmff
 from stackmff.io import read_pages
-from stackmff.io.image import from_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.napari.reader import get_reader
 from stackmff.napari.session import FuseSession
 from stackmff.napari.widget import FuseWidget
@@ -208,7 +209,7 @@ def test_fuse_adds_the_fused_image_the_focus_map_labels_and_the_confidence(
     labels = viewer.layers["stack focus map"]
     confidence = viewer.layers["stack confidence"]
     assert type(labels).__name__ == "Labels"
-    expected = stackmff.fuse_stack(stackmff.io.image.to_float(data), "depthmap")
+    expected = stackmff.fuse_stack(to_float(data), "depthmap")
     np.testing.assert_array_equal(session.focus_map, expected.focus_map)
     np.testing.assert_array_equal(labels.data, expected.focus_map + 1)  # label = layer + 1
     assert fused.data.dtype == dtype
@@ -290,7 +291,7 @@ def test_the_stack_shows_the_layer_under_the_cursor_and_the_picked_label(viewer,
 
 def test_save_writes_the_image_the_map_and_the_confidence(viewer, widget, qtbot, tmp_path):
     data = stack_data()
-    paths = write_stack(tmp_path / "shots", stackmff.io.image.to_float(data))
+    paths = write_stack(tmp_path / "shots", to_float(data))
     [layer] = viewer.open(str(tmp_path / "shots"), plugin="stackmff")
     widget.stack.value = layer
     session = fuse(qtbot, widget)

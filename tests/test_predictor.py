@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from synthetic import make_stack, write_stack
 
 from stackmff.cli import main
 from stackmff.errors import StackError
@@ -10,6 +9,7 @@ from stackmff.io import read_pages
 from stackmff.model import StackMFFV3
 from stackmff.model.blocks import PyramidFC
 from stackmff.stack_ops import gather
+from stackmff.testing import make_stack, write_stack
 from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from synthetic import make_stack
+
+from stackmff.testing import make_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

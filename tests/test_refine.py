@@ -6,7 +6,6 @@ interrupted or refused run leaves what was there."""
 import numpy as np
 import pytest
 import torch
-from synthetic import make_stack
 
 from stackmff.errors import StackError
 from stackmff.fusion.blend import Blend
@@ -14,6 +13,7 @@ from stackmff.fusion.predictor import StackFuser
 from stackmff.fusion.refined import RefinedFuser
 from stackmff.model.refine import HeadConfig, RefineHead
 from stackmff.stack_ops import gather, window_luma
+from stackmff.testing import make_stack
 from stackmff.weights.checkpoint import load_checkpoint
 from stackmff.weights.head import load_head, save_head
 
@@ -133,10 +133,9 @@ def test_v3plus_is_a_registry_method_with_the_networks_options(tmp_path, checkpo
 
 
 def test_cli_fuses_with_a_head_and_refuses_a_bad_one_in_one_line(tmp_path, checkpoint, capsys):
-    from synthetic import write_stack
-
     from stackmff.cli import main
     from stackmff.io import read_pages
+    from stackmff.testing import write_stack
 
     layers, _, _ = make_stack(n_layers=3, height=40, width=56)
     write_stack(tmp_path / "stack", layers)

@@ -107,7 +107,7 @@ def test_bad_arguments():
 
 
 def write_moving_stack(folder, dtype=np.uint16):
-    from synthetic import write_stack
+    from stackmff.testing import write_stack
 
     layers, truths, reference = make_moving_stack(n=5, blurred=())
     return write_stack(folder, layers, dtype=dtype), truths, reference

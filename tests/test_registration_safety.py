@@ -6,12 +6,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import write_stack
 
 import stackmff.registration.align as align_module
 from stackmff.cli import main
 from stackmff.errors import StackError
 from stackmff.registration import align_stack
+from stackmff.testing import write_stack
 
 
 def smooth_texture(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import make_stack, write_stack
 
 from stackmff import StackError, gather
 from stackmff.cli import main
 from stackmff.io import read_pages, write_image
 from stackmff.retouch import Retouch, paint, prefer, regather
+from stackmff.testing import make_stack, write_stack
 
 RECT = (slice(8, 30), slice(10, 40))  # rows, columns of the retouched rectangle
 

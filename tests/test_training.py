@@ -4,10 +4,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from synthetic import texture, tiny_model_config
 
 from stackmff.cli import main
 from stackmff.data import Scene
+from stackmff.testing import texture, tiny_model_config
 from stackmff.training import TrainConfig, train
 from stackmff.training.config import DataConfig, RunConfig
 from stackmff.training.dataset import SyntheticStacks, render

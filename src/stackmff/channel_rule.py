@@ -13,19 +13,18 @@ from __future__ import annotations
 import numpy as np
 
 from stackmff.errors import StackError
+from stackmff.io.pixels import from_float, to_float
 from stackmff.methods import Fuser
 from stackmff.runtime.allocator import release_free_memory
 from stackmff.stack_ops import gather
 
 
-def scaled(plane: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """A float32 copy in [0, 1] (by its own min and max), and that min and range."""
+def scaled(plane: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """A float32 copy in [0, 1] (by its own min and max), and that ``(min, range)``: channels
+    use a small part of their type's range, and differ in brightness."""
     low, high = float(np.min(plane)), float(np.max(plane))
-    span = high - low if high > low else 1.0
-    out = plane.astype(np.float32)
-    out -= np.float32(low)
-    out *= np.float32(1.0 / span)
-    return out, low, span
+    value_range = (low, high - low if high > low else 1.0)
+    return to_float(plane, value_range), value_range
 
 
 def focus_plane(stack: np.ndarray, focus: int | str) -> np.ndarray:
@@ -38,15 +37,6 @@ def focus_plane(stack: np.ndarray, focus: int | str) -> np.ndarray:
         total += scaled(stack[c])[0]
     total /= np.float32(stack.shape[0])
     return total
-
-
-def back_to(image: np.ndarray, low: float, span: float, dtype: np.dtype) -> np.ndarray:
-    """Undo :func:`scaled` and store as ``dtype`` (rounded and clipped for integers)."""
-    values = image.astype(np.float64) * span + low
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        values = np.clip(np.rint(values), info.min, info.max)
-    return values.astype(dtype)
 
 
 def fuse_czyx(stack: np.ndarray, fuser: Fuser, selects: bool, focus: int | str,
@@ -62,8 +52,8 @@ def fuse_czyx(stack: np.ndarray, fuser: Fuser, selects: bool, focus: int | str,
         return fused, focus_map, decided.confidence
     planes = []
     for c in range(stack.shape[0]):
-        layers, low, span = scaled(stack[c])
+        layers, value_range = scaled(stack[c])
         result = decided if c == focus else fuser(layers)
         del layers
-        planes.append(back_to(result.fused, low, span, stack.dtype))
+        planes.append(from_float(result.fused, stack.dtype, value_range))
     return np.stack(planes), focus_map, decided.confidence

@@ -102,7 +102,7 @@ def _run_align(args: argparse.Namespace) -> None:
 
 
 def _run_regather(args: argparse.Namespace) -> None:
-    from stackmff.retouch import regather_files
+    from stackmff.regather import regather_files
 
     written = regather_files(args.inputs, args.focus_map, args.output,
                              confidence=args.confidence, original_map=args.original_map,

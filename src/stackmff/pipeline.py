@@ -55,7 +55,7 @@ def check_halo(halo: str | None, entry: FusionMethod, options: dict) -> None:
     map after the method, so it needs a method whose pixels are the layers its map names."""
     if halo is None:
         return
-    from stackmff.halo import ORDERS
+    from stackmff.retouch import ORDERS
 
     if halo not in ORDERS:
         raise StackError(f"--halo takes {' or '.join(ORDERS)}, got {halo!r}")
@@ -78,7 +78,7 @@ class _HaloLimited:
         self.fuser, self.order = fuser, order
 
     def __call__(self, layers: np.ndarray) -> FusionResult:
-        from stackmff.halo import limit_result_halos
+        from stackmff.retouch import limit_result_halos
 
         return limit_result_halos(layers, self.fuser(layers), self.order)
 

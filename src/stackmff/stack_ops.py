@@ -1,5 +1,5 @@
-"""The operations every method shares: input checks, float conversion, BT.601 luma, colour
-planes, the gather.
+"""The operations every method shares: the stack check, BT.601 luma, colour planes, the
+gather.
 
 Every output pixel of a selection method is ``layers[focus_map[y, x], y, x]`` (the paper's
 fidelity); the gather that composes it lives here, once, for fusion, retouching, training and
@@ -10,10 +10,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from stackmff.errors import StackError
+from stackmff.io.pixels import INTEGER_TYPES, to_float
+
 BT601 = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-INTEGER_TYPES = (np.uint8, np.uint16)
+def check_stack_shape(shape: tuple[int, ...], hint: str = "") -> None:
+    """Refuse, in one line, a shape that is not a focus stack ``(L, H, W[, 3])`` of two
+    layers or more: every entry point (methods, retouching, Dask arrays, the viewer,
+    registration) asks this one question.
+
+    Args:
+        hint: appended to the message about the shape (what to choose instead).
+
+    Raises:
+        StackError: the wrong number of axes, a colour axis that is not RGB, or one layer.
+    """
+    shape = tuple(shape)
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 3):
+        raise StackError(f"a focus stack is (L, H, W) or (L, H, W, 3), got shape {shape}{hint}")
+    if shape[0] < 2:
+        raise StackError(f"a focus stack needs at least 2 layers, got {shape[0]}")
 
 
 def check_layers(layers: np.ndarray, keep_integers: bool = False) -> np.ndarray:
@@ -22,22 +40,15 @@ def check_layers(layers: np.ndarray, keep_integers: bool = False) -> np.ndarray:
     Returns it as float32 (integers scaled by :func:`to_float`); with ``keep_integers``,
     integer stacks come back as they are, for methods that convert a layer or a tile at a
     time (a whole stack in float32 is four times its 8-bit size).
+
+    Raises:
+        StackError: not a stack (:func:`check_stack_shape`).
     """
     layers = np.asarray(layers)
-    if layers.ndim not in (3, 4) or (layers.ndim == 4 and layers.shape[3] != 3):
-        raise ValueError(f"expected a stack of shape (L, H, W) or (L, H, W, 3), got {layers.shape}")
-    if layers.shape[0] < 2:
-        raise ValueError(f"a focus stack needs at least 2 layers, got {layers.shape[0]}")
+    check_stack_shape(layers.shape)
     if keep_integers and layers.dtype in INTEGER_TYPES:
         return layers
     return to_float(layers)
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """uint8/uint16 -> float32 in [0, 1] (scaled by the type's maximum); float -> float32."""
-    if image.dtype in INTEGER_TYPES:
-        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
-    return image.astype(np.float32, copy=False)
 
 
 def window_luma(layers: np.ndarray, rows: slice = slice(None),

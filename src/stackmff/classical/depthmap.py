@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 
 from stackmff.classical.focus_measures import default_window, laplacian_energy
+from stackmff.io.pixels import to_float
 from stackmff.methods import register
 from stackmff.progress import progress
 from stackmff.result import FusionResult
-from stackmff.stack_ops import check_layers, gather, luma, to_float
+from stackmff.stack_ops import check_layers, gather, luma
 
 MEDIAN_SIZE = 5
 

@@ -11,7 +11,8 @@ from stackmff.data.faithful import render_faithful
 from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.sources import VALIDATION_PHOTOS, SceneSampler, SourceWeights
 from stackmff.io import write_files_atomically
-from stackmff.io.image import encode_image, from_float
+from stackmff.io.image import encode_image
+from stackmff.io.pixels import from_float
 
 
 def write_synthetic_stacks(out: str | Path, count: int, n_layers: int, size: int,

@@ -22,7 +22,7 @@ import numpy as np
 
 from stackmff.evaluation.suites import BenchStack
 from stackmff.io import read_pages, write_image
-from stackmff.io.image import from_float, to_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.metrics import focus_map_accuracy, psnr, psnr_colour, qabf, ssim
 from stackmff.outputs import indices_path
 

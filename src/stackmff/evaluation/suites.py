@@ -173,7 +173,7 @@ def validation_stacks() -> Iterator[BenchStack]:
 def real_stacks(data: Path) -> Iterator[BenchStack]:
     """Ground-truth stacks from ../shared/data, when present."""
     from stackmff.io import load_stack, read_pages
-    from stackmff.io.image import to_float
+    from stackmff.io.pixels import to_float
 
     office = data / "devernay-office-povray" / "office_stereo1"
     if office.is_dir():

@@ -13,7 +13,7 @@ import numpy as np
 
 from stackmff.methods import Fuser
 from stackmff.result import FusionResult
-from stackmff.stack_ops import gather
+from stackmff.stack_ops import check_stack_shape, gather
 
 
 def _spans(chunks: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -57,10 +57,7 @@ def fuse_dask_array(array, fuser: Fuser, margin: int, method: str) -> FusionResu
     import dask
     import dask.array as da
 
-    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[3] != 3):
-        raise ValueError(f"expected a stack of shape (L, Y, X) or (L, Y, X, 3), got {array.shape}")
-    if array.shape[0] < 2:
-        raise ValueError(f"a focus stack needs at least 2 layers, got {array.shape[0]}")
+    check_stack_shape(array.shape)
     array = array.rechunk({0: -1, **({3: -1} if array.ndim == 4 else {})})
     height, width = array.shape[1:3]
     # a soft or band blend is no gather: its fused pixels come back with the decisions

@@ -19,6 +19,7 @@ from stackmff.errors import StackError
 from stackmff.fusion.blend import Blend, decide_tile
 from stackmff.fusion.image_means import ImageMeans
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, Tile, plan_tiles
+from stackmff.io.pixels import to_float
 from stackmff.model import StackMFFV3, StackOutput
 from stackmff.model.attention import PIXELS_PER_CHUNK
 from stackmff.model.global_means import using
@@ -28,7 +29,7 @@ from stackmff.runtime.allocator import release_free_memory
 from stackmff.runtime.native_attention import native_logits
 from stackmff.runtime.optimise import convolution_layout, optimise_for_inference
 from stackmff.runtime.parallel import thread_map
-from stackmff.stack_ops import check_layers, gather, to_float, window_luma
+from stackmff.stack_ops import check_layers, gather, window_luma
 
 ALIGN = 32  # the encoder's total stride
 TILE_BUDGET_BYTES = 3 * 2**29  # what one tile window's maps and the workers' networks hold

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 
 from stackmff.errors import StackError
-from stackmff.io.image import read_pages, to_float
+from stackmff.io.image import read_pages
+from stackmff.io.pixels import to_float
 
 
 def focus_map_picture(focus_map: np.ndarray, n_layers: int) -> np.ndarray:
@@ -55,13 +56,17 @@ def _colour_bar(height: int, levels: np.ndarray) -> np.ndarray:
     return bar
 
 
-def read_index_map(path: str | Path) -> np.ndarray:
+def read_index_map(path: str | Path, indices_file: str = "raw indices") -> np.ndarray:
     """Read a raw index map: one grey page of integers (an editor's RGB copy with three equal
     channels is accepted too).
 
+    Args:
+        indices_file: the name of the raw indices beside a focus-map picture, for the hint
+            when ``path`` is the picture.
+
     Raises:
         StackError: unreadable, several pages, or a colour picture (the focus-map picture
-            with its colour bar instead of ``<stem>_indices.png``).
+            with its colour bar instead of the raw indices).
     """
     pages = read_pages(path)
     if len(pages) != 1:
@@ -71,15 +76,10 @@ def read_index_map(path: str | Path) -> np.ndarray:
         if not (np.array_equal(page[..., 0], page[..., 1])
                 and np.array_equal(page[..., 0], page[..., 2])):
             raise StackError(f"{path} is a colour picture, not raw layer indices: use the "
-                             f"{indices_name(path)} that 'stackmff fuse --focus-map' writes "
+                             f"{indices_file} that 'stackmff fuse --focus-map' writes "
                              "beside it")
         page = page[..., 0]
     return page
-
-
-def indices_name(path: str | Path) -> str:
-    stem = Path(path).stem
-    return f"{stem}_indices.png" if not stem.endswith("_indices") else "<stem>_indices.png"
 
 
 def read_confidence_picture(path: str | Path, size: tuple[int, int]) -> np.ndarray:

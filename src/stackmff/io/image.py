@@ -25,15 +25,7 @@ from PIL import Image
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
 from stackmff.io.paths import TIFF_SUFFIXES
-from stackmff.io.tiff import (
-    TIFF_MAGIC,
-    decode_tiff,
-    layouts_of,
-    one_line,
-    orient,
-    tifffile_errors,
-)
-from stackmff.stack_ops import to_float  # noqa: F401  (part of this module's interface)
+from stackmff.io.tiff import TIFF_MAGIC, decode_tiff, layouts_of, orient, tiff_errors
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
 # Pixels one image may declare: OpenCV's own default limit, refused here with a clearer error.
@@ -134,14 +126,9 @@ def read_image(path: str | Path) -> DecodedImage:
 
 
 def _probe_tiff(handle: BinaryIO, path: Path) -> ImageInfo:
-    try:
-        with tifffile_errors(), tifffile.TiffFile(handle) as tif:
-            layouts = layouts_of(tif, path)
-            itemsize = max(series.dtype.itemsize for series in tif.series)
-    except StackError:
-        raise
-    except Exception as exc:  # tifffile raises many types for damaged files
-        raise StackError(f"cannot decode {path} as TIFF: {one_line(exc)}") from None
+    with tiff_errors(path), tifffile.TiffFile(handle) as tif:
+        layouts = layouts_of(tif, path)
+        itemsize = max(series.dtype.itemsize for series in tif.series)
     first = layouts[0]
     return ImageInfo(sum(layout.layers for layout in layouts), first.height, first.width,
                      3 if any(layout.samples >= 3 for layout in layouts) else 1, itemsize)
@@ -252,15 +239,6 @@ def _normalise_page(page: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
     if page.ndim not in (2, 3) or (page.ndim == 3 and page.shape[2] != 3):
         raise StackError(f"{path}: unsupported image shape {page.shape}")
     return page, alpha
-
-
-def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float in [0, 1] -> uint8/uint16, rounded and clipped; an image of that integer type
-    already passes through unchanged."""
-    if image.dtype == dtype:
-        return image
-    top = np.iinfo(dtype).max
-    return np.clip(np.rint(np.asarray(image, np.float32) * top), 0, top).astype(dtype)
 
 
 def encode_image(image: np.ndarray, path: str | Path) -> bytes:

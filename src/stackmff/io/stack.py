@@ -15,15 +15,9 @@ import cv2
 import numpy as np
 
 from stackmff.errors import StackError
-from stackmff.io.image import (
-    DecodedImage,
-    ImageInfo,
-    from_float,
-    probe_image,
-    read_image,
-    to_float,
-)
+from stackmff.io.image import DecodedImage, ImageInfo, probe_image, read_image
 from stackmff.io.paths import expand_inputs
+from stackmff.io.pixels import from_float, to_float
 from stackmff.progress import progress
 
 WIDEN = 257  # 8-bit values in a 16-bit stack: 65535 / 255

@@ -64,6 +64,28 @@ def tifffile_errors() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
+@contextmanager
+def tiff_errors(path: Path, what: str = "as TIFF") -> Iterator[list[str]]:
+    """Read ``path`` with tifffile: its error records collected (:func:`tifffile_errors`, for
+    :func:`raise_logged`), and whatever it raises turned into one line naming the file.
+
+    Args:
+        what: how the message names the reading, ``cannot decode <path> <what>: ...``; empty
+            for the pages of a file already opened.
+
+    Raises:
+        StackError: for any error in the block; a :class:`StackError` passes unchanged.
+    """
+    try:
+        with tifffile_errors() as errors:
+            yield errors
+    except StackError:
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        named = f"{path} {what}" if what else str(path)
+        raise StackError(f"cannot decode {named}: {one_line(exc)}") from None
+
+
 def layout_of(series: tifffile.TiffPageSeries, path: Path) -> TiffLayout:
     """Place the sample/channel axis last and fold the stack-like axes into layers.
 
@@ -110,25 +132,20 @@ def decode_tiff(data: bytes, path: Path) -> list[np.ndarray]:
     Raises:
         StackError: a damaged or truncated file, or a layout that is not a stack.
     """
-    try:
-        with tifffile_errors() as errors, tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page_count = len(tif.pages)  # walks the whole page chain
-            layouts = layouts_of(tif, path)
-            _check_data_in_file(tif, len(data), path)
-            _raise_logged(errors, path)
-            if not _decodable(tif):
-                return _decode_with_opencv(data, page_count, path)
-            pages = []
-            for series, layout in zip(tif.series, layouts):
-                array = series.asarray().transpose(layout.order)
-                array = array.reshape((layout.layers, layout.height, layout.width, layout.samples))
-                orientation = series.keyframe.tags.valueof(_ORIENTATION, 1)
-                pages.extend(orient(page, orientation) for page in array)
-            _raise_logged(errors, path)
-    except StackError:
-        raise
-    except Exception as exc:  # tifffile raises many types for damaged files
-        raise StackError(f"cannot decode {path} as TIFF: {one_line(exc)}") from None
+    with tiff_errors(path) as errors, tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page_count = len(tif.pages)  # walks the whole page chain
+        layouts = layouts_of(tif, path)
+        check_data_in_file(tif, len(data), path)
+        raise_logged(errors, path)
+        if not _decodable(tif):
+            return _decode_with_opencv(data, page_count, path)
+        pages = []
+        for series, layout in zip(tif.series, layouts):
+            array = series.asarray().transpose(layout.order)
+            array = array.reshape((layout.layers, layout.height, layout.width, layout.samples))
+            orientation = series.keyframe.tags.valueof(_ORIENTATION, 1)
+            pages.extend(orient(page, orientation) for page in array)
+        raise_logged(errors, path)
     return pages
 
 
@@ -153,7 +170,8 @@ def orient(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(image)) if op else image
 
 
-def _check_data_in_file(tif: tifffile.TiffFile, size: int, path: Path) -> None:
+def check_data_in_file(tif: tifffile.TiffFile, size: int, path: Path) -> None:
+    """Refuse a file whose pages point past its ``size`` bytes (a truncated TIFF)."""
     for index, page in enumerate(tif.pages):
         ends = [offset + count for offset, count in zip(page.dataoffsets, page.databytecounts)
                 if count]
@@ -162,7 +180,8 @@ def _check_data_in_file(tif: tifffile.TiffFile, size: int, path: Path) -> None:
                              f"byte {max(ends)}, the file has {size})")
 
 
-def _raise_logged(errors: list[str], path: Path) -> None:
+def raise_logged(errors: list[str], path: Path) -> None:
+    """Raise the first error tifffile logged while reading ``path`` (a broken page chain)."""
     if errors:
         message = errors[0].split("> ", 1)[-1]  # drop tifffile's "<tifffile.TiffPages @8>"
         raise StackError(f"cannot decode {path}: damaged or truncated TIFF "

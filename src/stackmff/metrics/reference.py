@@ -13,15 +13,15 @@ import cv2
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from stackmff.io.pixels import from_float, to_float
+
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Float [0, 1] or uint16 or uint8 -> uint8."""
     image = np.asarray(image)
-    if image.dtype == np.uint8:
-        return image
     if image.dtype == np.uint16:
-        image = image.astype(np.float32) / 65535.0
-    return np.clip(np.rint(image.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+        image = to_float(image)
+    return from_float(image, np.uint8)
 
 
 def grey8(image: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import tifffile
 
 from stackmff.errors import StackError
-from stackmff.io.tiff import _check_data_in_file, _raise_logged, one_line, tifffile_errors
+from stackmff.io.tiff import check_data_in_file, raise_logged, tiff_errors, tifffile_errors
 from stackmff.microscopy.axes import AxisLayout, Metadata, axis_layout, to_micrometres
 from stackmff.microscopy.source import Source
 
@@ -41,20 +41,15 @@ def is_hyperstack(path: Path) -> bool:
 
 def open_tiff(path: Path) -> Source:
     """Open a TIFF's header and describe its stacks; pages are read by :meth:`Source.read`."""
-    try:
-        with tifffile_errors() as errors:
-            tif = tifffile.TiffFile(path)
-            try:
-                source = _describe(tif, path)
-                _check_data_in_file(tif, path.stat().st_size, path)
-                _raise_logged(errors, path)
-            except BaseException:
-                tif.close()
-                raise
-    except StackError:
-        raise
-    except Exception as exc:  # tifffile raises many types for damaged files
-        raise StackError(f"cannot decode {path} as TIFF: {one_line(exc)}") from None
+    with tiff_errors(path) as errors:
+        tif = tifffile.TiffFile(path)
+        try:
+            source = _describe(tif, path)
+            check_data_in_file(tif, path.stat().st_size, path)
+            raise_logged(errors, path)
+        except BaseException:
+            tif.close()
+            raise
     return source
 
 
@@ -96,22 +91,17 @@ def _read_stack(series, layout: AxisLayout, outer: int, t: int, path: Path) -> n
     stack = np.empty((channels, planes, height, width), series.dtype)
     ranges = [range(n) if a in "CZ" else [t] if a == "T" else [0] for a, n in zip(axes, shape)]
     pages = series.pages
-    try:
-        with tifffile_errors() as errors:
-            for index in itertools.product(*ranges):
-                page = pages[int(np.ravel_multi_index(index, shape))] if shape else pages[0]
-                data = np.asarray(page.asarray()).reshape([layout.size(a) for a in inner])
-                data = np.transpose(data, [inner.index(a) for a in "CYX" if a in inner])
-                z = index[axes.index("Z")]
-                if "C" in axes:
-                    stack[index[axes.index("C")], z] = data
-                else:
-                    stack[:, z] = data if "C" in inner else data[None]
-            _raise_logged(errors, path)
-    except StackError:
-        raise
-    except Exception as exc:
-        raise StackError(f"cannot decode {path}: {one_line(exc)}") from None
+    with tiff_errors(path, what="") as errors:
+        for index in itertools.product(*ranges):
+            page = pages[int(np.ravel_multi_index(index, shape))] if shape else pages[0]
+            data = np.asarray(page.asarray()).reshape([layout.size(a) for a in inner])
+            data = np.transpose(data, [inner.index(a) for a in "CYX" if a in inner])
+            z = index[axes.index("Z")]
+            if "C" in axes:
+                stack[index[axes.index("C")], z] = data
+            else:
+                stack[:, z] = data if "C" in inner else data[None]
+        raise_logged(errors, path)
     return stack
 
 

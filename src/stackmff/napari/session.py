@@ -19,11 +19,11 @@ import numpy as np
 from stackmff.api import prepare_method, save_result
 from stackmff.errors import StackError
 from stackmff.io import Stack
-from stackmff.io.image import from_float, to_float
+from stackmff.io.pixels import from_float, to_float
 from stackmff.outputs import OutputPlan
 from stackmff.result import FusionResult
-from stackmff.retouch import check_focus_map
-from stackmff.stack_ops import gather
+from stackmff.retouch import check_focus_map, regather_edit
+from stackmff.stack_ops import check_stack_shape, gather
 
 FILE_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
@@ -65,22 +65,21 @@ class UnitScale:
         """The pixel type a saved image gets: the layer's own, or 16 bit for other types."""
         return self.dtype if self.dtype in FILE_TYPES else np.dtype(np.uint16)
 
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        """``(low, span)`` for :func:`~stackmff.io.pixels.to_float`; ``None`` for the file
+        types, which use their type's range."""
+        return None if self.dtype in FILE_TYPES else (self.low, self.high - self.low)
+
     def to_unit(self, data: np.ndarray) -> np.ndarray:
         """Pixels -> float32 in [0, 1]."""
         if self.dtype in FILE_TYPES:
-            return to_float(np.asarray(data, self.dtype))
-        unit = (np.asarray(data, np.float64) - self.low) / (self.high - self.low)
-        return unit.astype(np.float32)
+            data = np.asarray(data, self.dtype)
+        return to_float(data, self.value_range, in_float64=True)
 
     def from_unit(self, image: np.ndarray) -> np.ndarray:
         """float in [0, 1] -> the layer's pixel type."""
-        if self.dtype in FILE_TYPES:
-            return from_float(image, self.dtype)
-        values = self.low + np.asarray(image, np.float64) * (self.high - self.low)
-        if np.issubdtype(self.dtype, np.integer):
-            info = np.iinfo(self.dtype)
-            values = np.clip(np.rint(values), info.min, info.max)
-        return values.astype(self.dtype)
+        return from_float(image, self.dtype, self.value_range)
 
 
 @dataclass(frozen=True)
@@ -141,12 +140,8 @@ class FuseSession:
         """
         focus_map = self.edited_map(labels)
         changed = focus_map != self.focus_map
-        fused = self.fused.copy()
-        fused[changed] = gather(self.layers, focus_map)[changed]
-        confidence = None
-        if self.confidence is not None:
-            confidence = self.confidence.copy()
-            confidence[changed] = 0.0
+        fused, confidence = regather_edit(self.layers, focus_map, changed, self.confidence,
+                                          fused=self.fused)
         return Retouched(fused, focus_map, confidence, changed)
 
     def edited_map(self, labels: np.ndarray) -> np.ndarray:
@@ -207,11 +202,7 @@ def fuse_layer(data: np.ndarray, method: str, *, align: bool = False,
             alignment, or a method that makes no focus map.
     """
     data = np.asarray(data)
-    if data.ndim not in (3, 4) or (data.ndim == 4 and data.shape[3] != 3):
-        raise StackError(f"a focus stack is (L, H, W) or (L, H, W, 3), got a layer of shape "
-                         f"{data.shape}: choose an image layer with a Z axis")
-    if len(data) < 2:
-        raise StackError(f"a focus stack needs at least 2 layers, got {len(data)}")
+    check_stack_shape(data.shape, hint=": choose an image layer with a Z axis")
     scale = UnitScale.of(data)
     yield f"preparing {method}"
     fuser = prepare_method(method, **(options or {}))

@@ -18,6 +18,7 @@ import numpy as np
 
 from stackmff.errors import StackError
 from stackmff.registration.estimate import MODELS, estimate_pair, prepare
+from stackmff.stack_ops import check_stack_shape
 
 FAILURE_POLICIES = ("drop", "keep", "error")
 # Fewer pixels a side leave phase correlation and ECC nothing to work on (OpenCV refuses a
@@ -161,7 +162,7 @@ def check_sizes(shape: tuple[int, int], tolerance: float, work_size: int) -> Non
 def align_stack(layers: np.ndarray, reference: int | str = "middle", model: str = "similarity",
                 keep_size: bool = False, on_failure: str = "error", refine: bool = True,
                 tolerance: float = 0.6, work_size: int = 1024) -> Alignment:
-    """Align a stack ``(L, H, W[, C])`` float32 in [0, 1] to one of its layers.
+    """Align a stack ``(L, H, W[, 3])`` float32 in [0, 1] to one of its layers.
 
     Args:
         reference: ``"middle"`` or a layer index.
@@ -182,9 +183,8 @@ def align_stack(layers: np.ndarray, reference: int | str = "middle", model: str 
             cannot be aligned.
     """
     layers = np.asarray(layers, np.float32)
+    check_stack_shape(layers.shape)
     n = layers.shape[0]
-    if layers.ndim not in (3, 4) or n < 2:
-        raise ValueError(f"expected a stack (L, H, W[, C]) with L >= 2, got {layers.shape}")
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if on_failure not in FAILURE_POLICIES:

@@ -25,7 +25,7 @@ from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.sources import SceneSampler, SourceWeights
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
-from stackmff.io.image import from_float
+from stackmff.io.pixels import from_float
 from stackmff.stack_ops import luma, to_float, window_luma
 from stackmff.training.head_config import CacheConfig
 from stackmff.training.network_target import training_device

@@ -18,17 +18,15 @@ detail elsewhere, so it is an option (``--halo``), not the default.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 
 from stackmff.errors import StackError
 from stackmff.result import FusionResult
+from stackmff.retouch.edit import regather_edit
+from stackmff.retouch.maps import ORDERS, Order
 from stackmff.stack_ops import gather, window_luma
 
-Order = Literal["near-to-far", "far-to-near"]
-ORDERS = ("near-to-far", "far-to-near")
 REACH = 2.0  # blur sigmas beyond which a near edge's spill is taken as gone
 SIGMAS = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30], np.float32)
 INTERIOR = 6  # px eroded from an object before its blur is measured (its edge mixes)
@@ -85,11 +83,10 @@ def limit_result_halos(layers: np.ndarray, result: FusionResult,
         raise StackError(f"--halo edits the focus map and gathers again, so it needs a method "
                          f"whose image is the gather of its map, not {result.method}")
     focus_map = limit_halos(layers, result.focus_map, order)
-    confidence = result.confidence
-    if confidence is not None:
-        confidence = np.where(focus_map != result.focus_map, np.float32(0), confidence)
-    return FusionResult(fused=gather(layers, focus_map), focus_map=focus_map,
-                        confidence=confidence, method=result.method)
+    fused, confidence = regather_edit(layers, focus_map, focus_map != result.focus_map,
+                                      result.confidence)
+    return FusionResult(fused=fused, focus_map=focus_map, confidence=confidence,
+                        method=result.method)
 
 
 def _blur_between_layers(grey: np.ndarray, rank: np.ndarray) -> np.ndarray:

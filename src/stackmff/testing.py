@@ -1,9 +1,19 @@
-"""Tiny focus stacks with a known focus map, made on the fly for the tests."""
+"""Tiny focus stacks with a known focus map, made on the fly: for the tests, and for the
+benchmarks and scripts that need stacks whose right answer is known without any files.
+
+Not imported by ``import stackmff`` (like ``training`` and ``evaluation``, it is no part of
+fusing a stack).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+
+from stackmff.io import write_image
+from stackmff.io.pixels import from_float
 
 
 def texture(height: int, width: int, colour: bool, seed: int) -> np.ndarray:
@@ -40,12 +50,10 @@ def make_stack(n_layers: int = 4, height: int = 90, width: int = 124, colour: bo
     return layers, truth, focus_map
 
 
-def write_stack(folder, layers: np.ndarray, dtype=np.uint8, suffix: str = ".png",
-                names=None) -> list:
-    """Write float layers as image files (RGB order) and return their paths."""
-    from stackmff.io import write_image
-    from stackmff.io.image import from_float
-
+def write_stack(folder: Path, layers: np.ndarray, dtype=np.uint8, suffix: str = ".png",
+                names: list[str] | None = None) -> list[Path]:
+    """Write float layers as image files (RGB order), ``layer_<k><suffix>`` unless ``names``
+    are given, at the bit depth of ``dtype``, and return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     names = names or [f"layer_{k}{suffix}" for k in range(len(layers))]
     paths = [folder / name for name in names]
