@@ -1,6 +1,7 @@
 """The methods' options are data: one table per method decides the checks of every value, the
 command-line flags and the defaults."""
 
+import argparse
 import inspect
 
 import pytest
@@ -29,7 +30,7 @@ def test_every_option_of_every_table_is_a_flag_as_declared():
                 assert all(a.dest != option.name for a in actions.values()), option.name
                 continue
             action = actions[option.flag_name]
-            assert action.dest == option.name and action.default is None
+            assert action.dest == option.name and action.default is argparse.SUPPRESS
             assert option.help in action.help
             if option.choices:
                 assert tuple(action.choices) == option.choices
@@ -46,9 +47,9 @@ def test_every_option_of_every_table_is_a_flag_as_declared():
 
 def test_the_flags_give_the_method_options_the_tables_name():
     args = _build_parser().parse_args(
-        ["fuse", "in", "-o", "out.png", "-m", "v3", "--tile", "64", "--tile-margin", "16",
+        ["fuse", "in", "-o", "out.png", "-m", "v3", "--tile", "0", "--tile-margin", "16",
          "--tile-local-means", "--blend-scales", "1,0.75", "--precision", "bf16"])
-    assert method_options(args) == {"tile": 64, "margin": 16, "global_means": False,
+    assert method_options(args) == {"tile": None, "margin": 16, "global_means": False,
                                     "blend_scales": (1.0, 0.75), "precision": "bf16"}
 
 
@@ -84,6 +85,14 @@ def test_the_library_refuses_a_value_its_option_does_not_take_in_one_line(option
     with pytest.raises(StackError) as refused:
         stackmff.prepare_method("v3", **options)
     assert str(refused.value) == message
+
+
+def test_tile_0_runs_in_one_pass_and_no_flag_means_the_default():
+    parser = _build_parser()
+    one_pass = parser.parse_args(["fuse", "in", "-o", "out.png", "-m", "v3", "--tile", "0"])
+    assert method_options(one_pass) == {"tile": None}
+    plain = parser.parse_args(["fuse", "in", "-o", "out.png", "-m", "v3"])
+    assert method_options(plain) == {}
 
 
 def test_the_tile_is_read_as_the_table_says(capsys):

@@ -55,8 +55,9 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
     """A flag for every option of the registry's tables that has one, as its table declares
-    it. They default to ``None``: only those given reach the method, which refuses the ones
-    it does not take (a classical method takes none)."""
+    it. A flag not given sets nothing (so ``--tile 0``, one pass, is not mistaken for a flag
+    left out): only those given reach the method, which refuses the ones it does not take (a
+    classical method takes none)."""
     takers = option_takers()
     group = parser.add_argument_group(f"network (--method {', '.join(takers)})")
     for option in all_options():
@@ -64,7 +65,7 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
             continue
         only = methods_taking(option.name)
         prefix = "" if only == takers else f"{', '.join(only)}: "
-        group.add_argument(option.flag_name, dest=option.name, default=None,
+        group.add_argument(option.flag_name, dest=option.name, default=argparse.SUPPRESS,
                            help=prefix + option.help, **argument_kind(option))
 
 
@@ -112,9 +113,9 @@ def parse_text(kind: type, text: str):
 def method_options(args: argparse.Namespace) -> dict:
     """The method options the user gave; an option the method does not take is refused in
     one line naming its flag."""
-    table = all_options()
-    options = {option.name: getattr(args, option.name) for option in table
-               if option.flag_name is not None and getattr(args, option.name) is not None}
+    table, given = all_options(), vars(args)
+    options = {option.name: given[option.name] for option in table
+               if option.flag_name is not None and option.name in given}
     taken = get_method(args.method).options
     unknown = [option for option in table if option.name in options and option.name not in taken]
     if unknown:
