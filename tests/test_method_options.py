@@ -1,16 +1,23 @@
 """The methods' options are data: one table per method decides the checks of every value, the
-command-line flags and the defaults."""
+command-line flags and the defaults, and the registry alone says whether a method copies
+pixels."""
 
 import argparse
 import inspect
 
+import numpy as np
 import pytest
+from synthetic import make_stack
 
 import stackmff
+from stackmff import methods
 from stackmff.cli import _build_parser, main
 from stackmff.cli_options import method_options
 from stackmff.errors import StackError
-from stackmff.methods import get_method, list_methods
+from stackmff.io.image import from_float
+from stackmff.methods import FusionMethod, get_method, list_methods
+from stackmff.result import FusionResult
+from stackmff.stack_ops import gather
 
 
 def flag_actions() -> dict:
@@ -136,3 +143,57 @@ def test_an_option_declared_differently_by_two_methods_is_refused():
     tile = Option("tile", int, "auto", help="a")
     with pytest.raises(ValueError, match="declared differently"):
         merged_tables([(tile,), (Option("tile", int, 64, help="a"),)])
+
+
+# copies pixels: the registry's answer, wherever it is asked ----------------------------------
+
+
+def mean_fuser(layers: np.ndarray) -> FusionResult:
+    """A stand-in method whose fused image is no gather of its map (layer 0 everywhere)."""
+    layers = np.asarray(layers, np.float32)
+    return FusionResult(layers.mean(axis=0), np.zeros(layers.shape[1:3], np.uint16), None,
+                        "stand-in")
+
+
+@pytest.fixture(params=[True, False], ids=["copies", "blends"])
+def stand_in(request, monkeypatch) -> tuple[str, bool]:
+    """A method registered for the test, declaring that it copies pixels or not."""
+    list_methods()  # the built-in methods first, so this one is not registered before them
+    name = "stand-in"
+    monkeypatch.setitem(methods._METHODS, name, FusionMethod(
+        name, "test only", prepare=lambda: mean_fuser, selects=request.param))
+    return name, request.param
+
+
+def test_napari_session_keeps_the_source_pixels_only_where_the_registry_says_so(stand_in):
+    from stackmff.napari.session import fuse_layer
+
+    name, copies = stand_in
+    data = from_float(make_stack(n_layers=3, height=32, width=32, colour=True)[0], np.uint8)
+    session = run_to_end(fuse_layer(data, name))
+    if copies:
+        np.testing.assert_array_equal(session.fused, data[0])
+    else:
+        np.testing.assert_array_equal(session.fused, session.scale.from_unit(
+            mean_fuser(session.scale.to_unit(data)).fused))
+        assert not np.array_equal(session.fused, data[0])
+
+
+def test_v3_with_a_soft_blend_is_not_treated_as_copying_in_napari():
+    from stackmff.napari.session import fuse_layer
+
+    assert not get_method("v3").copies_pixels(blend="soft")
+    data = from_float(make_stack(n_layers=3, height=32, width=32, colour=True)[0], np.uint8)
+    session = run_to_end(fuse_layer(data, "v3", options={"blend": "soft"}))
+    result = stackmff.prepare_method("v3", blend="soft")(session.scale.to_unit(data))
+    np.testing.assert_array_equal(session.fused, session.scale.from_unit(result.fused))
+    assert not np.array_equal(session.fused, gather(data, session.focus_map))
+
+
+def run_to_end(generator):
+    """The value a generator returns (what napari's worker hands to ``returned``)."""
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 DEFAULT_TILE = 1024
 DEFAULT_MARGIN = 128
 MAX_MARGIN = 1024  # far beyond what the network's context needs; bounds the work per tile
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
