@@ -1,6 +1,6 @@
 """The methods' options are data: one table per method decides the checks of every value, the
 command-line flags and the defaults, and the registry alone says whether a method copies
-pixels."""
+pixels (for napari's session and for Dask arrays alike)."""
 
 import argparse
 import inspect
@@ -177,6 +177,15 @@ def test_napari_session_keeps_the_source_pixels_only_where_the_registry_says_so(
         np.testing.assert_array_equal(session.fused, session.scale.from_unit(
             mean_fuser(session.scale.to_unit(data)).fused))
         assert not np.array_equal(session.fused, data[0])
+
+
+def test_a_dask_array_is_gathered_only_where_the_registry_says_the_method_copies(stand_in):
+    da = pytest.importorskip("dask.array")
+    name, copies = stand_in
+    layers = make_stack(n_layers=3, height=32, width=32)[0]
+    result = stackmff.fuse_stack(da.from_array(layers, chunks=(1, 16, 16)), name)
+    expected = layers[0] if copies else layers.mean(axis=0)
+    np.testing.assert_allclose(result.fused, expected, atol=1e-6)
 
 
 def test_v3_with_a_soft_blend_is_not_treated_as_copying_in_napari():
