@@ -89,6 +89,46 @@ def test_the_cycle_check_finds_a_cycle(monkeypatch):
     assert cycle is not None and "io" in cycle and "pipeline" in cycle
 
 
+# The layers of the package, lowest first (docs/layout.md draws them): a package imports
+# from its own layer or the ones below, never from above.
+LAYERS = (
+    ("errors", "progress", "option_table"),
+    ("io",),                                              # files: images, TIFF, writes
+    ("stack_ops", "microscopy", "metrics", "model"),      # stacks, formats, measures, net
+    ("result", "registration", "runtime", "weights"),
+    ("methods",),                                         # the registry
+    ("classical", "fusion", "retouch", "channel_rule", "outputs"),
+    ("pipeline", "regather"),                             # the one path, files to files
+    ("api",),
+    ("stackmff", "__main__", "cli", "cli_parser", "cli_options", "batch", "napari",
+     "data", "training", "evaluation", "testing"),        # front ends and tools
+)
+FRONT_ENDS = ("cli", "cli_parser", "cli_options", "batch", "napari")
+
+
+def layer_of(package: str) -> int:
+    for level, members in enumerate(LAYERS):
+        if package in members:
+            return level
+    raise AssertionError(f"package {package!r} has no layer in LAYERS (and docs/layout.md)")
+
+
+def test_packages_import_from_their_own_layer_or_below():
+    upward = sorted(f"{module} -> {other}" for module, imported in imports_of_modules().items()
+                    for other in imported
+                    if layer_of(package_of(other)) > layer_of(package_of(module)))
+    assert not upward
+
+
+def test_front_ends_take_method_options_from_the_registry_not_from_fusion():
+    """The command line, napari and batch know a method's options from its registry entry
+    only: nothing of the network's own modules."""
+    found = sorted(f"{module} -> {other}" for module, imported in imports_of_modules().items()
+                   for other in imported
+                   if package_of(module) in FRONT_ENDS and other.startswith("stackmff.fusion"))
+    assert not found
+
+
 # what the format packages may not know of: methods, the network, the pipeline and the API
 # above them, the front ends, and the allocator
 ABOVE_FORMATS = ("stackmff.methods", "stackmff.classical", "stackmff.fusion", "stackmff.model",

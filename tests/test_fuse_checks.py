@@ -56,7 +56,7 @@ def test_an_unbounded_tile_margin_is_a_usage_error(stack, tmp_path, capsys):
               "--tile-margin", "100000"])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "stackmff: error: argument --tile-margin: must be from 0 to 1024, got 100000 "
+        "stackmff: error: argument --tile-margin: must be an integer from 0 to 1024, got 100000 "
         "(see 'stackmff fuse --help')"]
 
 

@@ -331,6 +331,35 @@ def test_v3_with_precision_and_alignment_adds_the_aligned_stack(viewer, widget, 
     assert not widget.precision.enabled
 
 
+def test_the_method_controls_are_the_registrys_options(viewer, widget):
+    """Choices, defaults and tooltips come from the method's option table; a control is
+    enabled for the methods that take its option, and only those pass it on."""
+    from stackmff.methods import get_method
+
+    table = get_method("v3").options
+    for name, control in (("blend", widget.blend), ("precision", widget.precision)):
+        option = table.get(name)
+        assert tuple(control.choices) == option.choices and control.value == option.default
+        assert control.tooltip == option.help
+    widget.method.value = "v3+"
+    widget.blend.value = "band"
+    assert widget.blend.enabled and widget.method_options() == {"precision": "fp32",
+                                                                "blend": "band"}
+    widget.method.value = "depthmap"
+    assert not widget.blend.enabled and widget.method_options() == {}
+
+
+def test_v3_with_a_soft_blend_shows_the_blended_image(viewer, widget, qtbot):
+    data = stack_data(n_layers=3)[:, :32, :32]
+    add_stack(viewer, widget, data)
+    widget.blend.value = "soft"
+    session = fuse(qtbot, widget, method="v3")
+    expected = stackmff.prepare_method("v3", blend="soft")(session.scale.to_unit(data))
+    np.testing.assert_array_equal(widget.fused_layer.data,
+                                  session.scale.from_unit(expected.fused))
+    assert not np.array_equal(widget.fused_layer.data, stackmff.gather(data, session.focus_map))
+
+
 def test_fusing_runs_in_a_worker_thread_while_the_viewer_stays_free(viewer, widget, qtbot,
                                                                     monkeypatch):
     import stackmff.napari.session as session_module

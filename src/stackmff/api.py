@@ -97,15 +97,16 @@ def _fuse_dask(array, method: str, fuser: Fuser | None, options: dict,
     margin; the same context for the classical methods): see
     :mod:`stackmff.fusion.dask_tiles`."""
     from stackmff.fusion.dask_tiles import fuse_dask_array
-    from stackmff.fusion.tiling import DEFAULT_MARGIN
+    from stackmff.methods import all_options
 
-    margin = options.get("margin", DEFAULT_MARGIN)
+    margin = options.get("margin", all_options().get("margin").default)
+    entry = get_method(method)
+    copies = entry.copies_pixels(**options)
     if fuser is None:
-        entry = get_method(method)
         if "tile" in entry.options:  # each block in one pass: the blocks are the tiles
             options = {**options, "tile": None}
         fuser = prepare_method(method, **options)
-    return fuse_dask_array(array, with_halo(fuser, halo), margin, method)
+    return fuse_dask_array(array, with_halo(fuser, halo), margin, method, copies)
 
 
 def save_result(result: FusionResult, stack: Stack, output: str | Path,

@@ -7,8 +7,7 @@ import argparse
 
 from stackmff.api import DEFAULT_METHOD
 from stackmff.errors import StackError
-from stackmff.fusion.blend import BLENDS
-from stackmff.fusion.tiling import DEFAULT_MARGIN, MAX_MARGIN, PRECISIONS
+from stackmff.methods import Option, all_options, get_method, list_methods, methods_taking
 
 
 def add_registration_options(group, with_switch: bool) -> None:
@@ -51,85 +50,81 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
                         help="keep near objects' blur out of the far background beside them "
                              "(docs/halo.md); the value says how the stack runs "
                              "(default near-to-far: the first image focused nearest)")
-    # network options default to None: only those given reach the method, which refuses
-    # the ones it does not take (a classical method takes none)
-    network = parser.add_argument_group("network (--method v3, v3+)")
-    network.add_argument("--checkpoint", metavar="PATH",
-                         help="trained weights (.pt); default: the shipped model")
-    network.add_argument("--head", metavar="PATH",
-                         help="v3+: the refinement head (.pt); default: the shipped head")
-    network.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
-    network.add_argument("--tile", type=tile_size, metavar="N",
-                         help="tile side in pixels, 0 for one pass (default: auto, the largest "
-                              "that bounds memory for the stack's layer count)")
-    network.add_argument("--tile-margin", type=margin, metavar="N",
-                         help=f"context around each tile, 0..{MAX_MARGIN} "
-                              f"(default {DEFAULT_MARGIN})")
-    network.add_argument("--tile-local-means", action="store_true",
-                         help="let each tile take the network's global averages over itself, "
-                              "skipping the first pass that takes them over the whole image: "
-                              "faster with several tiles, the focus map changes at near-ties")
-    network.add_argument("--precision", choices=PRECISIONS,
-                         help="autocast precision of the per-layer network (default fp32)")
-    network.add_argument("--blend", choices=BLENDS,
-                         help="hard: copy every pixel from its most probable layer, no value "
-                              "invented (default); soft: weight the layers by their "
-                              "probabilities; band: hard where confident, soft across "
-                              "focus-map boundaries (docs/methods.md)")
-    network.add_argument("--blend-sigma", type=float, metavar="S",
-                         help="smoothing of the probabilities in pixels (default 0.5 for soft "
-                              "and band, 0 for hard)")
-    network.add_argument("--blend-scales", type=scales, metavar="S,S",
-                         help="average the probabilities over these input scales, e.g. "
-                              "1,0.75 (default 1)")
+    add_method_options(parser)
 
 
-def tile_size(text: str) -> int | str | None:
-    if text == "auto":
-        return text
-    value = int(text)
-    if value != 0 and value < 32:
-        raise argparse.ArgumentTypeError(f"tile must be 0 or at least 32, got {value}")
-    return value or None
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """A flag for every option of the registry's tables that has one, as its table declares
+    it. A flag not given sets nothing (so ``--tile 0``, one pass, is not mistaken for a flag
+    left out): only those given reach the method, which refuses the ones it does not take (a
+    classical method takes none)."""
+    takers = option_takers()
+    group = parser.add_argument_group(f"network (--method {', '.join(takers)})")
+    for option in all_options():
+        if option.flag_name is None:
+            continue
+        only = methods_taking(option.name)
+        prefix = "" if only == takers else f"{', '.join(only)}: "
+        group.add_argument(option.flag_name, dest=option.name, default=argparse.SUPPRESS,
+                           help=prefix + option.help, **argument_kind(option))
 
 
-def scales(text: str) -> tuple[float, ...]:
-    try:
+def option_takers() -> list[str]:
+    """The methods that take any option (the network's)."""
+    return [method.name for method in list_methods() if method.options]
+
+
+def argument_kind(option: Option) -> dict:
+    """How argparse reads the option: a switch, a choice, or text its table checks."""
+    if option.type is bool:  # a switch that sets the opposite of the default
+        return {"action": "store_const", "const": not option.default}
+    if option.choices:
+        return {"choices": option.choices}
+    return {"type": value_reader(option), "metavar": option.metavar}
+
+
+def value_reader(option: Option):
+    """The option's value from the command line's text, checked by its table: a usage error
+    in one line names the flag and what it takes."""
+
+    def read(text: str):
+        words = dict(option.words)
+        try:
+            value = words[text] if text in words else parse_text(option.type, text)
+        except ValueError:
+            value = text
+        if not option.fits(value):
+            raise argparse.ArgumentTypeError(f"must be {option.rule(written=True)}, got {text}")
+        return value
+
+    read.__name__ = option.name
+    return read
+
+
+def parse_text(kind: type, text: str):
+    """Text as a value of an option's type; a ``tuple`` is a comma list of numbers."""
+    if kind is tuple:
         return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-
-
-def margin(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= MAX_MARGIN:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_MARGIN}, got {value}")
-    return value
-
-
-# --flag -> the method option it sets
-NETWORK_FLAGS = {"checkpoint": "checkpoint", "head": "head", "device": "device", "tile": "tile",
-                  "tile_margin": "margin", "precision": "precision", "blend": "blend",
-                  "blend_sigma": "blend_sigma", "blend_scales": "blend_scales"}
-FLAG_NAMES = {"checkpoint": "--checkpoint", "head": "--head", "device": "--device",
-               "tile": "--tile", "margin": "--tile-margin", "precision": "--precision",
-               "global_means": "--tile-local-means", "blend": "--blend",
-               "blend_sigma": "--blend-sigma", "blend_scales": "--blend-scales"}
+    if kind in (int, float):
+        return kind(text)
+    return text  # str and paths: as written
 
 
 def method_options(args: argparse.Namespace) -> dict:
-    """The method options the user gave; the method refuses those it does not take."""
-    from stackmff.methods import get_method
-
-    options = {option: getattr(args, flag) for flag, option in NETWORK_FLAGS.items()
-               if getattr(args, flag) is not None}
-    if args.tile_local_means:
-        options["global_means"] = False
-    unknown = sorted(set(options) - get_method(args.method).options)
+    """The method options the user gave; an option the method does not take is refused in
+    one line naming its flag."""
+    table, given = all_options(), vars(args)
+    options = {option.name: given[option.name] for option in table
+               if option.flag_name is not None and option.name in given}
+    taken = get_method(args.method).options
+    unknown = [option for option in table if option.name in options and option.name not in taken]
     if unknown:
-        flags = ", ".join(FLAG_NAMES[o] for o in unknown)
-        raise StackError(f"{flags} applies to the network methods only, not to "
-                         f"--method {args.method}")
+        flags = ", ".join(option.flag_name for option in unknown)
+        takers = [name for name in option_takers()
+                  if all(option.name in get_method(name).options for option in unknown)]
+        which = ("the network methods" if takers == option_takers()
+                 else "--method " + ", ".join(takers))
+        raise StackError(f"{flags} applies to {which} only, not to --method {args.method}")
     return options
 
 

@@ -1,8 +1,9 @@
 """The one registry of fusion methods: the network and the classical methods alike.
 
 A method is prepared once (``prepare(**options)``: the network loads its weights there) and
-the prepared fuser then fuses any number of stacks. Each entry names the options it accepts,
-so an option that a method would ignore is refused instead.
+the prepared fuser then fuses any number of stacks. Each entry declares its options as a
+table (:mod:`stackmff.option_table`): an option that a method would ignore is refused, every
+value is checked by its option, and the command line and napari offer what the tables say.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stackmff.errors import StackError
+from stackmff.option_table import Option, OptionTable, merged_tables
 from stackmff.result import FusionResult
 
 Fuser = Callable[[np.ndarray], FusionResult]
@@ -31,8 +33,10 @@ class FusionMethod:
         summary: one line for ``stackmff methods``.
         prepare: ``prepare(**options) -> fuser``; the fuser takes float32 ``(L, H, W[, 3])``
             in [0, 1] and returns a :class:`FusionResult`.
-        options: the keyword options ``prepare`` accepts.
-        check: validates options before any work (raises :class:`StackError`).
+        options: the keyword options ``prepare`` accepts, as a table of :class:`Option`
+            (a plain tuple is made one).
+        check: what the table cannot say, after each value passed its option's check: rules
+            between options, files that must exist (raises :class:`StackError`).
         confidence: whether its results carry a confidence map.
         selects: whether every fused pixel is the input pixel its focus map names, so that the
             map can be edited and gathered again, and the channels of a microscopy image are
@@ -44,23 +48,29 @@ class FusionMethod:
     name: str
     summary: str
     prepare: Callable[..., Fuser]
-    options: frozenset[str] = field(default_factory=frozenset)
+    options: OptionTable = field(default_factory=OptionTable)
     check: Callable[..., None] = lambda **options: None
     confidence: bool = True
     selects: bool | Callable[..., bool] = True
     rank: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", OptionTable(self.options))
 
     def copies_pixels(self, **options) -> bool:
         """Whether, with these options, every fused pixel is the input pixel its map names."""
         return self.selects(**options) if callable(self.selects) else self.selects
 
     def check_options(self, **options) -> None:
-        """Refuse options this method does not take, then check the values it does."""
-        unknown = sorted(set(options) - self.options)
+        """Refuse options this method does not take, then check each value by its option,
+        then what the method checks itself."""
+        unknown = sorted(set(options) - set(self.options.names))
         if unknown:
-            taken = f" (it takes: {', '.join(sorted(self.options))})" if self.options else ""
+            names = self.options.names
+            taken = f" (it takes: {', '.join(sorted(names))})" if names else ""
             raise StackError(f"method {self.name!r} does not take the option(s) "
                              f"{', '.join(unknown)}{taken}")
+        self.options.check_values(**options)
         self.check(**options)
 
 
@@ -105,3 +115,18 @@ def list_methods() -> list[FusionMethod]:
     """All registered methods: the network first, then the classical ones."""
     _load_builtins()
     return sorted(_METHODS.values(), key=lambda m: m.rank)
+
+
+def all_options() -> OptionTable:
+    """Every option any method takes, each once (see :func:`merged_tables`): what the command
+    line offers, and the defaults a front end shows."""
+    return merged_tables(method.options for method in list_methods())
+
+
+def methods_taking(name: str) -> list[str]:
+    """The names of the methods that take the option ``name``."""
+    return [method.name for method in list_methods() if name in method.options]
+
+
+__all__ = ["BUILTIN_MODULES", "Fuser", "FusionMethod", "Option", "OptionTable", "add_method",
+           "all_options", "get_method", "list_methods", "methods_taking", "register"]

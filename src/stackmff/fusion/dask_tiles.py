@@ -52,16 +52,20 @@ def _scheduler() -> dict:
         return {"scheduler": "synchronous"}
 
 
-def fuse_dask_array(array, fuser: Fuser, margin: int, method: str) -> FusionResult:
-    """Fuse a Dask array ``(L, Y, X[, 3])`` of float layers in [0, 1], block by block."""
+def fuse_dask_array(array, fuser: Fuser, margin: int, method: str,
+                    copies_pixels: bool) -> FusionResult:
+    """Fuse a Dask array ``(L, Y, X[, 3])`` of float layers in [0, 1], block by block.
+
+    ``copies_pixels``: the registry's answer for the fuser's method and options
+    (:meth:`stackmff.methods.FusionMethod.copies_pixels`); where it is no, the blocks' fused
+    pixels come back with their decisions instead of being gathered by the focus map."""
     import dask
     import dask.array as da
 
     check_stack_shape(array.shape)
     array = array.rechunk({0: -1, **({3: -1} if array.ndim == 4 else {})})
     height, width = array.shape[1:3]
-    # a soft or band blend is no gather: its fused pixels come back with the decisions
-    blended = getattr(getattr(fuser, "blend", None), "mode", "hard") != "hard"
+    blended = not copies_pixels
     planes = 2 + (array.shape[3] if array.ndim == 4 else 1) if blended else 2
     rows = []
     for y0, y1 in _spans(array.chunks[1]):

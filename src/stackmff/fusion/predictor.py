@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from stackmff.errors import StackError
 from stackmff.fusion.blend import Blend, decide_tile
 from stackmff.fusion.image_means import ImageMeans
-from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, Tile, plan_tiles
+from stackmff.fusion.network_method import OPTIONS
+from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, Tile, plan_tiles
 from stackmff.io.pixels import to_float
 from stackmff.model import StackMFFV3, StackOutput
 from stackmff.model.attention import PIXELS_PER_CHUNK
@@ -83,14 +84,11 @@ class StackFuser:
                  workers: int | None = None, global_means: bool = True,
                  native: bool = True, blend: Blend | None = None,
                  copy_model: bool = True) -> None:
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        # the same check, and message, as the method's options get from the registry
+        OPTIONS.check_values(device=device, tile=tile, margin=margin, precision=precision,
+                             global_means=global_means, native=native)
         if device == "cuda" and not torch.cuda.is_available():
             raise StackError("--device cuda asked for, but no CUDA device is available")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if tile != "auto":
-            plan_tiles(64, 64, tile, margin)  # validates tile and margin
         self.model = optimise_for_inference(model, device, in_place=not copy_model)
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         self.global_means, self.native = global_means, native

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 DEFAULT_TILE = 1024
 DEFAULT_MARGIN = 128
 MAX_MARGIN = 1024  # far beyond what the network's context needs; bounds the work per tile
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -30,11 +29,9 @@ class Tile:
 
 
 def plan_tiles(height: int, width: int, tile: int | None, margin: int) -> list[Tile]:
-    """Split an image into cores of at most ``tile`` pixels a side (``None``: one tile)."""
-    if tile is not None and tile < 32:
-        raise ValueError(f"tile size must be at least 32 pixels, got {tile}")
-    if not 0 <= margin <= MAX_MARGIN:
-        raise ValueError(f"tile margin must be from 0 to {MAX_MARGIN}, got {margin}")
+    """Split an image into cores of at most ``tile`` pixels a side (``None``: one tile).
+    ``tile`` and ``margin`` are values the network's options take (their table in
+    :mod:`stackmff.fusion.network_method` checks them where they are given)."""
     if tile is None or (height <= tile and width <= tile):
         return [Tile((0, height, 0, width), (0, height, 0, width))]
     tiles = []

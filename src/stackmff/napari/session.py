@@ -20,6 +20,7 @@ from stackmff.api import prepare_method, save_result
 from stackmff.errors import StackError
 from stackmff.io import Stack
 from stackmff.io.pixels import from_float, to_float
+from stackmff.methods import get_method
 from stackmff.outputs import OutputPlan
 from stackmff.result import FusionResult
 from stackmff.retouch import check_focus_map, regather_edit
@@ -194,7 +195,7 @@ def fuse_layer(data: np.ndarray, method: str, *, align: bool = False,
         data: ``(L, H, W)`` or ``(L, H, W, 3)``, any numeric pixel type.
         method: a name from :func:`stackmff.list_methods`.
         align: register the layers first (:func:`stackmff.registration.align_stack`).
-        options: the method's options (``precision`` for ``v3``).
+        options: the method's options (those the widget shows: ``precision``, ``blend``).
         paths: the file of every layer, where known.
 
     Raises:
@@ -215,9 +216,10 @@ def fuse_layer(data: np.ndarray, method: str, *, align: bool = False,
     result = fuser(unit)
     if result.focus_map is None:
         raise StackError(f"method {method!r} makes no focus map to show or retouch")
-    fused = scale.from_unit(result.fused)
-    if np.array_equal(result.fused, gather(unit, result.focus_map)):
-        fused = gather(data, result.focus_map)  # a selection method: the exact source pixels
+    if get_method(method).copies_pixels(**(options or {})):
+        fused = gather(data, result.focus_map)  # the exact source pixels, in their own type
+    else:
+        fused = scale.from_unit(result.fused)
     return FuseSession(data, scale, method, fused, result.focus_map, result.confidence,
                        paths, offset, align)
 

@@ -29,9 +29,8 @@ from napari.utils.notifications import show_error, show_info
 
 from stackmff.api import DEFAULT_METHOD
 from stackmff.errors import StackError
-from stackmff.fusion.tiling import PRECISIONS
 from stackmff.io.focusmap import layer_colours
-from stackmff.methods import get_method, list_methods
+from stackmff.methods import all_options, get_method, list_methods
 from stackmff.napari.channels import (
     ChannelSession,
     channel_choices,
@@ -42,6 +41,9 @@ from stackmff.napari.channels import (
 from stackmff.napari.session import FuseSession, Retouched, fuse_layer
 
 SAVE_TYPES = "*.png *.tif *.tiff *.jpg"
+# the method options offered as controls; their choices, defaults and tooltips are the
+# registry's, and each is enabled for the methods that take it
+SHOWN_OPTIONS = ("precision", "blend")
 
 
 class FuseWidget(Container):
@@ -67,8 +69,8 @@ class FuseWidget(Container):
                               tooltip="the image layer (L, H, W[, 3]) to fuse")
         self.method = ComboBox(label="method", choices=[m.name for m in list_methods()],
                                value=DEFAULT_METHOD)
-        self.precision = ComboBox(label="precision", choices=list(PRECISIONS), value="fp32",
-                                  tooltip="arithmetic of the v3 network")
+        self.option_controls = option_controls(SHOWN_OPTIONS)
+        self.precision, self.blend = (self.option_controls[n] for n in ("precision", "blend"))
         self.focus_channel = ComboBox(label="focus channel", choices=self._channel_choices,
                                       tooltip="the channel that decides the focus; every "
                                       "channel is taken from the layer it chose")
@@ -80,7 +82,8 @@ class FuseWidget(Container):
         self.regather_button = PushButton(text="Re-gather")
         self.output = FileEdit(label="save as", mode="w", filter=SAVE_TYPES)
         self.save_button = PushButton(text="Save")
-        self.extend([self.stack, self.method, self.focus_channel, self.precision, self.align, self.fuse_button,
+        self.extend([self.stack, self.method, self.focus_channel,
+                     *self.option_controls.values(), self.align, self.fuse_button,
                      self.status, self.follow, self.regather_button, self.output,
                      self.save_button])
 
@@ -106,7 +109,7 @@ class FuseWidget(Container):
             self._fail("open a focus stack first (File > Open Folder, or File > Open Sample)")
             return None
         method = self.method.value
-        options = {"precision": self.precision.value} if self._takes_precision() else {}
+        options = self.method_options()
         paths = layer.metadata.get("stackmff", {}).get("paths", ())
         stages = 3 + bool(self.align.value)
         if microscopy_info(layer) is not None:
@@ -298,11 +301,16 @@ class FuseWidget(Container):
         info = microscopy_info(self.stack.value)
         self.focus_channel.visible = info is not None and info["channels"] > 1
 
-    def _takes_precision(self) -> bool:
-        return "precision" in get_method(self.method.value).options
+    def method_options(self) -> dict:
+        """The shown options' values that the chosen method takes."""
+        taken = get_method(self.method.value).options
+        return {name: control.value for name, control in self.option_controls.items()
+                if name in taken}
 
     def _update_enabled(self, *_) -> None:
-        self.precision.enabled = self._takes_precision()
+        taken = get_method(self.method.value).options
+        for name, control in self.option_controls.items():
+            control.enabled = name in taken
         for widget in (self.regather_button, self.save_button, self.follow, self.output):
             widget.enabled = self.session is not None
 
@@ -316,6 +324,17 @@ class FuseWidget(Container):
     def _disconnect(self, *_) -> None:
         if self._on_mouse_move in self.viewer.mouse_move_callbacks:
             self.viewer.mouse_move_callbacks.remove(self._on_mouse_move)
+
+
+def option_controls(names) -> dict[str, ComboBox]:
+    """A drop-down for each named method option, as its registry entry declares it."""
+    table = all_options()
+    controls = {}
+    for name in names:
+        option = table.get(name)
+        controls[name] = ComboBox(label=name, choices=list(option.choices),
+                                  value=option.default, tooltip=option.help)
+    return controls
 
 
 def label_colormap(n_layers: int) -> DirectLabelColormap:
