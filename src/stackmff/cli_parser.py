@@ -13,6 +13,7 @@ from stackmff.cli_options import (
     add_microscopy_options,
     add_registration_options,
 )
+from stackmff.outputs import CONFIDENCE, FOCUS_MAP, INDICES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +59,7 @@ def _add_fuse(commands) -> None:
                              "microscopy: .ome.tif or .ome.zarr, TCYX)")
     output.add_argument("--focus-map", metavar="PATH",
                         help="focus map picture with a colour bar; the raw layer indices go "
-                             "to <stem>_indices.png (16-bit)")
+                             f"to <stem>{INDICES}.png (16-bit; .tif beside a .tif)")
     output.add_argument("--confidence", metavar="PATH",
                         help="per-pixel confidence, 16-bit grey (white = certain)")
     output.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -95,10 +96,11 @@ def _add_batch(commands) -> None:
                                    "(default) or ome.zarr for microscopy files; give it twice "
                                    "to set both")
     batch_output.add_argument("--focus-map", action="store_true",
-                              help="also write <name>_focus_map.png and "
-                                   "<name>_focus_map_indices.png (.tif for microscopy files)")
+                              help=f"also write <name>{FOCUS_MAP}.png and "
+                                   f"<name>{FOCUS_MAP}{INDICES}.png (.tif for microscopy "
+                                   "files)")
     batch_output.add_argument("--confidence", action="store_true",
-                              help="also write <name>_confidence.png (.tif for microscopy "
+                              help=f"also write <name>{CONFIDENCE}.png (.tif for microscopy "
                                    "files)")
 
 
@@ -124,20 +126,20 @@ def _add_regather(commands) -> None:
     regather = commands.add_parser(
         "regather", help="compose the fused image again from an edited focus map",
         description="Copy every pixel from the layer an edited index map names (the "
-                    "<stem>_indices.png of 'stackmff fuse --focus-map', edited in any image "
+                    f"<stem>{INDICES}.png of 'stackmff fuse --focus-map', edited in any image "
                     "editor), at the stack's bit depth. Give the inputs the map was made from; "
                     "for a fuse with --align, the layers written by 'stackmff align'.")
     regather.add_argument("inputs", nargs="+", metavar="INPUT",
                           help="the stack the map was made from, as given to fuse")
     regather.add_argument("--focus-map", required=True, metavar="INDICES",
-                          help="the edited <stem>_indices.png (0-based layer indices)")
+                          help=f"the edited <stem>{INDICES}.png (0-based layer indices)")
     regather.add_argument("-o", "--output", required=True, metavar="OUT",
                           help="fused image (.png/.tif keep 16 bit)")
     regather.add_argument("--confidence", metavar="CONF_IN",
                           help="the fuse's confidence picture, carried over to "
                                "--confidence-out with 0 where the map was edited")
     regather.add_argument("--original-map", metavar="INDICES",
-                          help="the unedited <stem>_indices.png, to find the edited pixels")
+                          help=f"the unedited <stem>{INDICES}.png, to find the edited pixels")
     regather.add_argument("--confidence-out", metavar="PATH",
                           help="where the carried-over confidence goes (16-bit grey)")
     regather.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

@@ -49,14 +49,14 @@ def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | P
     sources = [*paths, *(Path(p) for p in (focus_map, confidence, original_map) if p)]
     plan = OutputPlan.of(output, confidence=confidence_out)
     plan.check(Target(inputs=tuple(sources)))
-    edited = read_index_map(focus_map, _indices_hint(focus_map))
+    edited = read_index_map(focus_map, _raw_map_hint(focus_map))
     stack = load_stack(paths)
     size = stack.layers.shape[1:3]
-    _check_indices(edited, len(stack), size, focus_map)
+    _check_index_map(edited, len(stack), size, focus_map)
     decided = kept = None
     if confidence_out is not None:
-        original = read_index_map(original_map, _indices_hint(original_map))
-        _check_indices(original, len(stack), size, original_map)
+        original = read_index_map(original_map, _raw_map_hint(original_map))
+        _check_index_map(original, len(stack), size, original_map)
         kept = read_confidence_picture(confidence, size)
         decided = edited != original
     fused, kept = regather_edit(stack.layers, edited, decided, kept)
@@ -66,13 +66,13 @@ def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | P
     return list(files)
 
 
-def _indices_hint(path: str | Path) -> str:
+def _raw_map_hint(path: str | Path) -> str:
     """The raw indices a user meant when they gave the focus-map picture ``path``."""
     path = Path(path)
     return f"<stem>{INDICES}.png" if path.stem.endswith(INDICES) else indices_path(path).name
 
 
-def _check_indices(index_map: np.ndarray, n_layers: int, size: tuple[int, int],
+def _check_index_map(index_map: np.ndarray, n_layers: int, size: tuple[int, int],
                    path: str | Path) -> None:
     """An index map read from ``path`` fits the stack: its size, then its indices."""
     (height, width), (map_h, map_w) = size, index_map.shape
@@ -85,7 +85,7 @@ def _check_indices(index_map: np.ndarray, n_layers: int, size: tuple[int, int],
     if map_h == height and map_w > width:
         raise StackError(f"{path} is {map_w}x{map_h}, wider than the stack's {width}x{height}: "
                          f"is it the focus-map picture with its colour bar? Use "
-                         f"{_indices_hint(path)}")
+                         f"{_raw_map_hint(path)}")
     raise StackError(f"{path} is {map_w}x{map_h} but the stack's layers are {width}x{height}; "
                      "regather needs the inputs the map was made from (for a fuse with "
                      "--align, the layers written by 'stackmff align')")
