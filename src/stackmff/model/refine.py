@@ -12,6 +12,7 @@ the argmax the focus map.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -21,6 +22,20 @@ from torch import nn
 FLOOR = -16.0          # log-probabilities and relative measures are clipped here
 EPSILON = 1e-5         # added to the Laplacian energies before the log (grey in [0, 1])
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+# Every size a head config sets, bounded (kind, least, largest) so that a config cannot ask for
+# more memory than a machine has before anything is checked. The shipped head and the training
+# configs use width 12, dilated 1 and sigmas 1 and 2.5: the caps are 4 to 6 times those. Width
+# sets the weights and the per-layer maps (about 5 x width floats per layer and pixel: 1.4 GB
+# strips at the cap), dilated the layers and their reach (2**dilated rows), a sigma its
+# Gaussian's taps (6 x sigma + 1). Below 0.1 a sigma blurs nothing more; far below, its kernel
+# underflows to NaN.
+HEAD_LIMITS = {
+    "width": (int, 1, 64),
+    "fine_sigma": (float, 0.1, 16.0),
+    "coarse_sigma": (float, 0.1, 16.0),
+    "dilated": (int, 0, 6),
+}
 
 
 @dataclass(frozen=True)
@@ -34,15 +49,53 @@ class HeadConfig:
     coarse_sigma: float = 2.5
     dilated: int = 0
 
+    def __post_init__(self) -> None:
+        for key in ("fine_sigma", "coarse_sigma"):  # whole numbers (from TOML) become floats
+            value = getattr(self, key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, key, float(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value's type and range, so that a bad config (a file's, a training
+        config's) is refused by name before any weight or map is allocated.
+
+        Raises:
+            ValueError: naming the value and its allowed range.
+        """
+        for key, (kind, low, high) in HEAD_LIMITS.items():
+            value = getattr(self, key)
+            fits = (isinstance(value, kind) and not isinstance(value, bool)
+                    and math.isfinite(value) and low <= value <= high)
+            if not fits:
+                noun = "a whole number" if kind is int else "a number"
+                raise ValueError(f"{key} must be {noun} in {low:g}..{high:g}, "
+                                 f"got {_shown(value)}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> HeadConfig:
-        known = set(cls.__dataclass_fields__)
-        if not isinstance(values, dict) or set(values) - known:
-            raise ValueError(f"a head config has the keys {sorted(known)}, got {values!r}")
+        """A config from plain data (a head file's ``model_config``, a TOML table).
+
+        Raises:
+            ValueError: ``values`` is not a mapping, names an unknown key, or holds a value
+                of the wrong type or range.
+        """
+        if not isinstance(values, dict):
+            raise ValueError(f"a head config must be a table of names and values, "
+                             f"got {type(values).__name__}")
+        unknown = sorted(str(k) for k in values if k not in cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown head option(s): {', '.join(unknown)}; "
+                             f"the options are {', '.join(HEAD_LIMITS)}")
         return cls(**values)
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _radius(sigma: float) -> int:
@@ -132,4 +185,4 @@ class RefineHead(nn.Module):
         return x[:, 0] * self.log_scale.exp() + correction
 
 
-__all__ = ["HeadConfig", "RefineHead", "features"]
+__all__ = ["HEAD_LIMITS", "HeadConfig", "RefineHead", "features"]

@@ -106,6 +106,15 @@ SECTIONS = {"head": HeadConfig, "cache": CacheConfig, "data": HeadDataConfig,
             "optim": HeadOptimConfig, "run": HeadRunConfig}
 
 
+def _section(name: str, kind: type, values) -> object:
+    """One section built from its checked keys; the head's own limits on its sizes (the same
+    that a head file meets) become one line naming the key."""
+    try:
+        return kind(**checked_section(name, values, kind, RULES[name]))
+    except ValueError as exc:
+        raise StackError(f"[{name}] {exc}") from None
+
+
 @dataclass(frozen=True)
 class HeadTrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -124,7 +133,7 @@ class HeadTrainConfig:
         if config_target(data) != "head":
             raise StackError("a v3+ head config needs target = 'head'")
         check_sections(data, SECTIONS, "head")
-        values = {name: kind(**checked_section(name, data.get(name, {}), kind, RULES[name]))
+        values = {name: _section(name, kind, data.get(name, {}))
                   for name, kind in SECTIONS.items()}
         config = cls(**values)
         config._check_together()
