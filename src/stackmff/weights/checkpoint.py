@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -51,24 +52,7 @@ def load_checkpoint(path: str | Path,
     """
     path = Path(path)
     payload = _read_payload(path, map_location)
-    version = payload.get("format_version", 0)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise StackError(f"checkpoint {path}: format_version must be a whole number, "
-                         f"got {_shown(version)}")
-    if version > FORMAT_VERSION:
-        raise StackError(f"{path} has checkpoint format {version}; this "
-                         f"stackmff reads up to {FORMAT_VERSION}")
-    state = payload["state_dict"]
-    if not isinstance(state, dict):
-        raise StackError(f"checkpoint {path}: state_dict must map names to tensors, "
-                         f"got {type(state).__name__}")
-    for name, value in state.items():
-        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
-            raise StackError(f"checkpoint {path}: state_dict must map names to tensors; "
-                             f"{_shown(name)} holds {type(value).__name__}")
-    if not isinstance(payload.get("meta", {}), dict):
-        raise StackError(f"checkpoint {path}: meta must be a table, "
-                         f"got {type(payload['meta']).__name__}")
+    state = check_container(path, payload, "checkpoint")
     if payload.get("meta", {}).get("kind") == HEAD_KIND:
         raise StackError(f"{path} is a v3+ refinement head, not a network checkpoint")
     try:
@@ -86,27 +70,60 @@ def load_checkpoint(path: str | Path,
     return model.eval(), payload
 
 
-def _read_payload(path: Path, map_location: str | torch.device) -> dict:
-    """The file's top-level table, loaded weights-only; every failure is one short line."""
+def check_container(path: Path, payload: dict, what: str) -> dict:
+    """The checks a network checkpoint and a head file share: a known format version, a
+    state_dict of named tensors, a meta table. Returns the state_dict.
+
+    Raises:
+        StackError: one line naming the file and the first thing wrong.
+    """
+    version = payload.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise StackError(f"{what} {path}: format_version must be a whole number, "
+                         f"got {_shown(version)}")
+    if version > FORMAT_VERSION:
+        raise StackError(f"{path} has {what} format {version}; this "
+                         f"stackmff reads up to {FORMAT_VERSION}")
+    state = payload["state_dict"]
+    if not isinstance(state, dict):
+        raise StackError(f"{what} {path}: state_dict must map names to tensors, "
+                         f"got {type(state).__name__}")
+    for name, value in state.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise StackError(f"{what} {path}: state_dict must map names to tensors; "
+                             f"{_shown(name)} holds {type(value).__name__}")
+    if not isinstance(payload.get("meta", {}), dict):
+        raise StackError(f"{what} {path}: meta must be a table, "
+                         f"got {type(payload['meta']).__name__}")
+    return state
+
+
+def _read_payload(path: Path, map_location: str | torch.device, what: str = "checkpoint",
+                  damaged: str = "the file is damaged or not a PyTorch checkpoint") -> dict:
+    """The file's top-level table, loaded weights-only; every failure is one short line
+    (``what`` names the kind of file, ``damaged`` says why its content cannot be read)."""
     if not path.is_file():
-        raise StackError(f"no such checkpoint: {path}")
-    if path.stat().st_size == 0:
-        raise StackError(f"cannot read checkpoint {path}: the file is empty")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        raise StackError(f"no such {what}: {path}")
+    try:  # read first: an error reading the disk is not a damaged file
+        data = path.read_bytes()
     except OSError as exc:
-        raise StackError(f"cannot read checkpoint {path}: {exc.strerror or _first_line(exc)}") \
+        raise StackError(f"cannot read {what} {path}: {exc.strerror or _first_line(exc)}") \
             from None
+    if not data:
+        raise StackError(f"cannot read {what} {path}: the file is empty")
+    try:
+        with warnings.catch_warnings():  # torch's note on a pickle protocol is not ours
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # torch reports damaged files in many exception types
         refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if isinstance(exc, pickle.UnpicklingError) and refused:
-            raise StackError(f"cannot read checkpoint {path}: it holds objects other than "
+            raise StackError(f"cannot read {what} {path}: it holds objects other than "
                              f"tensors and plain data ({refused.group(1)}; refused for "
                              f"safety)") from None
-        raise StackError(f"cannot read checkpoint {path}: the file is damaged or not a "
-                         f"PyTorch checkpoint") from None
+        raise StackError(f"cannot read {what} {path}: {damaged}") from None
     if not (isinstance(payload, dict) and "model_config" in payload and "state_dict" in payload):
-        raise StackError(f"{path} is not a stackmff checkpoint")
+        raise StackError(f"{path} is not a stackmff {what}")
     return payload
 
 
