@@ -232,6 +232,62 @@ def train_bad(text_from: str, text_to: str) -> Callable[[Path], list[str]]:
     return setup
 
 
+SHIPPED_HEAD = ROOT / "src" / "stackmff" / "weights" / "stackmff-v3plus-head.pt"
+HEAD_SMOKE = (ROOT / "configs" / "head-smoke.toml").read_text()
+
+
+def write_bad_head(path: Path, kind: str) -> None:
+    """The shipped head with one thing made hostile."""
+    import torch
+
+    if kind == "truncated":
+        path.write_bytes(SHIPPED_HEAD.read_bytes()[:9000])
+        return
+    payload = torch.load(SHIPPED_HEAD, weights_only=True)
+    config, state = dict(payload["model_config"]), dict(payload["state_dict"])
+    if kind == "sigma 0":
+        config["fine_sigma"] = 0.0
+    elif kind == "NaN weights":
+        state["mix.weight"] = torch.full_like(state["mix.weight"], float("nan"))
+    elif kind == "format_version 99":
+        payload["format_version"] = 99
+    elif kind == "width 40000":
+        config["width"] = 40_000
+    elif kind == "dilated 12":
+        config["dilated"] = 12
+        state.update({f"wide.{i}.{part}": state[f"wide.0.{part}"] for i in range(12)
+                      for part in ("weight", "bias")})
+    elif kind == "fine_sigma 1e9":
+        config["fine_sigma"] = 1e9
+    if kind == "pickle protocol 4":
+        torch.save(payload, path, _use_new_zipfile_serialization=False, pickle_protocol=4)
+        return
+    torch.save({**payload, "model_config": config, "state_dict": state}, path)
+
+
+def bad_head(kind: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        write_bad_head(folder / "bad.pt", kind)
+        return ["fuse", str(stack_folder(folder)), "-m", "v3+", "--head", str(folder / "bad.pt"),
+                "-o", str(folder / "fused.png")]
+    return setup
+
+
+def resume_bad_head(kind: str) -> Callable[[Path], list[str]]:
+    """A head training run whose last.pt is hostile, resumed."""
+    def setup(folder: Path) -> list[str]:
+        run = folder / "run"
+        run.mkdir()
+        write_bad_head(run / "last.pt", kind)
+        (run / "log.csv").write_text("step,minutes\n1,0.1\n")
+        config = folder / "head.toml"
+        text = HEAD_SMOKE.replace("width = 6", "width = 12\ndilated = 1")  # the shipped shape
+        text = text.replace('"runs/head-smoke"', f'"{run.as_posix()}"')
+        config.write_text(text.replace('"runs/head-smoke-cache"', f'"{folder.as_posix()}/cache"'))
+        return ["train", "--config", str(config), "--resume"]
+    return setup
+
+
 CASES = [
     Case("zero-byte .png in a folder", zero_byte(".png", "folder"), expect="empty.png"),
     Case("zero-byte .jpg in a folder", zero_byte(".jpg", "folder"), expect="empty.jpg"),
@@ -267,6 +323,16 @@ CASES = [
     Case("train: crop of the wrong type", train_bad("crop = 64", 'crop = "big"'),
          expect="crop"),
 ]
+
+
+HEAD_CASES = [
+    *[Case(f"v3+ head: {kind}", bad_head(kind), expect="bad.pt")
+      for kind in ("sigma 0", "NaN weights", "format_version 99", "width 40000", "dilated 12",
+                   "fine_sigma 1e9", "truncated", "pickle protocol 4")],
+    *[Case(f"train --resume from a head with {kind}", resume_bad_head(kind), expect="last.pt")
+      for kind in ("sigma 0", "NaN weights", "fine_sigma 1e9", "truncated")],
+]
+CASES += HEAD_CASES
 
 
 def run_case(case: Case, folder: Path) -> list[str]:
