@@ -1,0 +1,77 @@
+"""Microscopy files under hostile input: OME-XML that does not match its pages, metadata whose
+heights are NaN or overflow, NaN pixels in float data, OME-Zarr chunks missing from the store.
+Each is refused in one line with nothing written, or read as promised with a warning."""
+
+from pathlib import Path
+
+import pytest
+import tifffile
+from microscopy_files import H, T, W, Z, hyperstack, write_ome_tiff
+
+from stackmff.cli import main
+
+
+@pytest.fixture(scope="module")
+def data():
+    return hyperstack()[0]
+
+
+def cli(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def refused(capsys, tmp_path, source, *fragments, height_map=True):
+    out = tmp_path / "out"
+    options = ("--height-map", out / "h.tif") if height_map else ()
+    code, _, stderr = cli(capsys, "fuse", source, "-o", out / "fused.ome.tif", *options)
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("stackmff: error:"), stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert not out.exists()
+
+
+def edit_xml(path: Path, edit) -> None:
+    """Rewrite the OME-XML of the first page as ``edit(xml)``."""
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.pages[0].description
+    tifffile.tiffcomment(path, edit(xml).encode())
+
+
+# H3: OME-XML that does not parse or does not match the pages
+
+
+@pytest.mark.parametrize("height_map", [True, False])
+def test_declared_sizes_that_do_not_match_the_pages_are_refused(data, tmp_path, capsys,
+                                                                height_map):
+    path = tmp_path / "wide.ome.tif"
+    write_ome_tiff(path, data)
+    edit_xml(path, lambda xml: xml.replace(f'SizeX="{W}"', f'SizeX="{2 * W}"'))
+    refused(capsys, tmp_path, path, "wide.ome.tif", "does not match its pages",
+            f"SizeX {2 * W}", f"{W} x {H}", height_map=height_map)
+
+
+def test_declared_planes_that_are_not_the_pages_are_refused(data, tmp_path, capsys):
+    path = tmp_path / "deep.ome.tif"
+    write_ome_tiff(path, data)
+    edit_xml(path, lambda xml: xml.replace(f'SizeZ="{Z}"', f'SizeZ="{Z + 1}"'))
+    refused(capsys, tmp_path, path, "does not match its pages",
+            f"{T * 2 * (Z + 1)} planes", f"{T * 2 * Z} pages")
+
+
+@pytest.mark.parametrize("name", ["cut.ome.tif", "cut.tif"])
+@pytest.mark.parametrize("height_map", [True, False])
+def test_a_truncated_ome_xml_is_refused(data, tmp_path, capsys, name, height_map):
+    path = tmp_path / name
+    write_ome_tiff(path, data)
+    edit_xml(path, lambda xml: xml[: len(xml) // 2])
+    refused(capsys, tmp_path, path, name, "OME-XML does not parse", height_map=height_map)
+
+
+def test_an_intact_ome_tiff_still_reads(data, tmp_path, capsys):
+    write_ome_tiff(tmp_path / "in.ome.tif", data)
+    code, stdout, stderr = cli(capsys, "fuse", tmp_path / "in.ome.tif", "-o",
+                               tmp_path / "o.ome.tif")
+    assert code == 0 and not stderr and f"of {Z} layers" in stdout
