@@ -4,11 +4,13 @@ Each is refused in one line with nothing written, or read as promised with a war
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tifffile
-from microscopy_files import H, T, W, Z, hyperstack, write_ome_tiff
+from microscopy_files import H, T, W, Z, hyperstack, write_ome_tiff, write_ome_zarr
 
 from stackmff.cli import main
+from stackmff.microscopy.source import Source
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +77,45 @@ def test_an_intact_ome_tiff_still_reads(data, tmp_path, capsys):
     code, stdout, stderr = cli(capsys, "fuse", tmp_path / "in.ome.tif", "-o",
                                tmp_path / "o.ome.tif")
     assert code == 0 and not stderr and f"of {Z} layers" in stdout
+
+
+# H4: NaN or overflowing metadata
+
+
+def test_a_non_finite_z_origin_is_missing_with_a_warning(data, tmp_path, capsys):
+    path = tmp_path / "in.ome.tif"
+    write_ome_tiff(path, data, position_z=1.0)
+    edit_xml(path, lambda xml: xml.replace('PositionZ="1.0"', 'PositionZ="NaN"'))
+    code, _, stderr = cli(capsys, "fuse", path, "-o", tmp_path / "o.ome.tif", "--height-map",
+                          tmp_path / "h.tif", "--focus-map", tmp_path / "m.tif")
+    assert code == 0, stderr
+    assert "Z origin" in stderr and "NaN" in stderr
+    heights = tifffile.imread(tmp_path / "h.tif")
+    np.testing.assert_array_equal(heights, tifffile.imread(tmp_path / "m_indices.tif") * 0.5)
+
+
+def test_a_non_finite_ome_zarr_translation_is_missing_with_a_warning(data, tmp_path, capsys):
+    pytest.importorskip("zarr")
+    write_ome_zarr(tmp_path / "in.ome.zarr", data, translation_z=float("nan"))
+    code, _, stderr = cli(capsys, "fuse", tmp_path / "in.ome.zarr", "-o",
+                          tmp_path / "o.ome.tif", "--height-map", tmp_path / "h.tif")
+    assert code == 0, stderr
+    assert "Z origin" in stderr
+    assert np.isfinite(tifffile.imread(tmp_path / "h.tif")).all()
+
+
+@pytest.mark.parametrize("attribute, value", [("PhysicalSizeZ", "1e300"),
+                                              ("PositionZ", "1e308")])
+def test_heights_beyond_float32_are_refused_before_any_pixel(data, tmp_path, capsys,
+                                                              monkeypatch, attribute, value):
+    path = tmp_path / "far.ome.tif"
+    write_ome_tiff(path, data, position_z=1.0)
+    edit_xml(path, lambda xml: xml.replace('PhysicalSizeZ="0.5"', f'{attribute}="{value}"')
+             if attribute == "PhysicalSizeZ" else xml.replace('PositionZ="1.0"', f'{attribute}='
+                                                                f'"{value}"'))
+
+    def read(*args):
+        raise AssertionError("pixels read before the heights were checked")
+
+    monkeypatch.setattr(Source, "read", read)
+    refused(capsys, tmp_path, path, "far.ome.tif", "float32")

@@ -27,7 +27,13 @@ from stackmff.io.tiff import (
     tiff_errors,
     tifffile_errors,
 )
-from stackmff.microscopy.axes import AxisLayout, Metadata, axis_layout, to_micrometres
+from stackmff.microscopy.axes import (
+    AxisLayout,
+    Metadata,
+    axis_layout,
+    to_micrometres,
+    z_origin,
+)
 from stackmff.microscopy.source import Source
 
 IN_PAGE = frozenset("YXC-")  # axes a TIFF page holds (samples become C)
@@ -80,7 +86,7 @@ def _describe(tif: tifffile.TiffFile, path: Path) -> Source:
     layout = axis_layout(series[0].axes, series[0].shape, str(path))
     outer = _outer_axes(layout, len(series[0].pages), path)
     kind = "ome-tiff" if tif.is_ome else "imagej" if tif.is_imagej else "tiff"
-    metadata = (_ome_metadata(tif.ome_metadata) if tif.is_ome
+    metadata = (_ome_metadata(tif.ome_metadata, str(path)) if tif.is_ome
                 else _imagej_metadata(tif) if tif.is_imagej else Metadata())
 
     def read(scene: int, t: int) -> np.ndarray:
@@ -198,7 +204,7 @@ def _ome_color(value: str | None) -> str | None:
     return f"{rgba >> 24 & 255:02X}{rgba >> 16 & 255:02X}{rgba >> 8 & 255:02X}"
 
 
-def _ome_metadata(xml: str | None) -> Metadata:
+def _ome_metadata(xml: str | None, where: str) -> Metadata:
     """Physical sizes, Z origin and channels of the first image of an OME-XML document."""
     try:
         pixels = ElementTree.fromstring(xml or "").find("{*}Image/{*}Pixels")
@@ -212,8 +218,8 @@ def _ome_metadata(xml: str | None) -> Metadata:
     origin = 0.0
     for plane in pixels.findall("{*}Plane"):
         if plane.get("TheZ", "0") == "0" and plane.get("PositionZ") is not None:
-            factor = to_micrometres(1.0, plane.get("PositionZUnit"))
-            origin = float(plane.get("PositionZ")) * factor if factor else 0.0
+            origin = z_origin(plane.get("PositionZ"), plane.get("PositionZUnit"), where,
+                              "PositionZ")
             break
     channels = pixels.findall("{*}Channel")
     return Metadata(*sizes, z_origin=origin,

@@ -14,7 +14,7 @@ import numpy as np
 
 from stackmff.errors import StackError
 from stackmff.io.tiff import one_line
-from stackmff.microscopy.axes import Metadata, axis_layout, to_micrometres
+from stackmff.microscopy.axes import Metadata, axis_layout, to_micrometres, z_origin
 from stackmff.microscopy.source import EXTRA, Source
 
 VERSIONS = ("0.4", "0.5")
@@ -67,7 +67,7 @@ def open_ome_zarr(path: Path) -> Source:
                          f"({one_line(exc)})") from None
     letters = "".join(_letter(a) for a in axes)
     layout = axis_layout(letters, array.shape, str(path))
-    metadata = _metadata(axes, dataset, ome.get("omero") or {}, layout.axes)
+    metadata = _metadata(axes, dataset, ome.get("omero") or {}, layout.axes, str(path))
 
     def read(scene: int, t: int) -> np.ndarray:
         try:
@@ -94,7 +94,8 @@ def _read_planes(array, key: tuple, z_axis: int) -> np.ndarray:
     return out
 
 
-def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str) -> Metadata:
+def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str,
+              where: str) -> Metadata:
     scale = [1.0] * len(axes)
     translation = [0.0] * len(axes)
     for transform in dataset.get("coordinateTransformations") or []:
@@ -112,8 +113,8 @@ def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str) -> Met
     origin = 0.0
     if "Z" in letters:
         i = letters.index("Z")
-        factor = to_micrometres(1.0, axes[i].get("unit"), default="")
-        origin = translation[i] * factor if factor else 0.0
+        origin = z_origin(translation[i], axes[i].get("unit"), where, "translation",
+                          default="")
     channels = omero.get("channels") or []
     return Metadata(size("X"), size("Y"), size("Z"), origin,
                     tuple(c.get("label") for c in channels),
