@@ -119,3 +119,49 @@ def test_heights_beyond_float32_are_refused_before_any_pixel(data, tmp_path, cap
 
     monkeypatch.setattr(Source, "read", read)
     refused(capsys, tmp_path, path, "far.ome.tif", "float32")
+
+
+# H5: NaN pixels in float data
+
+
+def nan_pixels(data: np.ndarray, count: int = 100) -> np.ndarray:
+    """A float32 copy of ``data`` with ``count`` NaN pixels in channel 0 of time point 0."""
+    values = data.astype(np.float32) / np.float32(65535)
+    flat = np.random.default_rng(7).choice(values[0, 0].size, count, replace=False)
+    values[0, 0].reshape(-1)[flat] = np.nan
+    return values
+
+
+def test_nan_pixels_are_left_out_of_the_decision_and_kept_where_chosen(data, tmp_path, capsys):
+    clean = data.astype(np.float32) / np.float32(65535)
+    dirty = nan_pixels(data)
+    write_ome_tiff(tmp_path / "clean.ome.tif", clean)
+    write_ome_tiff(tmp_path / "dirty.ome.tif", dirty)
+    maps = {}
+    for name in ("clean", "dirty"):
+        code, _, stderr = cli(capsys, "fuse", tmp_path / f"{name}.ome.tif", "-o",
+                              tmp_path / f"{name}_out.ome.tif", "--focus-map",
+                              tmp_path / f"{name}.tif", "--height-map", tmp_path / f"{name}_h.tif")
+        assert code == 0, stderr
+        maps[name] = tifffile.imread(tmp_path / f"{name}_indices.tif")
+    assert "100 non-finite" in stderr and stderr.count("non-finite") == 1
+    assert np.mean(maps["dirty"] == maps["clean"]) > 0.97
+    assert np.isfinite(tifffile.imread(tmp_path / "dirty_h.tif")).all()
+    fused = tifffile.imread(tmp_path / "dirty_out.ome.tif")
+    chosen = np.take_along_axis(dirty, maps["dirty"][:, None, None].astype(np.intp), axis=2)
+    np.testing.assert_array_equal(fused, chosen[:, :, 0])  # NaN where a NaN was chosen
+
+
+def test_gathered_nan_pixels_leave_the_ome_zarr_window_finite(data, tmp_path):
+    pytest.importorskip("zarr")
+    import json
+
+    import stackmff
+
+    write_ome_tiff(tmp_path / "in.ome.tif", nan_pixels(data, count=W * H)[:1])
+    with pytest.warns(UserWarning, match="non-finite"):
+        stackmff.fuse_files(tmp_path / "in.ome.tif", tmp_path / "out.ome.zarr")
+    text = (tmp_path / "out.ome.zarr" / ".zattrs").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    window = json.loads(text)["omero"]["channels"][0]["window"]
+    assert 0 < window["end"] <= 1

@@ -8,6 +8,7 @@ a time; the output has one level.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,7 @@ def _attributes(array: np.ndarray, metadata: Metadata, version: str, name: str) 
     multiscale = {"name": name, "axes": axes,
                   "datasets": [{"path": "0", "coordinateTransformations": [
                       {"type": "scale", "scale": scale}]}]}
-    top = float(np.iinfo(array.dtype).max) if array.dtype.kind in "iu" else float(array.max())
+    top = _window_top(array)
     omero = {"channels": [
         {"label": label or f"C{i}", "color": color or "FFFFFF", "active": True,
          "window": {"start": 0.0, "end": top, "min": 0.0, "max": top}}
@@ -141,6 +142,18 @@ def _attributes(array: np.ndarray, metadata: Metadata, version: str, name: str) 
         return {"ome": {"version": "0.5", "multiscales": [multiscale], "omero": omero}}
     multiscale["version"] = "0.4"
     return {"multiscales": [multiscale], "omero": omero | {"version": "0.4"}}
+
+
+def _window_top(array: np.ndarray) -> float:
+    """The top of the channels' display window: the type's maximum, or the largest finite
+    value of a float image (a gathered NaN stays in the pixels, but JSON has no NaN)."""
+    if array.dtype.kind in "iu":
+        return float(np.iinfo(array.dtype).max)
+    top = float(array.max())
+    if math.isfinite(top):
+        return top
+    finite = array[np.isfinite(array)]
+    return float(finite.max()) if finite.size else 1.0
 
 
 def zarr_writer(array: np.ndarray, metadata: Metadata, version: str = "0.4", name: str = ""):
