@@ -165,3 +165,33 @@ def test_gathered_nan_pixels_leave_the_ome_zarr_window_finite(data, tmp_path):
     assert "NaN" not in text and "Infinity" not in text
     window = json.loads(text)["omero"]["channels"][0]["window"]
     assert 0 < window["end"] <= 1
+
+
+# H6: OME-Zarr chunks missing from the store
+
+
+def chunk_files(folder: Path) -> list[Path]:
+    array = folder / "0"
+    return sorted(p for p in array.rglob("*") if p.is_file()
+                  and p.name not in (".zarray", ".zattrs", "zarr.json"))
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_missing_chunks_are_counted_in_a_warning(data, tmp_path, capsys, version):
+    pytest.importorskip("zarr")
+    write_ome_zarr(tmp_path / "in.ome.zarr", data, version=version)
+    chunks = chunk_files(tmp_path / "in.ome.zarr")
+    assert len(chunks) == T * 2
+    chunks[0].unlink()  # t 0, c 0
+    code, _, stderr = cli(capsys, "fuse", tmp_path / "in.ome.zarr", "-o", tmp_path / "o.ome.tif")
+    assert code == 0, stderr
+    assert "1 of 2 chunks" in stderr and "missing" in stderr
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_stack_with_every_chunk_missing_is_refused(data, tmp_path, capsys, version):
+    pytest.importorskip("zarr")
+    write_ome_zarr(tmp_path / "in.ome.zarr", data, version=version)
+    for chunk in chunk_files(tmp_path / "in.ome.zarr"):
+        chunk.unlink()
+    refused(capsys, tmp_path, tmp_path / "in.ome.zarr", "in.ome.zarr", "every chunk")

@@ -8,7 +8,10 @@ a time; the output has one level.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +73,12 @@ def open_ome_zarr(path: Path) -> Source:
     layout = axis_layout(letters, array.shape, str(path))
     metadata = _metadata(axes, dataset, ome.get("omero") or {}, layout.axes, str(path))
 
+    @functools.cache
+    def stored() -> frozenset[str]:  # listed once, at the first read
+        return _stored_keys(array, path)
+
     def read(scene: int, t: int) -> np.ndarray:
+        check_chunks(array, layout.key(t), stored(), f"{path} (time point {t})")
         try:
             return layout.to_czyx(_read_planes(array, layout.key(t), layout.axes.index("Z")))
         except Exception as exc:
@@ -78,6 +86,47 @@ def open_ome_zarr(path: Path) -> Source:
 
     return Source(path, layout, 1, metadata, np.dtype(array.dtype), "ome-zarr", read,
                   version=version if version in VERSIONS else None)
+
+
+def _stored_keys(array, path: Path) -> frozenset[str]:
+    """The keys of the array's chunks (or shards) in the store, relative to the array: a
+    listing, no data read."""
+    from zarr.core.sync import sync
+
+    prefix = f"{array.store_path.path}/" if array.store_path.path else ""
+
+    async def listing() -> frozenset[str]:
+        store = array.store_path.store
+        return frozenset([key[len(prefix):] async for key in store.list_prefix(prefix)])
+
+    try:
+        return sync(listing())
+    except Exception as exc:
+        raise StackError(f"cannot list the chunks of {path}: {one_line(exc)}") from None
+
+
+def check_chunks(array, key: tuple, stored: frozenset[str], where: str) -> None:
+    """Warn of chunks that ``array[key]`` would read from a store lacking them, and refuse
+    when all of them are missing: zarr reads a missing chunk as the fill value without a word,
+    and in a microscope image that almost always means an incomplete copy.
+
+    Raises:
+        StackError: every chunk of the region missing.
+    """
+    grid = array.shards or array.chunks
+    ranges = [range(k // g, k // g + 1) if isinstance(k, int) else range(math.ceil(n / g))
+              for k, g, n in zip(key, grid, array.shape)]
+    wanted = [array.metadata.encode_chunk_key(c) for c in itertools.product(*ranges)]
+    missing = sum(k not in stored for k in wanted)
+    kind = "shards" if array.shards else "chunks"
+    if missing and missing == len(wanted):
+        raise StackError(f"cannot read {where}: every chunk is missing from the store ({missing} "
+                         f"{kind}, zarr would read only the fill value {array.fill_value}); an "
+                         "incomplete copy?")
+    if missing:
+        warnings.warn(f"{where}: {missing} of {len(wanted)} {kind} are missing from the store "
+                      f"and read as the fill value {array.fill_value}; the copy may be "
+                      "incomplete", stacklevel=2)
 
 
 def _read_planes(array, key: tuple, z_axis: int) -> np.ndarray:
