@@ -54,6 +54,7 @@ class Case:
     setup: Callable[[Path], list[str]]   # builds inputs in the folder, returns the arguments
     succeeds: bool = False               # a hostile input that must now work
     expect: str = ""                     # text the error line (or stdout) must hold
+    warns: str = ""                      # text a warning on stderr must hold
 
 
 def stack_folder(folder: Path, name: str = "stack", n: int = 3, size=(40, 48), **kw) -> Path:
@@ -285,6 +286,65 @@ def resume_bad_head(kind: str) -> Callable[[Path], list[str]]:
         text = text.replace('"runs/head-smoke"', f'"{run.as_posix()}"')
         config.write_text(text.replace('"runs/head-smoke-cache"', f'"{folder.as_posix()}/cache"'))
         return ["train", "--config", str(config), "--resume"]
+
+
+EXAMPLE = ROOT / "examples" / "microscopy" / "cells.ome.tif"  # 2 channels x 12 planes
+
+
+def fuse_microscopy(path: Path, folder: Path) -> list[str]:
+    out = folder / "out"
+    return ["fuse", str(path), "-o", str(out / "fused.ome.tif"), "--height-map",
+            str(out / "heights.tif")]
+
+
+def edited_xml(old: str = "", new: str = "", name: str = "cells.ome.tif",
+               cut: bool = False) -> Callable[[Path], list[str]]:
+    """The example with its OME-XML edited (``old`` -> ``new``) or cut in half."""
+    def setup(folder: Path) -> list[str]:
+        path = folder / name
+        shutil.copy(EXAMPLE, path)
+        with tifffile.TiffFile(path) as tif:
+            xml = tif.pages[0].description
+        tifffile.tiffcomment(path, (xml[: len(xml) // 2] if cut else xml.replace(old, new))
+                             .encode())
+        return fuse_microscopy(path, folder)
+    return setup
+
+
+def nan_pixels(folder: Path) -> list[str]:
+    """The example as float32 with 100 NaN pixels in its first channel."""
+    with tifffile.TiffFile(EXAMPLE) as tif:
+        data = tif.series[0].asarray().astype(np.float32)
+    flat = np.random.default_rng(0).choice(data[0].size, 100, replace=False)
+    data[0].reshape(-1)[flat] = np.nan
+    path = folder / "float.ome.tif"
+    tifffile.imwrite(path, data, ome=True, photometric="minisblack",
+                     metadata={"axes": "CZYX", "PhysicalSizeZ": 0.4})
+    return fuse_microscopy(path, folder)
+
+
+def example_zarr(delete: int = 0, translation: float = 0.0
+                 ) -> Callable[[Path], list[str]]:
+    """The example as OME-Zarr 0.5, one chunk per plane, ``delete`` chunks removed (all for
+    ``-1``)."""
+    def setup(folder: Path) -> list[str]:
+        import zarr
+
+        data = tifffile.imread(EXAMPLE)[None]
+        path = folder / "cells.ome.zarr"
+        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        group.create_array("0", shape=data.shape, dtype=data.dtype,
+                           chunks=(1, 1, 1) + data.shape[3:])[...] = data
+        axes = [{"name": a, "type": {"t": "time", "c": "channel"}.get(a, "space")}
+                | ({"unit": "micrometer"} if a in "zyx" else {}) for a in "tczyx"]
+        group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+            {"path": "0", "coordinateTransformations": [
+                {"type": "scale", "scale": [1.0, 1.0, 0.4, 0.2, 0.2]},
+                {"type": "translation", "translation": [0.0, 0.0, translation, 0.0, 0.0]}]}]}]}
+        chunks = sorted((path / "0" / "c").rglob("*"))
+        for chunk in [c for c in chunks if c.is_file()][: None if delete == -1 else delete]:
+            chunk.unlink()
+        return fuse_microscopy(path, folder)
     return setup
 
 
@@ -323,6 +383,29 @@ CASES = [
     Case("train: crop of the wrong type", train_bad("crop = 64", 'crop = "big"'),
          expect="crop"),
 ]
+MICROSCOPY_CASES = [
+    Case("OME-XML declaring SizeX 320 for 160-pixel pages",
+         edited_xml('SizeX="160"', 'SizeX="320"'), expect="does not match its pages"),
+    Case("OME-XML declaring SizeZ 13 for 12 planes",
+         edited_xml('SizeZ="12"', 'SizeZ="13"'), expect="26 planes declared"),
+    Case("OME-XML cut short", edited_xml(cut=True), expect="does not parse"),
+    Case("OME-XML cut short in a file named .tif", edited_xml(name="cells.tif", cut=True),
+         expect="does not parse"),
+    Case("PositionZ NaN", edited_xml('PositionZ="20.0"', 'PositionZ="NaN"'), succeeds=True,
+         expect="fused 12 layers", warns="Z origin"),
+    Case("PhysicalSizeZ 1e300", edited_xml('PhysicalSizeZ="0.4"', 'PhysicalSizeZ="1e300"'),
+         expect="float32"),
+    Case("PositionZ 1e308", edited_xml('PositionZ="20.0"', 'PositionZ="1e308"'),
+         expect="float32"),
+    Case("100 NaN pixels in a float32 OME-TIFF", nan_pixels, succeeds=True,
+         expect="fused 12 layers", warns="100 non-finite"),
+    Case("OME-Zarr translation NaN", example_zarr(translation=float("nan")), succeeds=True,
+         expect="fused 12 layers", warns="Z origin"),
+    Case("OME-Zarr with 3 of 24 chunks missing", example_zarr(delete=3), succeeds=True,
+         expect="fused 12 layers", warns="3 of 24 chunks"),
+    Case("OME-Zarr with every chunk missing", example_zarr(delete=-1), expect="every chunk"),
+]
+CASES += MICROSCOPY_CASES
 
 
 HEAD_CASES = [
@@ -348,6 +431,8 @@ def run_case(case: Case, folder: Path) -> list[str]:
             problems.append(f"exit {process.returncode}: {process.stderr.strip()[:200]}")
         elif case.expect and case.expect not in process.stdout:
             problems.append(f"stdout lacks {case.expect!r}: {process.stdout.strip()[:200]}")
+        if case.warns and case.warns not in process.stderr:
+            problems.append(f"no warning with {case.warns!r}: {process.stderr.strip()[:200]}")
         return problems
     lines = process.stderr.strip().splitlines()
     errors = [line for line in lines if not line.startswith("stackmff: warning:")]

@@ -21,7 +21,7 @@ from stackmff.io.atomic import FolderWriter
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import encode_image
 from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, check_output_paths
-from stackmff.microscopy.axes import Metadata, heights
+from stackmff.microscopy.axes import Metadata, check_heights, heights
 from stackmff.microscopy.source import is_zarr
 
 FOCUS_MAP, INDICES, CONFIDENCE, HEIGHT_MAP = "_focus_map", "_indices", "_confidence", "_height_map"
@@ -56,6 +56,7 @@ class Target:
         scenes, channels, dtype: of a microscopy source (a plain image takes any).
         where: the input, for messages.
         inputs: files the outputs must not overwrite.
+        metadata, layers: of a microscopy source: its heights, known before any pixel.
     """
 
     microscopy: bool = False
@@ -65,6 +66,8 @@ class Target:
     dtype: np.dtype | None = None
     where: str = ""
     inputs: tuple[Path, ...] = ()
+    metadata: Metadata | None = None
+    layers: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,9 @@ class OutputPlan:
 
     def check(self, target: Target, has_confidence: bool = True, method: str = "") -> None:
         """Everything about the outputs that is known before any pixel is read: file types,
-        that the maps fit the number of stacks, that the outputs differ from each other and
-        from the inputs, and that the method makes the maps asked for.
+        that the maps fit the number of stacks, that the heights fit float32, that the outputs
+        differ from each other and from the inputs, and that the method makes the maps asked
+        for.
 
         Raises:
             StackError: the first of these that fails; nothing was written.
@@ -136,6 +140,8 @@ class OutputPlan:
         if self.height_map is not None and not is_tiff(self.height_map):
             raise StackError(f"--height-map {self.height_map}: heights are float32, "
                              "write them to a .tif")
+        if self.height_map is not None and target.metadata is not None:
+            check_heights(target.metadata, target.layers, target.where)
         folders = {self.image} if target.microscopy and is_zarr_output(self.image) else ()
         check_output_paths(self.paths(), target.inputs, folders=folders)
         check_confidence(self.confidence is not None, has_confidence, method)

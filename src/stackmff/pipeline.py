@@ -24,7 +24,7 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.io import Stack, expand_inputs, load_stack, write_files_atomically
 from stackmff.methods import Fuser, FusionMethod, get_method
-from stackmff.microscopy.axes import Metadata, heights, resolve_channel
+from stackmff.microscopy.axes import Metadata, check_heights, heights, resolve_channel
 from stackmff.microscopy.source import Source, check_dtype, is_microscopy_file
 from stackmff.outputs import Microscopy, OutputPlan, Products, Target
 from stackmff.result import FusionResult, MicroscopyResult
@@ -251,7 +251,8 @@ class MicroscopyFile:
     def target(self) -> Target:
         source = self.source
         return Target(True, source.scenes * source.shape[0], source.scenes, source.shape[1],
-                      source.dtype, str(source.path), (source.path,))
+                      source.dtype, str(source.path), (source.path,), source.metadata,
+                      source.shape[2])
 
     def decide(self) -> None:
         """The focus channel, from the metadata."""
@@ -303,6 +304,7 @@ def fuse_array(array, axes: str | None, method: str, fuser: Fuser | None,
     check_halo(halo, entry, options)
     source, axes = array_source(array, axes, metadata)
     focus = resolve_channel(focus_channel, source.metadata, source.shape[1], WHERE)
+    check_heights(source.metadata, source.shape[2], WHERE)
     fuser = with_halo(fuser or entry.prepare(**options), halo)
     fused, maps, confidences = fuse_stacks(source, fuser, entry.copies_pixels(**options),
                                            focus, method)

@@ -40,10 +40,10 @@ class TiffLayout:
 
 
 class _ErrorLog(logging.Handler):
-    """Collects this thread's error records from tifffile's logger."""
+    """Collects this thread's records from tifffile's logger (errors, unless told)."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+    def __init__(self, level: int = logging.ERROR) -> None:
+        super().__init__(level)
         self.thread = threading.get_ident()
         self.messages: list[str] = []
 
@@ -53,9 +53,11 @@ class _ErrorLog(logging.Handler):
 
 
 @contextmanager
-def tifffile_errors() -> Iterator[list[str]]:
-    """Collect tifffile's error records; while attached, its log does not reach stderr."""
-    handler = _ErrorLog()
+def tifffile_errors(level: int = logging.ERROR) -> Iterator[list[str]]:
+    """Collect tifffile's error records (or those of ``level`` and above: its warnings say
+    where it read a file otherwise than described); while attached, its log does not reach
+    stderr."""
+    handler = _ErrorLog(level)
     logger = logging.getLogger("tifffile")
     logger.addHandler(handler)
     try:

@@ -7,6 +7,7 @@ once, for every reader, and refuses what cannot be decided.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ MICROMETRES = {"µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0,
                "nanometer": 1e-3, "nanometre": 1e-3, "mm": 1e3, "millimeter": 1e3,
                "millimetre": 1e3, "cm": 1e4, "centimeter": 1e4, "m": 1e6, "meter": 1e6,
                "metre": 1e6}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def to_micrometres(value: float | None, unit: str | None, default: str = "µm") -> float | None:
@@ -31,6 +33,25 @@ def to_micrometres(value: float | None, unit: str | None, default: str = "µm") 
     factor = MICROMETRES.get(name, MICROMETRES.get(name.lower()))
     value = float(value)
     return value * factor if factor is not None and value > 0 and np.isfinite(value) else None
+
+
+def z_origin(value: object, unit: str | None, where: str, name: str,
+             default: str = "µm") -> float:
+    """The position of plane 0 in µm; 0 when missing or in an unknown unit. A value that is
+    no finite number (``NaN``, ``inf``) is missing too, with a warning: added to every height,
+    it would make them all NaN or inf."""
+    if value is None:
+        return 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        warnings.warn(f"{where}: its Z origin ({name} {value}) is not a finite number; it is "
+                      "taken as missing (heights count from 0)", stacklevel=2)
+        return 0.0
+    factor = to_micrometres(1.0, unit, default)
+    return number * factor if factor else 0.0
 
 
 @dataclass(frozen=True)
@@ -163,13 +184,34 @@ def resolve_channel(focus_channel: int | str | None, metadata: Metadata, channel
                      "give a name, an index or 'mean'")
 
 
+def check_heights(metadata: Metadata, planes: int, where: str) -> None:
+    """Refuse heights that float32 cannot hold (a Z step or origin near 1e300 would write
+    inf): known from the metadata alone, so checked before any pixel is read.
+
+    Raises:
+        StackError: the first or last plane's height beyond float32.
+    """
+    if metadata.size_z is None:
+        return
+    ends = (metadata.z_origin, metadata.z_origin + (planes - 1) * metadata.size_z)
+    if not all(math.isfinite(end) and abs(end) <= FLOAT32_MAX for end in ends):
+        raise StackError(f"{where}: its heights (Z origin {metadata.z_origin:g} µm, Z step "
+                         f"{metadata.size_z:g} µm, {planes} planes) do not fit the height "
+                         "map's float32; check its metadata")
+
+
 def heights(focus_map: np.ndarray, metadata: Metadata, where: str,
             warn: bool = True) -> tuple[np.ndarray, bool]:
-    """Plane index x Z step + Z origin in µm, float32; without a Z step, the indices."""
+    """Plane index x Z step + Z origin in µm, float32; without a Z step, the indices.
+
+    Raises:
+        StackError: heights beyond float32 (see :func:`check_heights`).
+    """
     if metadata.size_z is None:
         if warn:
             warnings.warn(f"{where} has no Z step in its metadata: the height map holds "
                           "plane indices, not micrometres", stacklevel=2)
         return focus_map.astype(np.float32), False
+    check_heights(metadata, int(focus_map.max(initial=0)) + 1, where)
     values = focus_map.astype(np.float64) * metadata.size_z + metadata.z_origin
     return values.astype(np.float32), True

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import math
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -18,18 +20,32 @@ import numpy as np
 import tifffile
 
 from stackmff.errors import StackError
-from stackmff.io.tiff import check_data_in_file, raise_logged, tiff_errors, tifffile_errors
-from stackmff.microscopy.axes import AxisLayout, Metadata, axis_layout, to_micrometres
+from stackmff.io.tiff import (
+    check_data_in_file,
+    one_line,
+    raise_logged,
+    tiff_errors,
+    tifffile_errors,
+)
+from stackmff.microscopy.axes import (
+    AxisLayout,
+    Metadata,
+    axis_layout,
+    to_micrometres,
+    z_origin,
+)
 from stackmff.microscopy.source import Source
 
 IN_PAGE = frozenset("YXC-")  # axes a TIFF page holds (samples become C)
+OME_SUFFIXES = (".ome.tif", ".ome.tiff")
+_OME_ROOT = re.compile(r"<(\w+:)?OME[\s>/]")
 
 
 def is_hyperstack(path: Path) -> bool:
     """OME-TIFF, or an ImageJ hyperstack with more than one channel or time point."""
     try:
         with tifffile_errors(), tifffile.TiffFile(path) as tif:
-            if tif.is_ome:
+            if tif.is_ome or claims_ome(tif, path):
                 return True
             if not tif.is_imagej or not tif.series:
                 return False
@@ -54,7 +70,13 @@ def open_tiff(path: Path) -> Source:
 
 
 def _describe(tif: tifffile.TiffFile, path: Path) -> Source:
-    series = list(tif.series)
+    ome = claims_ome(tif, path)
+    if ome:
+        check_ome_xml(tif, path)
+    with tifffile_errors(logging.WARNING) as logged:
+        series = list(tif.series)
+    if ome:
+        check_ome_series(series, logged, path)
     if not series:
         raise StackError(f"cannot decode {path}: the TIFF holds no images")
     shapes = {tuple(s.shape) for s in series}
@@ -64,7 +86,7 @@ def _describe(tif: tifffile.TiffFile, path: Path) -> Source:
     layout = axis_layout(series[0].axes, series[0].shape, str(path))
     outer = _outer_axes(layout, len(series[0].pages), path)
     kind = "ome-tiff" if tif.is_ome else "imagej" if tif.is_imagej else "tiff"
-    metadata = (_ome_metadata(tif.ome_metadata) if tif.is_ome
+    metadata = (_ome_metadata(tif.ome_metadata, str(path)) if tif.is_ome
                 else _imagej_metadata(tif) if tif.is_imagej else Metadata())
 
     def read(scene: int, t: int) -> np.ndarray:
@@ -72,6 +94,74 @@ def _describe(tif: tifffile.TiffFile, path: Path) -> Source:
 
     return Source(path, layout, len(series), metadata, np.dtype(series[0].dtype), kind, read,
                   tif.close)
+
+
+def claims_ome(tif: tifffile.TiffFile, path: Path) -> bool:
+    """Whether a TIFF says it is an OME-TIFF: OME-XML in its first page's description (even
+    cut short, which tifffile then ignores) or, without an ImageJ description, its name.
+    tifffile reads a malformed one as a plain series of pages, channels mixed into Z."""
+    description = (tif.pages.first.description or "").lstrip()
+    if description.startswith("<") and _OME_ROOT.search(description[:65536]):
+        return True
+    return path.name.lower().endswith(OME_SUFFIXES) and not tif.is_imagej
+
+
+def check_ome_xml(tif: tifffile.TiffFile, path: Path) -> None:
+    """Refuse OME-XML that does not parse, describes no image or contradicts the pages.
+
+    Raises:
+        StackError: naming what is wrong, in one line.
+    """
+    xml = tif.pages.first.description or ""
+    if not xml.lstrip().startswith("<"):
+        raise StackError(f"cannot read {path}: named OME-TIFF, but its first page holds no "
+                         "OME-XML (rename it .tif to read its pages as one stack)")
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise StackError(f"cannot read {path}: its OME-XML does not parse ({one_line(exc)}); "
+                         "the file is damaged or its metadata was cut short") from None
+    images = root.findall("{*}Image/{*}Pixels")
+    if not root.tag.endswith("OME") or not images:
+        raise StackError(f"cannot read {path}: its OME-XML describes no image")
+    mismatch = _ome_mismatch(images, root, tif, path)
+    if mismatch:
+        raise StackError(f"cannot read {path}: its OME-XML does not match its pages "
+                         f"({mismatch})")
+
+
+def _ome_mismatch(images: list, root, tif: tifffile.TiffFile, path: Path) -> str | None:
+    """What the pages contradict in the XML: a size that is no whole number, the first
+    image's plane size, or (in a one-file OME-TIFF) the number of planes."""
+    sizes = []
+    for pixels in images:
+        for axis in "XYZCT":
+            value = pixels.get(f"Size{axis}", "")
+            if not value.strip().isdigit():
+                return f"Size{axis} {value!r} is not a whole number"
+        sizes.append([int(pixels.get(f"Size{axis}")) for axis in "XYZCT"])
+    page = tif.pages.first
+    if sizes[0][:2] != [page.imagewidth, page.imagelength]:
+        return (f"SizeX {sizes[0][0]} x SizeY {sizes[0][1]} declared, the pages are "
+                f"{page.imagewidth} x {page.imagelength}")
+    files = {u.get("FileName") for u in root.iter() if u.tag.endswith("}UUID")} - {None}
+    if files - {path.name}:
+        return None  # planes in other files of a set: tifffile matches them
+    planes = sum(z * c * t for _, _, z, c, t in sizes) // max(page.samplesperpixel, 1)
+    if planes != len(tif.pages):
+        return (f"{planes} planes declared (SizeZ x SizeC x SizeT), the file has "
+                f"{len(tif.pages)} pages")
+    return None
+
+
+def check_ome_series(series: list, logged: list[str], path: Path) -> None:
+    """Refuse an OME-TIFF that tifffile did not read as its XML describes (it reads the pages
+    as a plain series, or zeroes missing planes, and only logs it)."""
+    complaints = [m.split("> ", 1)[-1].split(". Missing data")[0] for m in logged
+                  if "OME series" in m]
+    if complaints or not series or series[0].kind.lower() != "ome":
+        found = one_line(complaints[0]) if complaints else "read as a plain series of pages"
+        raise StackError(f"cannot read {path}: its OME-XML does not match its pages ({found})")
 
 
 def _outer_axes(layout: AxisLayout, pages: int, path: Path) -> int:
@@ -114,7 +204,7 @@ def _ome_color(value: str | None) -> str | None:
     return f"{rgba >> 24 & 255:02X}{rgba >> 16 & 255:02X}{rgba >> 8 & 255:02X}"
 
 
-def _ome_metadata(xml: str | None) -> Metadata:
+def _ome_metadata(xml: str | None, where: str) -> Metadata:
     """Physical sizes, Z origin and channels of the first image of an OME-XML document."""
     try:
         pixels = ElementTree.fromstring(xml or "").find("{*}Image/{*}Pixels")
@@ -128,8 +218,8 @@ def _ome_metadata(xml: str | None) -> Metadata:
     origin = 0.0
     for plane in pixels.findall("{*}Plane"):
         if plane.get("TheZ", "0") == "0" and plane.get("PositionZ") is not None:
-            factor = to_micrometres(1.0, plane.get("PositionZUnit"))
-            origin = float(plane.get("PositionZ")) * factor if factor else 0.0
+            origin = z_origin(plane.get("PositionZ"), plane.get("PositionZUnit"), where,
+                              "PositionZ")
             break
     channels = pixels.findall("{*}Channel")
     return Metadata(*sizes, z_origin=origin,

@@ -8,13 +8,17 @@ a time; the output has one level.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from stackmff.errors import StackError
 from stackmff.io.tiff import one_line
-from stackmff.microscopy.axes import Metadata, axis_layout, to_micrometres
+from stackmff.microscopy.axes import Metadata, axis_layout, to_micrometres, z_origin
 from stackmff.microscopy.source import EXTRA, Source
 
 VERSIONS = ("0.4", "0.5")
@@ -67,9 +71,14 @@ def open_ome_zarr(path: Path) -> Source:
                          f"({one_line(exc)})") from None
     letters = "".join(_letter(a) for a in axes)
     layout = axis_layout(letters, array.shape, str(path))
-    metadata = _metadata(axes, dataset, ome.get("omero") or {}, layout.axes)
+    metadata = _metadata(axes, dataset, ome.get("omero") or {}, layout.axes, str(path))
+
+    @functools.cache
+    def stored() -> frozenset[str]:  # listed once, at the first read
+        return _stored_keys(array, path)
 
     def read(scene: int, t: int) -> np.ndarray:
+        check_chunks(array, layout.key(t), stored(), f"{path} (time point {t})")
         try:
             return layout.to_czyx(_read_planes(array, layout.key(t), layout.axes.index("Z")))
         except Exception as exc:
@@ -77,6 +86,47 @@ def open_ome_zarr(path: Path) -> Source:
 
     return Source(path, layout, 1, metadata, np.dtype(array.dtype), "ome-zarr", read,
                   version=version if version in VERSIONS else None)
+
+
+def _stored_keys(array, path: Path) -> frozenset[str]:
+    """The keys of the array's chunks (or shards) in the store, relative to the array: a
+    listing, no data read."""
+    from zarr.core.sync import sync
+
+    prefix = f"{array.store_path.path}/" if array.store_path.path else ""
+
+    async def listing() -> frozenset[str]:
+        store = array.store_path.store
+        return frozenset([key[len(prefix):] async for key in store.list_prefix(prefix)])
+
+    try:
+        return sync(listing())
+    except Exception as exc:
+        raise StackError(f"cannot list the chunks of {path}: {one_line(exc)}") from None
+
+
+def check_chunks(array, key: tuple, stored: frozenset[str], where: str) -> None:
+    """Warn of chunks that ``array[key]`` would read from a store lacking them, and refuse
+    when all of them are missing: zarr reads a missing chunk as the fill value without a word,
+    and in a microscope image that almost always means an incomplete copy.
+
+    Raises:
+        StackError: every chunk of the region missing.
+    """
+    grid = array.shards or array.chunks
+    ranges = [range(k // g, k // g + 1) if isinstance(k, int) else range(math.ceil(n / g))
+              for k, g, n in zip(key, grid, array.shape)]
+    wanted = [array.metadata.encode_chunk_key(c) for c in itertools.product(*ranges)]
+    missing = sum(k not in stored for k in wanted)
+    kind = "shards" if array.shards else "chunks"
+    if missing and missing == len(wanted):
+        raise StackError(f"cannot read {where}: every chunk is missing from the store ({missing} "
+                         f"{kind}, zarr would read only the fill value {array.fill_value}); an "
+                         "incomplete copy?")
+    if missing:
+        warnings.warn(f"{where}: {missing} of {len(wanted)} {kind} are missing from the store "
+                      f"and read as the fill value {array.fill_value}; the copy may be "
+                      "incomplete", stacklevel=2)
 
 
 def _read_planes(array, key: tuple, z_axis: int) -> np.ndarray:
@@ -94,7 +144,8 @@ def _read_planes(array, key: tuple, z_axis: int) -> np.ndarray:
     return out
 
 
-def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str) -> Metadata:
+def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str,
+              where: str) -> Metadata:
     scale = [1.0] * len(axes)
     translation = [0.0] * len(axes)
     for transform in dataset.get("coordinateTransformations") or []:
@@ -112,8 +163,8 @@ def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str) -> Met
     origin = 0.0
     if "Z" in letters:
         i = letters.index("Z")
-        factor = to_micrometres(1.0, axes[i].get("unit"), default="")
-        origin = translation[i] * factor if factor else 0.0
+        origin = z_origin(translation[i], axes[i].get("unit"), where, "translation",
+                          default="")
     channels = omero.get("channels") or []
     return Metadata(size("X"), size("Y"), size("Z"), origin,
                     tuple(c.get("label") for c in channels),
@@ -130,7 +181,7 @@ def _attributes(array: np.ndarray, metadata: Metadata, version: str, name: str) 
     multiscale = {"name": name, "axes": axes,
                   "datasets": [{"path": "0", "coordinateTransformations": [
                       {"type": "scale", "scale": scale}]}]}
-    top = float(np.iinfo(array.dtype).max) if array.dtype.kind in "iu" else float(array.max())
+    top = _window_top(array)
     omero = {"channels": [
         {"label": label or f"C{i}", "color": color or "FFFFFF", "active": True,
          "window": {"start": 0.0, "end": top, "min": 0.0, "max": top}}
@@ -140,6 +191,18 @@ def _attributes(array: np.ndarray, metadata: Metadata, version: str, name: str) 
         return {"ome": {"version": "0.5", "multiscales": [multiscale], "omero": omero}}
     multiscale["version"] = "0.4"
     return {"multiscales": [multiscale], "omero": omero | {"version": "0.4"}}
+
+
+def _window_top(array: np.ndarray) -> float:
+    """The top of the channels' display window: the type's maximum, or the largest finite
+    value of a float image (a gathered NaN stays in the pixels, but JSON has no NaN)."""
+    if array.dtype.kind in "iu":
+        return float(np.iinfo(array.dtype).max)
+    top = float(array.max())
+    if math.isfinite(top):
+        return top
+    finite = array[np.isfinite(array)]
+    return float(finite.max()) if finite.size else 1.0
 
 
 def zarr_writer(array: np.ndarray, metadata: Metadata, version: str = "0.4", name: str = ""):
