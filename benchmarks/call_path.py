@@ -51,6 +51,9 @@ def importers() -> dict[str, set[str]]:
     return closed
 
 
+COMPREHENSIONS = ("<genexpr>", "<listcomp>", "<dictcomp>", "<setcomp>")
+
+
 def trace(argv: list[str]) -> list[tuple[str, str]]:
     """The cross-module calls inside stackmff, in the order first made."""
     from stackmff.cli import main
@@ -70,8 +73,8 @@ def trace(argv: list[str]) -> list[tuple[str, str]]:
         return False
 
     def profile(frame, event, arg):
-        if event != "call" or importing(frame):
-            return
+        if event != "call" or importing(frame) or frame.f_code.co_name in COMPREHENSIONS:
+            return  # a generator handed to another module runs as the caller's code
         callee = module_of(frame)
         caller_frame = frame.f_back
         while caller_frame is not None and module_of(caller_frame) is None:
