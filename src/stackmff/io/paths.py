@@ -4,6 +4,7 @@ check where outputs may go."""
 from __future__ import annotations
 
 import glob
+import os
 import re
 import warnings
 from collections.abc import Collection, Sequence
@@ -24,18 +25,42 @@ def check_output_paths(paths: Sequence[Path], inputs: Sequence[Path] = (),
     """Outputs are not folders (except ``folders``, written as folders), differ from each
     other, and overwrite no input.
 
+    Files are compared by device and inode, as :func:`os.path.samefile` does, so that an input
+    reached under another name (a hard link, a linked folder, a bind mount) is one file.
+
     Raises:
         StackError: the first of these that fails.
     """
     for path in paths:
         if path.is_dir() and path not in folders:
             raise StackError(f"cannot write {path}: it is a folder")
-    if len({p.resolve() for p in paths}) != len(paths):
+    if len({file_identity(p) for p in paths}) != len(paths):
         raise StackError("output paths must differ from each other")
-    sources = {Path(p).resolve() for p in inputs}
+    sources = {file_identity(p): Path(p) for p in inputs}
     for path in paths:
-        if path.resolve() in sources:
-            raise StackError(f"refusing to overwrite input file {path}")
+        source = sources.get(file_identity(path))
+        if source is not None:
+            also = "" if source.resolve() == path.resolve() else f" (the same file as {source})"
+            raise StackError(f"refusing to overwrite input file {path}{also}")
+
+
+def file_identity(path: Path) -> tuple:
+    """What a path names on the file system: the device and inode of the file, or of its
+    nearest existing folder followed by the names below it, so two names of one file match."""
+    path = Path(path).resolve()
+    below: list[str] = []
+    while True:
+        try:
+            found = os.stat(path)
+        except OSError:
+            if path.parent == path:
+                return (str(path), *below)
+            below.insert(0, path.name)
+            path = path.parent
+            continue
+        if not found.st_ino:  # a file system without inode numbers: the name must do
+            return (str(path), *below)
+        return (found.st_dev, found.st_ino, *below)
 
 
 def natural_key(path: Path) -> list[object]:
