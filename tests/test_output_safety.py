@@ -1,6 +1,7 @@
-"""Outputs under hostile paths: an input reached under another name (a hard link, a linked
-folder) is never overwritten. Each refusal is one line, exit status 1, nothing written and
-nothing deleted."""
+"""Outputs under hostile paths: an OME-Zarr output never replaces a folder that holds an input
+or is not a previous output of ours, and an input reached under another name (a hard link, a
+linked folder) is never overwritten. Each refusal is one line, exit status 1, nothing written
+and nothing deleted."""
 
 import hashlib
 import os
@@ -8,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from microscopy_files import hyperstack, write_ome_tiff, write_ome_zarr
 
 from stackmff.cli import main
 from stackmff.errors import StackError
@@ -92,3 +94,84 @@ def test_align_does_not_overwrite_an_input_under_another_name(stack, tmp_path, c
     line = assert_refused(capsys, tmp_path, "align", stack, "-o", view,
                           naming=str(view / "layer_2.png"))
     assert "refusing to overwrite input file" in line
+
+
+# H1: an OME-Zarr output replaces only a previous OME-Zarr image of ours, never its input
+
+
+@pytest.fixture(scope="module")
+def source():
+    return hyperstack()[0][:1]  # one time point: a TCZYX uint16 stack
+
+
+@pytest.mark.parametrize("store", ["a plain folder", "a previous output"])
+@pytest.mark.parametrize("kind", ["ome.tif", "ome.zarr"])
+def test_an_ome_zarr_output_that_holds_its_input_is_refused(source, tmp_path, capsys, store,
+                                                            kind):
+    pytest.importorskip("zarr")
+    result = tmp_path / "res.ome.zarr"
+    if store == "a previous output":
+        write_ome_tiff(tmp_path / "first.ome.tif", source)
+        assert run(capsys, "fuse", tmp_path / "first.ome.tif", "-o", result)[0] == 0
+    else:
+        result.mkdir()
+    inside = result / f"cells.{kind}"
+    (write_ome_tiff if kind == "ome.tif" else write_ome_zarr)(inside, source)
+    line = assert_refused(capsys, tmp_path, "fuse", inside, "-o", result, naming=str(result))
+    assert "holds the input" in line
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_batch_refuses_an_ome_zarr_output_that_holds_its_input(source, tmp_path, capsys, force):
+    pytest.importorskip("zarr")
+    out = tmp_path / "out"
+    (out / "cells.ome.zarr").mkdir(parents=True)
+    write_ome_tiff(out / "cells.ome.zarr" / "cells.ome.tif", source)
+    line = assert_refused(capsys, tmp_path, "batch", out / "cells.ome.zarr" / "cells.ome.tif",
+                          "-o", out, "--format", "ome.zarr", *(["--force"] if force else []),
+                          naming=str(out / "cells.ome.zarr"))
+    assert "holds the input" in line
+
+
+@pytest.mark.parametrize("command", ["fuse", "batch", "batch --force"])
+def test_an_unrelated_folder_is_never_replaced(source, tmp_path, capsys, command):
+    pytest.importorskip("zarr")
+    write_ome_tiff(tmp_path / "cells.ome.tif", source)
+    out = tmp_path / "out.ome.zarr"
+    if command != "fuse":
+        out = tmp_path / "results" / "cells.ome.zarr"
+    out.mkdir(parents=True)
+    (out / "notes.txt").write_text("someone's files")
+    (out / ".zattrs").write_text('{"multiscales": [{"name": "theirs"}]}')
+    if command == "fuse":
+        args = ["fuse", tmp_path / "cells.ome.tif", "-o", out]
+    else:
+        args = ["batch", tmp_path / "cells.ome.tif", "-o", out.parent, "--format", "ome.zarr",
+                *command.split()[1:]]
+    line = assert_refused(capsys, tmp_path, *args, naming=str(out))
+    assert "not an OME-Zarr image written by stackmff" in line
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_previous_ome_zarr_output_is_still_replaced(source, tmp_path, capsys, version):
+    pytest.importorskip("zarr")
+    write_ome_zarr(tmp_path / "in.ome.zarr", source, version)
+    out = tmp_path / "fused.ome.zarr"
+    for method in ("mip", "depthmap"):
+        code, _, stderr = run(capsys, "fuse", tmp_path / "in.ome.zarr", "-o", out, "-m", method)
+        assert code == 0, stderr
+    for force in ([], ["--force"]):
+        code, _, stderr = run(capsys, "batch", tmp_path / "in.ome.zarr", "-o", tmp_path / "b",
+                              "--format", "ome.zarr", "--workers", "1", *force)
+        assert code == 0, stderr
+
+
+def test_a_folder_output_that_holds_an_input_under_another_name_is_refused(tmp_path):
+    original = tmp_path / "in" / "a.ome.tif"
+    original.parent.mkdir()
+    original.write_bytes(b"image")
+    (tmp_path / "view.ome.zarr").symlink_to(tmp_path / "in", target_is_directory=True)
+    for folder in (tmp_path / "in", tmp_path / "view.ome.zarr"):
+        with pytest.raises(StackError, match="holds the input"):
+            check_output_paths([folder], [original], folders={folder})
+    check_output_paths([tmp_path / "new.ome.zarr"], [original], folders={tmp_path / "new.ome.zarr"})

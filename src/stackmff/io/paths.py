@@ -23,7 +23,7 @@ WRITABLE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jpe",
 def check_output_paths(paths: Sequence[Path], inputs: Sequence[Path] = (),
                        folders: Collection[Path] = ()) -> None:
     """Outputs are not folders (except ``folders``, written as folders), differ from each
-    other, and overwrite no input.
+    other, overwrite no input, and a folder output holds no input (it is replaced whole).
 
     Files are compared by device and inode, as :func:`os.path.samefile` does, so that an input
     reached under another name (a hard link, a linked folder, a bind mount) is one file.
@@ -42,6 +42,10 @@ def check_output_paths(paths: Sequence[Path], inputs: Sequence[Path] = (),
         if source is not None:
             also = "" if source.resolve() == path.resolve() else f" (the same file as {source})"
             raise StackError(f"refusing to overwrite input file {path}{also}")
+    for folder in folders:
+        for source in inputs:
+            if _holds(folder, Path(source)):
+                raise StackError(f"refusing to replace {folder}: it holds the input {source}")
 
 
 def file_identity(path: Path) -> tuple:
@@ -61,6 +65,14 @@ def file_identity(path: Path) -> tuple:
         if not found.st_ino:  # a file system without inode numbers: the name must do
             return (str(path), *below)
         return (found.st_dev, found.st_ino, *below)
+
+
+def _holds(folder: Path, source: Path) -> bool:
+    """Whether ``source`` is ``folder`` or lies inside it, under whatever names."""
+    if not folder.exists():
+        return False
+    inside = file_identity(folder)
+    return any(file_identity(p) == inside for p in (source, *source.resolve().parents))
 
 
 def natural_key(path: Path) -> list[object]:
