@@ -1,7 +1,7 @@
 """Outputs under hostile paths: an OME-Zarr output never replaces a folder that holds an input
-or is not a previous output of ours, and an input reached under another name (a hard link, a
-linked folder) is never overwritten. Each refusal is one line, exit status 1, nothing written
-and nothing deleted."""
+or is not a previous output of ours, a batch writes only inside OUTDIR, and an input reached
+under another name (a hard link, a linked folder) is never overwritten. Each refusal is one
+line, exit status 1, nothing written and nothing deleted."""
 
 import hashlib
 import os
@@ -175,3 +175,41 @@ def test_a_folder_output_that_holds_an_input_under_another_name_is_refused(tmp_p
         with pytest.raises(StackError, match="holds the input"):
             check_output_paths([folder], [original], folders={folder})
     check_output_paths([tmp_path / "new.ome.zarr"], [original], folders={tmp_path / "new.ome.zarr"})
+
+
+# H2: a batch writes inside OUTDIR only
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_stack_at_the_input_itself_is_named_after_its_folder(stack, tmp_path, capsys,
+                                                               monkeypatch, force):
+    victim = tmp_path / "results" / "run1.png"
+    victim.parent.mkdir()
+    victim.write_bytes(b"someone else's file")
+    monkeypatch.chdir(stack)
+    code, stdout, stderr = run(capsys, "batch", ".", "-o", "../results/run1", "--workers", "1",
+                               *(["--force"] if force else []))
+    assert code == 0 and "1 fused, 0 skipped" in stdout, (stdout, stderr)
+    assert victim.read_bytes() == b"someone else's file"
+    assert sorted(p.name for p in (tmp_path / "results" / "run1").iterdir()) == [
+        "batch.jsonl", "in.png"]
+
+
+def test_maps_of_a_stack_at_the_input_itself_stay_in_outdir(stack, capsys, monkeypatch):
+    layers = sorted(p.name for p in stack.iterdir())
+    monkeypatch.chdir(stack)
+    code, _, stderr = run(capsys, "batch", ".", "-o", "fused", "--focus-map", "--workers", "1")
+    assert code == 0, stderr
+    assert sorted(p.name for p in stack.iterdir()) == sorted(layers + ["fused"])
+    assert sorted(p.name for p in (stack / "fused").iterdir()) == [
+        "batch.jsonl", "in.png", "in_focus_map.png", "in_focus_map_indices.png"]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_an_output_that_leads_out_of_outdir_is_refused(stack, tmp_path, capsys, force):
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"someone else's file")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "in.png").symlink_to(victim)
+    assert_refused(capsys, tmp_path, "batch", stack, "-o", tmp_path / "out",
+                   *(["--force"] if force else []), naming="outside the output folder")

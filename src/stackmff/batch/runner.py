@@ -17,6 +17,7 @@ from pathlib import Path
 from stackmff.batch.stacks import StackTask, find_stacks
 from stackmff.batch.work import BatchOptions, BatchResult, split_formats, worker_environment
 from stackmff.errors import StackError
+from stackmff.io.paths import check_inside
 from stackmff.outputs import check_confidence
 from stackmff.progress import progress
 
@@ -78,8 +79,9 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
 
     Raises:
         StackError: before any work, for no stacks, a bad method or option, an unwritable
-            OUTDIR, an output over an input or over a folder that is not a previous output,
-            an unreachable scheduler, or microscopy options that do not apply.
+            OUTDIR, an output that a link leads out of it, over an input or over a folder
+            that is not a previous output, an unreachable scheduler, or microscopy options
+            that do not apply.
     """
     from stackmff.pipeline import check_halo, check_method
 
@@ -148,10 +150,12 @@ def _check_microscopy(tasks: list[StackTask], batch: BatchOptions) -> None:
 
 
 def _check_outputs(tasks: list[StackTask], batch: BatchOptions, outdir: Path) -> None:
-    """Before any work, for every stack, skipped or not: its outputs pass the output plan's
-    checks against its inputs."""
+    """Before any work, for every stack, skipped or not: its outputs (and the report) lie
+    inside OUTDIR, links followed, and pass the output plan's checks against its inputs."""
+    check_inside([outdir / REPORT], outdir)
     for task in tasks:
         plan = batch.outputs(task, outdir)
+        check_inside(plan.paths(), outdir)
         plan.check_paths([Path(p) for p in task.inputs], batch.microscopy(task))
 
 

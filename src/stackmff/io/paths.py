@@ -48,6 +48,20 @@ def check_output_paths(paths: Sequence[Path], inputs: Sequence[Path] = (),
                 raise StackError(f"refusing to replace {folder}: it holds the input {source}")
 
 
+def check_inside(paths: Sequence[Path], folder: Path) -> None:
+    """Each path, links followed, lies inside ``folder``: an output that leads out of it would
+    replace (or, present, stand for) a file that is not the run's.
+
+    Raises:
+        StackError: the first path outside.
+    """
+    root = Path(folder).resolve()
+    for path in paths:
+        if not Path(path).resolve().is_relative_to(root):
+            raise StackError(f"refusing to write {path}: it lies outside the output folder "
+                             f"{folder}")
+
+
 def file_identity(path: Path) -> tuple:
     """What a path names on the file system: the device and inode of the file, or of its
     nearest existing folder followed by the names below it, so two names of one file match."""
