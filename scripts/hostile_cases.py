@@ -345,6 +345,86 @@ def example_zarr(delete: int = 0, translation: float = 0.0
         for chunk in [c for c in chunks if c.is_file()][: None if delete == -1 else delete]:
             chunk.unlink()
         return fuse_microscopy(path, folder)
+
+CELLS = ROOT / "examples" / "microscopy" / "cells.ome.tif"
+
+
+def ome_zarr_input(path: Path) -> None:
+    """cells.ome.tif as an OME-Zarr image (NGFF 0.4), for an input that is a folder."""
+    import zarr
+
+    data = tifffile.imread(CELLS)[None]  # TCZYX
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    group.create_array("0", shape=data.shape, dtype=data.dtype, chunks=(1, 1) + data.shape[2:])
+    group["0"][...] = data
+    axes = [{"name": a, "type": {"t": "time", "c": "channel"}.get(a, "space")} for a in "tczyx"]
+    group.attrs.update({"multiscales": [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * 5}]}]}]})
+
+
+def zarr_over(where: str) -> Callable[[Path], list[str]]:
+    """An OME-Zarr output whose path is taken by a folder that holds the input, or by
+    someone's unrelated folder."""
+    def setup(folder: Path) -> list[str]:
+        store = folder / "res.ome.zarr"
+        store.mkdir()
+        if where == "holding the input":
+            shutil.copy(CELLS, store / "cells.ome.tif")
+            return ["fuse", "res.ome.zarr/cells.ome.tif", "-o", "res.ome.zarr"]
+        if where == "holding an OME-Zarr input":
+            ome_zarr_input(store / "in.ome.zarr")
+            return ["fuse", "res.ome.zarr/in.ome.zarr", "-o", "res.ome.zarr"]
+        (store / "notes.txt").write_text("someone's files")
+        return ["fuse", str(CELLS), "-o", "res.ome.zarr"]
+    return setup
+
+
+def batch_zarr_over(where: str) -> Callable[[Path], list[str]]:
+    """``batch --format ome.zarr --force`` onto a folder holding its input, or an unrelated
+    one."""
+    def setup(folder: Path) -> list[str]:
+        store = folder / "out" / "cells.ome.zarr"
+        store.mkdir(parents=True)
+        if where == "holding the input":
+            shutil.copy(CELLS, store / "cells.ome.tif")
+            given = "out/cells.ome.zarr/cells.ome.tif"
+        else:
+            (store / "notes.txt").write_text("someone's files")
+            given = str(CELLS)
+        return ["batch", given, "-o", "out", "--format", "ome.zarr", "--force"]
+    return setup
+
+
+def batch_here(folder: Path) -> list[str]:
+    """A stack in the folder the batch is given as ".", beside someone's ``run1.png``."""
+    layers, _, _ = make_stack(n_layers=3, height=40, width=48)
+    write_stack(folder, layers)
+    (folder / "results").mkdir()
+    (folder / "results" / "run1.png").write_bytes(b"someone else's file")
+    return ["batch", ".", "-o", "results/run1", "--workers", "1"]
+
+
+def batch_out_by_link(folder: Path) -> list[str]:
+    stack_folder(folder)
+    (folder / "victim.png").write_bytes(b"someone else's file")
+    (folder / "out").mkdir()
+    (folder / "out" / "stack.png").symlink_to(folder / "victim.png")
+    return ["batch", "stack", "-o", "out", "--force"]
+
+
+def input_by_another_name(how: str, command: str = "fuse") -> Callable[[Path], list[str]]:
+    """An output that is an input reached under another name."""
+    def setup(folder: Path) -> list[str]:
+        stack = stack_folder(folder)
+        view = folder / "view"
+        if how == "hard link":
+            view.mkdir()
+            os.link(stack / "layer_1.png", view / "layer_1.png")
+        else:
+            view.symlink_to(stack, target_is_directory=True)
+        if command == "align":
+            return ["align", "stack", "-o", "view"]
+        return ["fuse", "stack", "-o", "view/layer_1.png"]
     return setup
 
 
@@ -416,6 +496,30 @@ HEAD_CASES = [
       for kind in ("sigma 0", "NaN weights", "fine_sigma 1e9", "truncated")],
 ]
 CASES += HEAD_CASES
+
+OUTPUT_SAFETY_CASES = [
+    Case("OME-Zarr output over a folder holding its input", zarr_over("holding the input"),
+         expect="holds the input"),
+    Case("OME-Zarr output over a store holding an OME-Zarr input",
+         zarr_over("holding an OME-Zarr input"), expect="holds the input"),
+    Case("OME-Zarr output over an unrelated folder", zarr_over("unrelated"),
+         expect="not an OME-Zarr image written by stackmff"),
+    Case("batch --format ome.zarr --force over a folder holding its input",
+         batch_zarr_over("holding the input"), expect="holds the input"),
+    Case("batch --format ome.zarr --force over an unrelated folder",
+         batch_zarr_over("unrelated"), expect="not an OME-Zarr image written by stackmff"),
+    Case("batch . -o results/run1 beside someone's run1.png", batch_here, succeeds=True,
+         expect="1 fused"),
+    Case("batch output led out of OUTDIR by a link", batch_out_by_link,
+         expect="outside the output folder"),
+    Case("fuse onto a hard link of an input", input_by_another_name("hard link"),
+         expect="refusing to overwrite input file"),
+    Case("fuse onto an input through a linked folder", input_by_another_name("linked folder"),
+         expect="refusing to overwrite input file"),
+    Case("align onto a hard link of an input", input_by_another_name("hard link", "align"),
+         expect="refusing to overwrite input file"),
+]
+CASES += OUTPUT_SAFETY_CASES
 
 
 def run_case(case: Case, folder: Path) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,9 +143,21 @@ class OutputPlan:
                              "write them to a .tif")
         if self.height_map is not None and target.metadata is not None:
             check_heights(target.metadata, target.layers, target.where)
-        folders = {self.image} if target.microscopy and is_zarr_output(self.image) else ()
-        check_output_paths(self.paths(), target.inputs, folders=folders)
+        self.check_paths(target.inputs, target.microscopy)
         check_confidence(self.confidence is not None, has_confidence, method)
+
+    def check_paths(self, inputs: Sequence[Path], microscopy: bool = False) -> None:
+        """That the outputs differ from each other and from the inputs (under whatever names),
+        and that an OME-Zarr output, a folder replaced whole, replaces nothing but a previous
+        OME-Zarr image of ours that holds no input.
+
+        Raises:
+            StackError: the first of these that fails; nothing was written.
+        """
+        folders = {self.image} if microscopy and is_zarr_output(self.image) else set()
+        check_output_paths(self.paths(), inputs, folders=folders)
+        for folder in folders:
+            _check_replaceable(folder)
 
     def _check_image(self, target: Target) -> None:
         image = self.image
@@ -260,6 +273,16 @@ def check_confidence(asked: bool, has_confidence: bool, method: str) -> None:
     """A confidence output needs a method that has one (the transform methods do not)."""
     if asked and not has_confidence:
         raise StackError(f"method {method!r} produces no confidence map")
+
+
+def _check_replaceable(folder: Path) -> None:
+    """A folder at an OME-Zarr output's path is replaced only when it is an image we wrote:
+    anything else holds someone's files, which the user may delete themselves."""
+    from stackmff.microscopy.ome_zarr import written_by_stackmff
+
+    if folder.is_dir() and not written_by_stackmff(folder):
+        raise StackError(f"refusing to replace {folder}: it is not an OME-Zarr image written by "
+                         "stackmff (delete it yourself to reuse the name)")
 
 
 def _check_writable(path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from stackmff.batch.stacks import StackTask, find_stacks
 from stackmff.batch.work import BatchOptions, BatchResult, split_formats, worker_environment
 from stackmff.errors import StackError
+from stackmff.io.paths import check_inside
 from stackmff.outputs import check_confidence
 from stackmff.progress import progress
 
@@ -78,7 +79,9 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
 
     Raises:
         StackError: before any work, for no stacks, a bad method or option, an unwritable
-            OUTDIR, an unreachable scheduler, or microscopy options that do not apply.
+            OUTDIR, an output that a link leads out of it, over an input or over a folder
+            that is not a previous output, an unreachable scheduler, or microscopy options
+            that do not apply.
     """
     from stackmff.pipeline import check_halo, check_method
 
@@ -99,7 +102,8 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
                          None if align is None else tuple(sorted(align.items())),
                          focus_map, confidence, image_format, threads, microscopy_format,
                          focus_channel, height_map, halo)
-    _check_microscopy(tasks, batch, outdir)
+    _check_microscopy(tasks, batch)
+    _check_outputs(tasks, batch, outdir)
     results: dict[str, BatchResult] = {}
     todo = []
     for task in tasks:
@@ -129,7 +133,7 @@ def _run(todo: list[StackTask], outdir: Path, batch: BatchOptions, client, worke
     return progress(finished, desc="batch", total=len(todo), unit="stack")
 
 
-def _check_microscopy(tasks: list[StackTask], batch: BatchOptions, outdir: Path) -> None:
+def _check_microscopy(tasks: list[StackTask], batch: BatchOptions) -> None:
     """What decides before any work whether the microscopy options fit the stacks found."""
     microscopy = [task for task in tasks if batch.microscopy(task)]
     images = [task for task in tasks if task.kind == "images"]
@@ -143,12 +147,16 @@ def _check_microscopy(tasks: list[StackTask], batch: BatchOptions, outdir: Path)
         from stackmff.microscopy.ome_zarr import zarr_module
 
         zarr_module()
+
+
+def _check_outputs(tasks: list[StackTask], batch: BatchOptions, outdir: Path) -> None:
+    """Before any work, for every stack, skipped or not: its outputs (and the report) lie
+    inside OUTDIR, links followed, and pass the output plan's checks against its inputs."""
+    check_inside([outdir / REPORT], outdir)
     for task in tasks:
-        inputs = {Path(p).resolve() for p in task.inputs}
-        for path in batch.outputs(task, outdir).paths():
-            if path.resolve() in inputs:
-                raise StackError(f"the output {path} would overwrite its own input: choose "
-                                 "another output folder")
+        plan = batch.outputs(task, outdir)
+        check_inside(plan.paths(), outdir)
+        plan.check_paths([Path(p) for p in task.inputs], batch.microscopy(task))
 
 
 def _append(report: Path, results: Iterable[BatchResult]) -> None:

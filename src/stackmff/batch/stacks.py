@@ -41,7 +41,8 @@ class StackTask:
     kind: str = "images"
 
     def __post_init__(self) -> None:
-        if not self.name or PurePosixPath(self.name).is_absolute() or ".." in self.name.split("/"):
+        parts = self.name.split("/")
+        if not self.name or PurePosixPath(self.name).is_absolute() or {".", ".."} & set(parts):
             raise ValueError(f"a stack name must be a relative path, got {self.name!r}")
         if self.kind not in KINDS:
             raise ValueError(f"a stack kind must be one of {KINDS}, got {self.kind!r}")
@@ -113,7 +114,11 @@ def _walk(root: Path) -> list[tuple[Path, str]]:
 
 
 def _name(path: Path, base: Path) -> str:
-    relative = path.relative_to(base) if path != base else Path(path.name)
+    """The stack's path below ``base``; the stack found at ``base`` itself takes the folder's
+    own name, its real one when it is given as ``.`` or ``..`` (an empty name or ``..`` would
+    put its outputs beside OUTDIR instead of inside)."""
+    own = path.name if path.name not in ("", ".", "..") else path.resolve().name
+    relative = path.relative_to(base) if path != base else Path(own)
     lower = relative.name.lower()
     for suffix in OME_SUFFIXES:
         if lower.endswith(suffix) and len(lower) > len(suffix):

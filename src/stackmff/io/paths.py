@@ -4,6 +4,7 @@ check where outputs may go."""
 from __future__ import annotations
 
 import glob
+import os
 import re
 import warnings
 from collections.abc import Collection, Sequence
@@ -22,7 +23,10 @@ WRITABLE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jpe",
 def check_output_paths(paths: Sequence[Path], inputs: Sequence[Path] = (),
                        folders: Collection[Path] = ()) -> None:
     """Outputs are not folders (except ``folders``, written as folders), differ from each
-    other, and overwrite no input.
+    other, overwrite no input, and a folder output holds no input (it is replaced whole).
+
+    Files are compared by device and inode, as :func:`os.path.samefile` does, so that an input
+    reached under another name (a hard link, a linked folder, a bind mount) is one file.
 
     Raises:
         StackError: the first of these that fails.
@@ -30,12 +34,59 @@ def check_output_paths(paths: Sequence[Path], inputs: Sequence[Path] = (),
     for path in paths:
         if path.is_dir() and path not in folders:
             raise StackError(f"cannot write {path}: it is a folder")
-    if len({p.resolve() for p in paths}) != len(paths):
+    if len({file_identity(p) for p in paths}) != len(paths):
         raise StackError("output paths must differ from each other")
-    sources = {Path(p).resolve() for p in inputs}
+    sources = {file_identity(p): Path(p) for p in inputs}
     for path in paths:
-        if path.resolve() in sources:
-            raise StackError(f"refusing to overwrite input file {path}")
+        source = sources.get(file_identity(path))
+        if source is not None:
+            also = "" if source.resolve() == path.resolve() else f" (the same file as {source})"
+            raise StackError(f"refusing to overwrite input file {path}{also}")
+    for folder in folders:
+        for source in inputs:
+            if _holds(folder, Path(source)):
+                raise StackError(f"refusing to replace {folder}: it holds the input {source}")
+
+
+def check_inside(paths: Sequence[Path], folder: Path) -> None:
+    """Each path, links followed, lies inside ``folder``: an output that leads out of it would
+    replace (or, present, stand for) a file that is not the run's.
+
+    Raises:
+        StackError: the first path outside.
+    """
+    root = Path(folder).resolve()
+    for path in paths:
+        if not Path(path).resolve().is_relative_to(root):
+            raise StackError(f"refusing to write {path}: it lies outside the output folder "
+                             f"{folder}")
+
+
+def file_identity(path: Path) -> tuple:
+    """What a path names on the file system: the device and inode of the file, or of its
+    nearest existing folder followed by the names below it, so two names of one file match."""
+    path = Path(path).resolve()
+    below: list[str] = []
+    while True:
+        try:
+            found = os.stat(path)
+        except OSError:
+            if path.parent == path:
+                return (str(path), *below)
+            below.insert(0, path.name)
+            path = path.parent
+            continue
+        if not found.st_ino:  # a file system without inode numbers: the name must do
+            return (str(path), *below)
+        return (found.st_dev, found.st_ino, *below)
+
+
+def _holds(folder: Path, source: Path) -> bool:
+    """Whether ``source`` is ``folder`` or lies inside it, under whatever names."""
+    if not folder.exists():
+        return False
+    inside = file_identity(folder)
+    return any(file_identity(p) == inside for p in (source, *source.resolve().parents))
 
 
 def natural_key(path: Path) -> list[object]:

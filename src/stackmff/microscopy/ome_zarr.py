@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import math
 import warnings
 from pathlib import Path
@@ -203,6 +204,46 @@ def _window_top(array: np.ndarray) -> float:
         return top
     finite = array[np.isfinite(array)]
     return float(finite.max()) if finite.size else 1.0
+
+
+def written_by_stackmff(folder: Path) -> bool:
+    """Whether ``folder`` is an OME-Zarr image as :func:`zarr_writer` writes it (a group whose
+    one multiscale image has the axes t, c, y, x and the one dataset ``0``), read from its
+    metadata alone: only such a folder may be replaced whole by a new output."""
+    ome = _group_attributes(folder)
+    multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
+    if not isinstance(multiscales, list) or len(multiscales) != 1 or "omero" not in ome:
+        return False
+    image = multiscales[0]
+    if not isinstance(image, dict) or not isinstance(image.get("axes"), list):
+        return False
+    axes = [a.get("name") if isinstance(a, dict) else None for a in image["axes"]]
+    datasets = image.get("datasets")
+    return (axes == ["t", "c", "y", "x"] and isinstance(datasets, list) and len(datasets) == 1
+            and isinstance(datasets[0], dict) and datasets[0].get("path") == "0"
+            and (folder / "0").is_dir())
+
+
+def _group_attributes(folder: Path) -> dict | None:
+    """The NGFF keys of a Zarr group as we write it: ``.zgroup`` and ``.zattrs`` (v2, NGFF
+    0.4), or ``zarr.json`` with ``attributes.ome`` (v3, NGFF 0.5); ``None`` for anything else."""
+    def read(name: str) -> object:
+        try:
+            return json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    group = read(".zgroup")
+    if isinstance(group, dict) and group.get("zarr_format") == 2:
+        attributes = read(".zattrs")
+        return attributes if isinstance(attributes, dict) else None
+    group = read("zarr.json")
+    if (isinstance(group, dict) and group.get("zarr_format") == 3
+            and group.get("node_type") == "group"):
+        attributes = group.get("attributes")
+        ome = attributes.get("ome") if isinstance(attributes, dict) else None
+        return ome if isinstance(ome, dict) and ome.get("version") == "0.5" else None
+    return None
 
 
 def zarr_writer(array: np.ndarray, metadata: Metadata, version: str = "0.4", name: str = ""):

@@ -6,9 +6,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from stackmff.errors import StackError
 from stackmff.io import Stack, write_files_atomically
 from stackmff.io.image import encode_image
+from stackmff.io.paths import check_output_paths
 from stackmff.registration.align import Alignment
 
 
@@ -32,13 +32,11 @@ def write_aligned(stack: Stack, alignment: Alignment, outdir: str | Path, model:
     an input file."""
     outdir = Path(outdir)
     names = layer_names(stack)
-    inputs = {p.resolve() for p in stack.paths}
+    targets = {index: outdir / names[index] for index in alignment.indices}
+    check_output_paths([*targets.values(), outdir / "transforms.json"], stack.paths)
     files = {}
     for layer, index in zip(alignment.layers, alignment.indices):
-        target = outdir / names[index]
-        if target.resolve() in inputs:
-            raise StackError(f"refusing to overwrite input file {target}; choose another -o")
-        files[target] = encode_image(stack.to_output(layer), target)
+        files[targets[index]] = encode_image(stack.to_output(layer), targets[index])
     record = {
         "reference": reference,
         "model": model,
