@@ -95,7 +95,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     check_halo(halo, entry, options)
     check_confidence(confidence, entry.confidence, method)
     tasks = (list(stacks) if stacks and all(isinstance(s, StackTask) for s in stacks)
-             else find_stacks(list(stacks)))
+             else find_stacks(list(stacks), outdir))
     _check_outdir(outdir)
     threads = max(1, cores // workers) if client in (None, "local") else None
     batch = BatchOptions(method, tuple(sorted(options.items())),

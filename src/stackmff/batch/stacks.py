@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -175,17 +176,20 @@ def _from_list(path: Path) -> list[StackTask]:
             for p in stacks]
 
 
-def find_stacks(inputs: list[str | Path]) -> list[StackTask]:
-    """The stacks that ``inputs`` name, in a stable order.
+def find_stacks(inputs: list[str | Path], outdir: Path | None = None) -> list[StackTask]:
+    """The stacks that ``inputs`` name, in a stable order; with ``outdir``, what lies in it
+    (a previous run's results) is no stack, and an input folder that is OUTDIR is refused.
 
     Raises:
-        StackError: an input that does not exist, no stack found (naming where it looked),
-            or two stacks that would write to the same outputs.
+        StackError: an input that does not exist, OUTDIR as an input, no stack found (naming
+            where it looked), or two stacks that would write to the same outputs.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     if not inputs:
         raise StackError("no inputs given")
+    if outdir is not None:
+        _check_not_outdir(inputs, outdir)
     tasks: list[StackTask] = []
     for item in inputs:
         path = Path(item)
@@ -203,6 +207,8 @@ def find_stacks(inputs: list[str | Path]) -> list[StackTask]:
             tasks += _from_glob(str(item))
         else:
             raise StackError(f"no such file or folder: {item}")
+    if outdir is not None:
+        tasks = _outside(tasks, outdir)
     if not tasks:
         raise StackError(f"no stack found in {', '.join(map(str, inputs))} (looked for folders "
                          "holding two images or more, multi-page TIFFs and microscopy files)")
@@ -213,3 +219,24 @@ def find_stacks(inputs: list[str | Path]) -> list[StackTask]:
                              f"{seen[task.name].inputs[0]} and {task.inputs[0]}")
         seen[task.name] = task
     return tasks
+
+
+def _check_not_outdir(inputs: list[str | Path], outdir: Path) -> None:
+    """Results written into the folder being searched would be fused as stacks next time."""
+    target = outdir.resolve()
+    for item in inputs:
+        if Path(item).is_dir() and Path(item).resolve() == target:
+            raise StackError(f"the output folder {outdir} is the input folder {item}: write "
+                             "the results to another folder")
+
+
+def _outside(tasks: list[StackTask], outdir: Path) -> list[StackTask]:
+    """The tasks whose inputs do not lie in OUTDIR (a previous run's outputs), with a warning
+    naming how many were left out."""
+    target = outdir.resolve()
+    kept = [task for task in tasks
+            if not all(Path(p).resolve().is_relative_to(target) for p in task.inputs)]
+    if len(kept) < len(tasks):
+        warnings.warn(f"left out {len(tasks) - len(kept)} stack(s) inside the output folder "
+                      f"{outdir} (results of a previous run)", stacklevel=3)
+    return kept
