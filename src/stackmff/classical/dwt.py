@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from stackmff.classical.transform_fusion import Decomposition, fuse_in_transform
@@ -15,7 +17,10 @@ MAX_LEVELS = 5
 def _forward(plane: np.ndarray, levels: int) -> Decomposition:
     import pywt  # imported when used: the other methods do not pay for it
 
-    coeffs = pywt.wavedec2(plane, WAVELET, mode="symmetric", level=levels)
+    with warnings.catch_warnings():
+        # an image smaller than the wavelet gets one level with boundary effects, on purpose
+        warnings.filterwarnings("ignore", message="Level value of", category=UserWarning)
+        coeffs = pywt.wavedec2(plane, WAVELET, mode="symmetric", level=levels)
     details = [band for level in coeffs[1:] for band in level]
     return Decomposition(lowpass=[coeffs[0]], details=details, context=plane.shape)
 
