@@ -123,26 +123,29 @@ def _probe(address: str, deadline: float, ssl_context) -> None:
         raise StackError(f"{reach} within {deadline:g} s: no answer to connecting") from None
     except OSError as exc:
         raise StackError(f"{reach}: {exc.strerror or exc}") from None
-    with raw:
-        greeting = _Greeting(raw, end)
-        try:
-            if ssl_context is not None:
-                greeting.sock = ssl_context.wrap_socket(raw, server_hostname=host)
-            greeting.message()
-        except TimeoutError:
-            if greeting.received:
-                raise StackError(f"{address} is not a Dask scheduler: its answer stopped "
-                                 "short") from None
-            raise StackError(f"{reach} within {deadline:g} s: it accepted the connection "
-                             "and sent nothing") from None
-        except EOFError:
-            raise StackError(f"{address} is not a Dask scheduler: it closed the connection "
-                             "without a Dask greeting") from None
-        except OSError as exc:  # a reset, a TLS handshake that failed
-            raise StackError(f"{reach}: {exc.strerror or exc}") from None
-        except Exception as exc:  # ssl errors, resets, bytes that are not a Dask message
-            raise StackError(f"{address} is not a Dask scheduler "
-                             f"({type(exc).__name__}: {exc})"[:300]) from None
+    greeting = _Greeting(raw, end)
+    try:
+        if ssl_context is not None:
+            raw.settimeout(max(end - time.monotonic(), 0.001))
+            greeting.sock = ssl_context.wrap_socket(raw, server_hostname=host)
+        greeting.message()
+    except TimeoutError:
+        if greeting.received:
+            raise StackError(f"{address} is not a Dask scheduler: its answer stopped short"
+                             ) from None
+        raise StackError(f"{reach} within {deadline:g} s: it accepted the connection and "
+                         "sent nothing") from None
+    except EOFError:
+        raise StackError(f"{address} is not a Dask scheduler: it closed the connection "
+                         "without a Dask greeting") from None
+    except OSError as exc:  # a reset, a TLS handshake that failed
+        raise StackError(f"{reach}: {exc.strerror or exc}") from None
+    except Exception as exc:  # bytes that are not a Dask message
+        raise StackError(f"{address} is not a Dask scheduler "
+                         f"({type(exc).__name__}: {exc})"[:300]) from None
+    finally:
+        greeting.sock.close()
+        raw.close()
 
 
 def connect(address: str, deadline: float | None = None):
