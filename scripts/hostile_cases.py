@@ -19,10 +19,12 @@ import io
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -286,6 +288,7 @@ def resume_bad_head(kind: str) -> Callable[[Path], list[str]]:
         text = text.replace('"runs/head-smoke"', f'"{run.as_posix()}"')
         config.write_text(text.replace('"runs/head-smoke-cache"', f'"{folder.as_posix()}/cache"'))
         return ["train", "--config", str(config), "--resume"]
+    return setup
 
 
 EXAMPLE = ROOT / "examples" / "microscopy" / "cells.ome.tif"  # 2 channels x 12 planes
@@ -520,6 +523,54 @@ OUTPUT_SAFETY_CASES = [
          expect="refusing to overwrite input file"),
 ]
 CASES += OUTPUT_SAFETY_CASES
+
+
+def dask_batch(address: str | Callable[[], str]) -> Callable[[Path], list[str]]:
+    """``batch --dask ADDRESS`` over one stack; a callable address is made at setup."""
+    def setup(folder: Path) -> list[str]:
+        where = address() if callable(address) else address
+        return ["batch", str(stack_folder(folder).parent), "-o", str(folder / "out"),
+                "--dask", where]
+    return setup
+
+
+def tcp_server(reply: bytes | None) -> Callable[[], str]:
+    """A server on 127.0.0.1 that accepts and answers ``reply`` (b"": never answers), kept
+    open in a thread for the rest of the script; ``None``: a port where nothing listens."""
+    def start() -> str:
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        if reply is None:
+            listener.close()
+            return f"tcp://127.0.0.1:{port}"
+        held = []
+
+        def serve() -> None:
+            while True:
+                conn, _ = listener.accept()
+                held.append(conn)
+                conn.sendall(reply)
+        threading.Thread(target=serve, daemon=True).start()
+        return f"tcp://127.0.0.1:{port}"
+    return start
+
+
+DASK_CASES = [
+    Case("--dask tls:// without a security configuration", dask_batch("tls://127.0.0.1:8786"),
+         expect="tls:// needs a Dask security configuration"),
+    Case("--dask ucx:// without ucx-py", dask_batch("ucx://127.0.0.1:8786"),
+         expect="ucx:// is not supported"),
+    Case("--dask with an unknown scheme", dask_batch("foo://127.0.0.1:8786"),
+         expect="foo:// is not supported"),
+    Case("--dask at a port where nothing listens", dask_batch(tcp_server(None)),
+         expect="refused"),
+    Case("--dask at a server that never answers", dask_batch(tcp_server(b"")),
+         expect="within 10 s"),
+    Case("--dask at an HTTP server", dask_batch(tcp_server(b"HTTP/1.1 400 Bad Request\r\n\r\n")),
+         expect="is not a Dask scheduler"),
+    Case("--dask local", dask_batch("local"), succeeds=True, expect="1 fused"),
+]
+CASES += DASK_CASES
 
 
 def run_case(case: Case, folder: Path) -> list[str]:

@@ -153,8 +153,8 @@ def test_bad_input_is_one_line_and_writes_nothing(plate, tmp_path, capsys, case,
 def test_an_unreachable_scheduler_is_reported_without_hanging(plate, tmp_path, monkeypatch):
     import stackmff.batch.cluster as cluster
 
-    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
-    with pytest.raises(StackError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+    monkeypatch.setattr(cluster, "CONNECT_DEADLINE", 1.0)
+    with pytest.raises(StackError, match="cannot reach a Dask scheduler at tcp://127.0.0.1:9"):
         fuse_many([plate], tmp_path / "out", client="tcp://127.0.0.1:9")
     assert not (tmp_path / "out").exists()
 
