@@ -35,6 +35,21 @@ def to_micrometres(value: float | None, unit: str | None, default: str = "µm") 
     return value * factor if factor is not None and value > 0 and np.isfinite(value) else None
 
 
+def number(value: object, where: str, name: str) -> float | None:
+    """A metadata value as a float, ``None`` when missing.
+
+    Raises:
+        StackError: a value that is no number (``PhysicalSizeZ="abc"``), naming the file and
+            the key; float's own message names neither.
+    """
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise StackError(f"cannot read {where}: its {name} {value!r} is not a number") from None
+
+
 def z_origin(value: object, unit: str | None, where: str, name: str,
              default: str = "µm") -> float:
     """The position of plane 0 in µm; 0 when missing or in an unknown unit. A value that is
