@@ -146,7 +146,7 @@ def _from_list(path: Path) -> list[StackTask]:
     """One stack path per line (a CSV's first column); ``#`` starts a comment; relative
     paths are taken from the list's own folder."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is no part of a path
     except (OSError, UnicodeDecodeError) as exc:
         raise StackError(f"cannot read the stack list {path}: {exc}") from None
     rows = csv.reader(text.splitlines()) if path.suffix.lower() == ".csv" else (
@@ -156,6 +156,8 @@ def _from_list(path: Path) -> list[StackTask]:
         entry = row[0].strip() if row else ""
         if entry and not entry.startswith("#"):
             entries.append(path.parent / entry)
+    if path.suffix.lower() == ".csv" and entries and not entries[0].exists():
+        entries = entries[1:]  # a header row (e.g. "path"), not a stack
     stacks = [p for p in entries if p.exists()]
     missing = [str(p) for p in entries if not p.exists()]
     if missing:

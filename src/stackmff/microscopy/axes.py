@@ -178,7 +178,8 @@ def resolve_channel(focus_channel: int | str | None, metadata: Metadata, channel
     ``None`` means channel 0 for one channel and ``"mean"`` for several.
 
     Raises:
-        StackError: an index out of range or a name the metadata does not have.
+        StackError: an index out of range, a name the metadata does not have, or a name
+            that several channels have.
     """
     if focus_channel is None:
         return 0 if channels == 1 else "mean"
@@ -192,8 +193,13 @@ def resolve_channel(focus_channel: int | str | None, metadata: Metadata, channel
                              f"channel{'s' if channels != 1 else ''} (0..{channels - 1})")
         return index
     names = metadata.names(channels)
-    if focus_channel in names:
-        return names.index(focus_channel)
+    matches = [i for i, name in enumerate(names) if name == focus_channel]
+    if len(matches) > 1:
+        raise StackError(f"--focus-channel {focus_channel!r} is ambiguous: {where} has "
+                         f"{len(matches)} channels of that name (indices "
+                         f"{', '.join(map(str, matches))}); give an index")
+    if matches:
+        return matches[0]
     known = ", ".join(f"{i}: {n}" for i, n in enumerate(names) if n) or "none has a name"
     raise StackError(f"no channel named {focus_channel!r} in {where} (channels: {known}); "
                      "give a name, an index or 'mean'")
