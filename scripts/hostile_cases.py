@@ -490,7 +490,7 @@ INPUT_CASES = [
     Case("OME-Zarr omero [1, 2]", edited_zarr("omero", [1, 2]), expect="omero is [1, 2]"),
     Case("OME-Zarr multiscales [\"abc\"]", edited_zarr("multiscales", ["abc"]),
          expect="multiscales[0]"),
-    Case("OME-Zarr omero.channels as names", edited_zarr("omero/channels", ["DAPI", "GFP"]),
+    Case("OME-Zarr omero.channels as names", edited_zarr("omero", {"channels": ["DAPI", "GFP"]}),
          expect="omero.channels[0]"),
     Case("OME-Zarr scale shorter than the axes", edited_zarr(f"{TRANSFORMS}/0/scale", [1, 1]),
          expect="scale is [1, 1]"),
