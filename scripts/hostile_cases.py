@@ -431,6 +431,71 @@ def input_by_another_name(how: str, command: str = "fuse") -> Callable[[Path], l
     return setup
 
 
+def edited_zarr(key: str, value) -> Callable[[Path], list[str]]:
+    """The example as OME-Zarr 0.5 with one metadata key made hostile (``key`` a path of
+    names and indices under ``ome``)."""
+    def setup(folder: Path) -> list[str]:
+        import zarr
+
+        args = example_zarr()(folder)
+        group = zarr.open_group(str(folder / "cells.ome.zarr"), mode="r+")
+        attrs = dict(group.attrs)
+        *parents, last = key.split("/")
+        node = attrs["ome"]
+        for part in parents:
+            node = node[int(part) if part.isdigit() else part]
+        node[int(last) if last.isdigit() else last] = value
+        group.attrs.put(attrs)
+        return args
+    return setup
+
+
+def typed_zarr(dtype: str) -> Callable[[Path], list[str]]:
+    """A 2-layer OME-Zarr in ``dtype``, fused to an .ome.tif."""
+    def setup(folder: Path) -> list[str]:
+        import zarr
+
+        data = (tifffile.imread(EXAMPLE)[:1] / 65535).astype(dtype)
+        path = folder / "typed.ome.zarr"
+        group = zarr.open_group(str(path), mode="w", zarr_format=2)
+        group.create_array("0", shape=data.shape, dtype=data.dtype)[...] = data
+        axes = [{"name": a, "type": {"c": "channel"}.get(a, "space")} for a in "czyx"]
+        group.attrs["multiscales"] = [{"version": "0.4", "axes": axes,
+                                       "datasets": [{"path": "0"}]}]
+        return ["fuse", str(path), "-o", str(folder / "out" / "fused.ome.tif")]
+    return setup
+
+
+def huge_among_small(folder: Path) -> list[str]:
+    stack = stack_folder(folder)
+    (stack / "huge.png").write_bytes(png_declaring(20_000, 20_000))
+    return ["fuse", str(stack), "-o", str(folder / "fused.png")]
+
+
+def earlier_result(folder: Path) -> list[str]:
+    stack = stack_folder(folder)
+    subprocess.run([PYTHON, "-m", "stackmff", "fuse", str(stack), "-o", str(stack / "fused.png")],
+                   check=True, capture_output=True)
+    return ["fuse", str(stack), "-o", str(stack / "fused.png")]
+
+
+def stack_list(name: str, text: str) -> Callable[[Path], list[str]]:
+    def setup(folder: Path) -> list[str]:
+        stack_folder(folder, "s0")
+        stack_folder(folder, "s1")
+        (folder / name).write_text(text, encoding="utf-8")
+        return ["batch", str(folder / name), "-o", str(folder / "out")]
+    return setup
+
+
+def same_names(folder: Path) -> list[str]:
+    path = folder / "twins.ome.tif"
+    tifffile.imwrite(path, tifffile.imread(EXAMPLE), ome=True, photometric="minisblack",
+                     metadata={"axes": "CZYX", "Channel": {"Name": ["DAPI", "DAPI"]}})
+    return ["fuse", str(path), "-o", str(folder / "out" / "fused.ome.tif"),
+            "--focus-channel", "DAPI"]
+
+
 CASES = [
     Case("zero-byte .png in a folder", zero_byte(".png", "folder"), expect="empty.png"),
     Case("zero-byte .jpg in a folder", zero_byte(".jpg", "folder"), expect="empty.jpg"),
@@ -571,6 +636,39 @@ DASK_CASES = [
     Case("--dask local", dask_batch("local"), succeeds=True, expect="1 fused"),
 ]
 CASES += DASK_CASES
+
+
+TRANSFORMS = "multiscales/0/datasets/0/coordinateTransformations"
+INPUT_CASES = [
+    Case("OME-Zarr coordinateTransformations [[1, 2]]", edited_zarr(TRANSFORMS, [[1, 2]]),
+         expect="coordinateTransformations[0]"),
+    Case("OME-Zarr omero [1, 2]", edited_zarr("omero", [1, 2]), expect="omero is [1, 2]"),
+    Case("OME-Zarr multiscales [\"abc\"]", edited_zarr("multiscales", ["abc"]),
+         expect="multiscales[0]"),
+    Case("OME-Zarr omero.channels as names", edited_zarr("omero", {"channels": ["DAPI", "GFP"]}),
+         expect="omero.channels[0]"),
+    Case("OME-Zarr scale shorter than the axes", edited_zarr(f"{TRANSFORMS}/0/scale", [1, 1]),
+         expect="scale is [1, 1]"),
+    Case("OME-Zarr translation shorter than the axes",
+         edited_zarr(f"{TRANSFORMS}/1/translation", [0]), expect="translation is [0]"),
+    Case("OME-Zarr non-numeric scale", edited_zarr(f"{TRANSFORMS}/0/scale", ["a"] * 5),
+         expect="cells.ome.zarr"),
+    Case("PhysicalSizeZ \"abc\"", edited_xml('PhysicalSizeZ="0.4"', 'PhysicalSizeZ="abc"'),
+         expect="PhysicalSizeZ 'abc' is not a number"),
+    Case("int64 OME-Zarr to .ome.tif", typed_zarr("int64"), expect="int64"),
+    Case("float16 OME-Zarr to .ome.tif", typed_zarr("float16"), succeeds=True,
+         expect="fused 12 layers"),
+    Case("PNG declaring 20000 x 20000 among small layers", huge_among_small,
+         expect="differ in size"),
+    Case("an earlier result in the layers' folder", earlier_result, succeeds=True,
+         expect="fused 3 layers", warns="fused.png"),
+    Case(".txt stack list with a BOM", stack_list("list.txt", "\ufeffs0\ns1\n"),
+         succeeds=True),
+    Case(".csv stack list with a header", stack_list("list.csv", "path\ns0\ns1\n"),
+         succeeds=True),
+    Case("two channels named DAPI", same_names, expect="ambiguous"),
+]
+CASES += INPUT_CASES
 
 
 def run_case(case: Case, folder: Path) -> list[str]:

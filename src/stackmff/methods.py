@@ -43,6 +43,9 @@ class FusionMethod:
             gathered with the focus channel's map (otherwise the method runs per channel). A
             function of the options where they decide it (the network's ``blend``).
         rank: listing order (the network first, then the classical methods).
+        float_copy: whether it converts the whole stack to float32 (counted in the memory
+            check before decoding; the network and depthmap convert a tile or a layer at a
+            time).
     """
 
     name: str
@@ -53,6 +56,7 @@ class FusionMethod:
     confidence: bool = True
     selects: bool | Callable[..., bool] = True
     rank: int = 1
+    float_copy: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", OptionTable(self.options))
@@ -85,12 +89,12 @@ def add_method(method: FusionMethod) -> FusionMethod:
 
 
 def register(name: str, summary: str, confidence: bool = True,
-             selects: bool = True) -> Callable[[Fuser], Fuser]:
+             selects: bool = True, float_copy: bool = True) -> Callable[[Fuser], Fuser]:
     """Decorator for a method without options: the function itself is the fuser."""
 
     def add(function: Fuser) -> Fuser:
         add_method(FusionMethod(name, summary, prepare=lambda: function, confidence=confidence,
-                                selects=selects))
+                                selects=selects, float_copy=float_copy))
         return function
 
     return add

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +21,18 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.io.atomic import FolderWriter
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
-from stackmff.io.image import encode_image
+from stackmff.io.image import SOFTWARE, encode_image, is_own_output
 from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, check_output_paths
 from stackmff.microscopy.axes import Metadata, check_heights, heights
 from stackmff.microscopy.source import is_zarr
 
 FOCUS_MAP, INDICES, CONFIDENCE, HEIGHT_MAP = "_focus_map", "_indices", "_confidence", "_height_map"
+# the names of the maps, recognised among the inputs (an earlier run's products)
+PRODUCT_NAMES = (FOCUS_MAP, INDICES, CONFIDENCE, HEIGHT_MAP)
 # the suffixes of a fused microscopy image (TCYX with its metadata)
 OME_TIFF, OME_ZARR = ".ome.tif", ".ome.zarr"
+# the pixel types OME-XML names (float16 is written as float32)
+OME_TIFF_TYPES = ("int8", "int16", "int32", "uint8", "uint16", "uint32", "float32", "float64")
 
 
 def is_tiff(path: Path) -> bool:
@@ -167,7 +172,9 @@ class OutputPlan:
             if target.scenes > 1:
                 raise StackError(f"{target.where} holds {target.scenes} scenes: write them to "
                                  "an .ome.tif (one series per scene)")
-        elif not is_tiff(image):
+        elif is_tiff(image):
+            _check_ome_tiff_type(image, target)
+        else:
             if image.suffix.lower() not in WRITABLE_SUFFIXES:
                 raise StackError(f"cannot write {image}: use .ome.tif or .ome.zarr for a "
                                  "microscopy image")
@@ -246,7 +253,7 @@ def _encode_fused(products: Products, path: Path) -> bytes | FolderWriter:
     series per scene) or, for one 8- or 16-bit plane, a plain image."""
     about, fused = products.microscopy, products.fused
     if about is None:
-        return encode_image(fused, path)
+        return encode_image(fused, path, SOFTWARE)
     if is_zarr(path):
         from stackmff.microscopy.ome_zarr import zarr_writer
 
@@ -254,8 +261,9 @@ def _encode_fused(products: Products, path: Path) -> bytes | FolderWriter:
     if is_tiff(path):
         from stackmff.microscopy.ome_tiff import encode_ome_tiff
 
-        return encode_ome_tiff(list(fused), "TCYX", about.metadata)
-    return encode_image(fused[0, 0, 0], path)
+        widened = fused.astype(np.float32) if fused.dtype == np.float16 else fused
+        return encode_ome_tiff(list(widened), "TCYX", about.metadata)
+    return encode_image(fused[0, 0, 0], path, SOFTWARE)
 
 
 def _encode_heights(products: Products) -> bytes:
@@ -267,6 +275,17 @@ def _encode_heights(products: Products) -> bytes:
                                                  + products.focus_maps[0].shape)
     values, _ = heights(maps, about.metadata, about.where)
     return encode_ome_tiff(list(values), "TYX", about.metadata)
+
+
+def _check_ome_tiff_type(image: Path, target: Target) -> None:
+    """Refuse, before any pixel is read, a pixel type that OME-XML cannot name (the writer
+    would fail only after the fusing). float16 is not refused: it is written as float32,
+    which holds every float16 value exactly."""
+    dtype = np.dtype(target.dtype) if target.dtype is not None else None
+    if dtype is not None and dtype != np.float16 and dtype.name not in OME_TIFF_TYPES:
+        raise StackError(f"cannot write {image}: {target.where} holds {dtype} pixels, which "
+                         f"OME-TIFF cannot hold (it takes {', '.join(OME_TIFF_TYPES)}); use "
+                         ".ome.zarr, which keeps them")
 
 
 def check_confidence(asked: bool, has_confidence: bool, method: str) -> None:
@@ -295,7 +314,7 @@ def _check_writable(path: Path) -> None:
 def _pages(encode_page, maps: list[np.ndarray], path: Path) -> bytes:
     """One picture, or a TIFF with one page per stack."""
     if len(maps) == 1:
-        return encode_image(encode_page(maps[0]), path)
+        return encode_image(encode_page(maps[0]), path, SOFTWARE)
     import tifffile
 
     buffer = io.BytesIO()
@@ -312,3 +331,18 @@ def image_stem(name: str) -> str:
 
     found = stem(name)
     return found if found != name else Path(name).stem
+
+
+def skip_own_outputs(paths: list[Path], named: list[Path]) -> list[Path]:
+    """``paths`` without the products of an earlier run found among them (in a folder or a
+    glob; a file in ``named`` is kept), with a warning naming them: a fused image written into
+    the layers' folder would otherwise be fused as one more layer. Recognised by the marker
+    the products carry (:data:`stackmff.io.image.SOFTWARE`) or by a product's name."""
+    given = {Path(p).resolve() for p in named if Path(p).is_file()}
+    own = [p for p in paths if p.resolve() not in given
+           and (image_stem(p.name).endswith(PRODUCT_NAMES) or is_own_output(p))]
+    if own:
+        shown = ", ".join(p.name for p in own[:5]) + (" ..." if len(own) > 5 else "")
+        warnings.warn(f"skipped {len(own)} file(s) that stackmff wrote (results of an earlier "
+                      f"run, not layers): {shown}", stacklevel=2)
+    return [p for p in paths if p not in own]

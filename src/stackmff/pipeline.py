@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from stackmff.errors import StackError
-from stackmff.io import Stack, expand_inputs, load_stack, write_files_atomically
+from stackmff.io import FusionWork, Stack, expand_inputs, load_stack, write_files_atomically
 from stackmff.methods import Fuser, FusionMethod, get_method
 from stackmff.microscopy.axes import Metadata, check_heights, heights, resolve_channel
 from stackmff.microscopy.source import Source, check_dtype, is_microscopy_file
-from stackmff.outputs import Microscopy, OutputPlan, Products, Target
+from stackmff.outputs import Microscopy, OutputPlan, Products, Target, skip_own_outputs
 from stackmff.result import FusionResult, MicroscopyResult
 from stackmff.runtime.allocator import release_free_memory
 
@@ -167,7 +167,7 @@ def open_inputs(inputs: str | Path | Sequence[str | Path], focus_channel=None,
         from stackmff.microscopy.source import open_source
 
         return MicroscopyFile(open_source(inputs[0]), focus_channel)
-    paths = expand_inputs(inputs)
+    paths = skip_own_outputs(expand_inputs(inputs), inputs)
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
     return ImageFiles(paths, align)
@@ -203,7 +203,8 @@ class ImageFiles:
         # as the files' integers (a quarter of float32's memory for 8 bit): every method takes
         # them; registration wants floats
         stack = load_stack(self.paths, match_sizes=self.align is not None,
-                           floats=self.align is not None)
+                           floats=self.align is not None,
+                           fusing=FusionWork(get_method(method).float_copy))
         seconds["load"] = time.perf_counter() - loading
         if self.align is not None:
             from stackmff.registration import align_stack

@@ -152,7 +152,7 @@ def _from_list(path: Path) -> list[StackTask]:
     """One stack path per line (a CSV's first column); ``#`` starts a comment; relative
     paths are taken from the list's own folder."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is no part of a path
     except (OSError, UnicodeDecodeError) as exc:
         raise StackError(f"cannot read the stack list {path}: {exc}") from None
     rows = csv.reader(text.splitlines()) if path.suffix.lower() == ".csv" else (
@@ -162,6 +162,8 @@ def _from_list(path: Path) -> list[StackTask]:
         entry = row[0].strip() if row else ""
         if entry and not entry.startswith("#"):
             entries.append(path.parent / entry)
+    if path.suffix.lower() == ".csv" and entries and not entries[0].exists():
+        entries = entries[1:]  # a header row (e.g. "path"), not a stack
     stacks = [p for p in entries if p.exists()]
     missing = [str(p) for p in entries if not p.exists()]
     if missing:
@@ -208,7 +210,7 @@ def find_stacks(inputs: list[str | Path], outdir: Path | None = None) -> list[St
         else:
             raise StackError(f"no such file or folder: {item}")
     if outdir is not None:
-        tasks = _outside(tasks, outdir)
+        tasks = _outside(tasks, outdir, given=[Path(p) for p in inputs if Path(p).is_file()])
     if not tasks:
         raise StackError(f"no stack found in {', '.join(map(str, inputs))} (looked for folders "
                          "holding two images or more, multi-page TIFFs and microscopy files)")
@@ -230,12 +232,15 @@ def _check_not_outdir(inputs: list[str | Path], outdir: Path) -> None:
                              "the results to another folder")
 
 
-def _outside(tasks: list[StackTask], outdir: Path) -> list[StackTask]:
-    """The tasks whose inputs do not lie in OUTDIR (a previous run's outputs), with a warning
-    naming how many were left out."""
+def _outside(tasks: list[StackTask], outdir: Path, given: list[Path]) -> list[StackTask]:
+    """The tasks found by searching whose inputs do not lie in OUTDIR (a previous run's
+    outputs), with a warning naming how many were left out; files given by name are kept (the
+    output checks refuse what would overwrite them)."""
     target = outdir.resolve()
+    named = {p.resolve() for p in given}
     kept = [task for task in tasks
-            if not all(Path(p).resolve().is_relative_to(target) for p in task.inputs)]
+            if any(Path(p).resolve() in named for p in task.inputs)
+            or not all(Path(p).resolve().is_relative_to(target) for p in task.inputs)]
     if len(kept) < len(tasks):
         warnings.warn(f"left out {len(tasks) - len(kept)} stack(s) inside the output folder "
                       f"{outdir} (results of a previous run)", stacklevel=3)

@@ -30,7 +30,7 @@ def consistent_map(focus_map: np.ndarray, n_layers: int, size: int = MEDIAN_SIZE
 
 
 @register("depthmap", "per pixel the layer with the highest Laplacian energy, "
-          "median-smoothed map, pixels copied")
+          "median-smoothed map, pixels copied", float_copy=False)
 def fuse_depthmap(layers: np.ndarray) -> FusionResult:
     layers = check_layers(layers, keep_integers=True)  # converted a layer at a time
     window = default_window(layers.shape[1:3])

@@ -101,7 +101,7 @@ add_method(FusionMethod(
     "StackMFF V3 network: per-pixel classification of the sharpest layer, pixels copied "
     "(--blend soft|band: weighted by probability; shipped weights, or --checkpoint)",
     prepare=prepare_network, options=OPTIONS, check=check_network_options,
-    selects=selects_when_hard, rank=0))
+    selects=selects_when_hard, rank=0, float_copy=False))
 
 
 REFINED = "v3+"
@@ -123,4 +123,4 @@ add_method(FusionMethod(
     "StackMFF V3 network refined at full resolution by a small learned head on its logits "
     "and two focus measures (--blend soft|band as for v3; shipped head, or --head)",
     prepare=prepare_refined, options=REFINED_OPTIONS, check=check_refined_options,
-    selects=selects_when_hard, rank=0))
+    selects=selects_when_hard, rank=0, float_copy=False))

@@ -3,9 +3,10 @@
 from stackmff.io.atomic import write_files_atomically
 from stackmff.io.image import read_pages, write_image
 from stackmff.io.paths import expand_inputs, natural_key
-from stackmff.io.stack import Stack, load_stack
+from stackmff.io.stack import FusionWork, Stack, load_stack
 
 __all__ = [
+    "FusionWork",
     "Stack",
     "expand_inputs",
     "load_stack",

@@ -25,13 +25,34 @@ from PIL import Image
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
 from stackmff.io.paths import TIFF_SUFFIXES
-from stackmff.io.tiff import TIFF_MAGIC, decode_tiff, layouts_of, orient, tiff_errors
+from stackmff.io.tiff import (
+    TIFF_MAGIC,
+    decode_tiff,
+    layouts_of,
+    orient,
+    tiff_errors,
+    tifffile_errors,
+)
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
 # Pixels one image may declare: OpenCV's own default limit, refused here with a clearer error.
 MAX_PIXELS = 1 << 30
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _software() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"stackmff {version('stackmff')}"
+    except Exception:  # not installed (run from the sources)
+        return "stackmff"
+
+
+# the marker of the fusion's products in PNG, TIFF and JPEG (PNG Software text chunk, TIFF
+# Software tag, JPEG comment), so that a result left among the layers is recognised as ours
+SOFTWARE = _software()
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV", "P",
                            "PA"})
 
@@ -241,8 +262,10 @@ def _normalise_page(page: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
     return page, alpha
 
 
-def encode_image(image: np.ndarray, path: str | Path) -> bytes:
-    """Encode an integer RGB/grey image for the file type given by ``path``'s suffix."""
+def encode_image(image: np.ndarray, path: str | Path, software: str | None = None) -> bytes:
+    """Encode an integer RGB/grey image for the file type given by ``path``'s suffix;
+    ``software`` (e.g. :data:`SOFTWARE`, for the fusion's products) is recorded in a PNG, TIFF
+    or JPEG, without changing a pixel."""
     path = Path(path)
     suffix = path.suffix.lower()
     if image.dtype not in SUPPORTED_DTYPES:
@@ -250,7 +273,7 @@ def encode_image(image: np.ndarray, path: str | Path) -> bytes:
     if suffix in TIFF_SUFFIXES:
         buffer = io.BytesIO()
         tifffile.imwrite(buffer, image, photometric="rgb" if image.ndim == 3 else "minisblack",
-                         compression="zlib")
+                         compression="zlib", **({"software": software} if software else {}))
         return buffer.getvalue()
     if suffix in (".jpg", ".jpeg", ".jpe", ".bmp", ".webp") and image.dtype == np.uint16:
         warnings.warn(f"{suffix} holds 8 bits only: {path.name} is written as 8-bit; "
@@ -264,7 +287,39 @@ def encode_image(image: np.ndarray, path: str | Path) -> bytes:
         ok = False
     if not ok:
         raise StackError(f"cannot write {path}: unsupported file type {suffix!r}")
-    return encoded.tobytes()
+    return _marked(encoded.tobytes(), software) if software else encoded.tobytes()
+
+
+def _marked(data: bytes, software: str) -> bytes:
+    """``data`` with ``software`` recorded (a PNG text chunk after the header, a JPEG comment
+    after the start marker); the pixels are untouched, other formats unchanged."""
+    marker = software.encode("latin-1")
+    if data.startswith(PNG_MAGIC):
+        text = b"tEXt" + b"Software\0" + marker
+        chunk = (struct.pack(">I", len(text) - 4) + text
+                 + struct.pack(">I", zlib.crc32(text) & 0xFFFFFFFF))
+        end = len(PNG_MAGIC) + 25  # the IHDR chunk: length, type, 13 bytes, CRC
+        return data[:end] + chunk + data[end:]
+    if data.startswith(JPEG_MAGIC):
+        return data[:2] + b"\xff\xfe" + struct.pack(">H", len(marker) + 2) + marker + data[2:]
+    return data
+
+
+def is_own_output(path: Path) -> bool:
+    """Whether an image file carries the marker we write (see :data:`SOFTWARE`): a result
+    left among the layers it was fused from must not become one of them."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(256)
+        if head.startswith(TIFF_MAGIC):
+            with tifffile_errors(), tifffile.TiffFile(path) as tif:
+                software = tif.pages.first.tags.valueof("Software") or ""
+            return str(software).startswith("stackmff")
+    except Exception:  # unreadable: the decoder reports it
+        return False
+    if head.startswith(PNG_MAGIC):
+        return b"tEXtSoftware\0stackmff" in head
+    return head.startswith(JPEG_MAGIC) and head[2:4] == b"\xff\xfe" and b"stackmff" in head[:64]
 
 
 def write_image(image: np.ndarray, path: str | Path) -> None:

@@ -51,8 +51,28 @@ class Stack:
         return from_float(image, self.dtype)
 
 
+@dataclass(frozen=True)
+class FusionWork:
+    """What a fusion method holds beside the loaded layers, for the memory check before any
+    decoding: the layers alone can fit while the method's own arrays do not (a stack loaded as
+    8-bit integers is a quarter of the float32 copy most methods make of it).
+
+    Attributes:
+        float_copy: the method converts the whole stack to float32 (the network and depthmap
+            convert a tile or a layer at a time).
+    """
+
+    float_copy: bool = True
+
+    def bytes(self, layers: int, height: int, width: int, channels: int) -> int:
+        """The float32 copy, and the full-size products: focus map (uint16), confidence and
+        fused image (float32 at most)."""
+        copy = 4 * layers * height * width * channels if self.float_copy else 0
+        return copy + height * width * (2 + 4 + 4 * channels)
+
+
 def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = False,
-               floats: bool = True) -> Stack:
+               floats: bool = True, fusing: FusionWork | None = None) -> Stack:
     """Load a focus stack from a folder, a glob, a list of files, or a multi-page TIFF.
 
     Grey layers in a colour stack are promoted to RGB; 8-bit layers in a 16-bit stack are
@@ -69,6 +89,7 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
             sizes are an error.
         floats: ``False`` keeps the files' integer values (``Stack.dtype``): a quarter of
             the memory of float32 for 8-bit files; every method takes such a stack.
+        fusing: the memory of the method the stack is loaded for, counted in the check.
 
     Raises:
         StackError: no images, a single layer, an unreadable file, a stack too big for the
@@ -80,7 +101,9 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
     infos = [probe_image(path) for path in paths]
-    _check_memory(infos, floats)
+    if not match_sizes:
+        _check_declared_sizes(paths, infos)
+    _check_memory(infos, floats, fusing)
     expected = sum(1 if info is None else info.layers for info in infos)
     assembly = None if match_sizes else _Assembly(floats, expected)
     pages: list[np.ndarray] = []
@@ -202,11 +225,13 @@ def available_memory() -> int | None:
     return available if available > 0 else None
 
 
-def _check_memory(infos: list[ImageInfo | None], floats: bool = True) -> None:
+def _check_memory(infos: list[ImageInfo | None], floats: bool = True,
+                  fusing: FusionWork | None = None) -> None:
     """Refuse a stack whose declared size needs more memory than is available.
 
-    Counts the layers (float32, or integers) and the decoded integer pages; files without a
-    readable header (formats only OpenCV knows) are not counted.
+    Counts the layers (float32, or integers), the decoded integer pages and, for a fusion,
+    what the method holds beside them (:class:`FusionWork`); files without a readable header
+    (formats only OpenCV knows) are not counted.
     """
     known = [info for info in infos if info is not None]
     if not known:
@@ -219,12 +244,23 @@ def _check_memory(infos: list[ImageInfo | None], floats: bool = True) -> None:
     integers = sum(info.layers * info.height * info.width * info.channels * info.itemsize
                    for info in known)
     needed = assembled + integers
+    if fusing is not None:
+        needed += fusing.bytes(layers, largest.height, largest.width, channels)
     available = available_memory()
     if available is not None and needed > available:
         kind = "RGB" if channels == 3 else "grey"
         raise StackError(f"the stack needs about {needed / 1e9:.1f} GB of memory ({layers} "
                          f"{kind} layers of {largest.width}x{largest.height}), but only "
                          f"{available / 1e9:.1f} GB is available")
+
+
+def _check_declared_sizes(paths: list[Path], infos: list[ImageInfo | None]) -> None:
+    """Refuse layers whose headers declare different sizes before any is decoded (a huge one
+    among small ones would be decoded first, only to be refused). A size and its transpose
+    count as one: an orientation tag may turn the page when it is decoded."""
+    known = [(p, i) for p, i in zip(paths, infos) if i is not None]
+    if len({tuple(sorted((i.height, i.width))) for _, i in known}) > 1:
+        _check_sizes([(i.height, i.width) for _, i in known], [p for p, _ in known])
 
 
 def _check_sizes(sizes: list[tuple[int, int]], owners: list[Path]) -> None:

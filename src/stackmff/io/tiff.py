@@ -85,7 +85,15 @@ def tiff_errors(path: Path, what: str = "as TIFF") -> Iterator[list[str]]:
         raise
     except Exception as exc:  # tifffile raises many types for damaged files
         named = f"{path} {what}" if what else str(path)
-        raise StackError(f"cannot decode {named}: {one_line(exc)}") from None
+        raise StackError(f"cannot decode {named}: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """tifffile's message on one line, or what it means where it says nothing useful (an empty
+    message; a page it could not find, reported as an attribute of ``None``)."""
+    if isinstance(exc, AttributeError) and "NoneType" in str(exc):
+        return "a page is missing or damaged (tifffile could not read it)"
+    return one_line(exc) or f"damaged file ({type(exc).__name__} without a message)"
 
 
 def layout_of(series: tifffile.TiffPageSeries, path: Path) -> TiffLayout:

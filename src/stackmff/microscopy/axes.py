@@ -35,6 +35,21 @@ def to_micrometres(value: float | None, unit: str | None, default: str = "µm") 
     return value * factor if factor is not None and value > 0 and np.isfinite(value) else None
 
 
+def number(value: object, where: str, name: str) -> float | None:
+    """A metadata value as a float, ``None`` when missing.
+
+    Raises:
+        StackError: a value that is no number (``PhysicalSizeZ="abc"``), naming the file and
+            the key; float's own message names neither.
+    """
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise StackError(f"cannot read {where}: its {name} {value!r} is not a number") from None
+
+
 def z_origin(value: object, unit: str | None, where: str, name: str,
              default: str = "µm") -> float:
     """The position of plane 0 in µm; 0 when missing or in an unknown unit. A value that is
@@ -163,7 +178,8 @@ def resolve_channel(focus_channel: int | str | None, metadata: Metadata, channel
     ``None`` means channel 0 for one channel and ``"mean"`` for several.
 
     Raises:
-        StackError: an index out of range or a name the metadata does not have.
+        StackError: an index out of range, a name the metadata does not have, or a name
+            that several channels have.
     """
     if focus_channel is None:
         return 0 if channels == 1 else "mean"
@@ -177,8 +193,13 @@ def resolve_channel(focus_channel: int | str | None, metadata: Metadata, channel
                              f"channel{'s' if channels != 1 else ''} (0..{channels - 1})")
         return index
     names = metadata.names(channels)
-    if focus_channel in names:
-        return names.index(focus_channel)
+    matches = [i for i, name in enumerate(names) if name == focus_channel]
+    if len(matches) > 1:
+        raise StackError(f"--focus-channel {focus_channel!r} is ambiguous: {where} has "
+                         f"{len(matches)} channels of that name (indices "
+                         f"{', '.join(map(str, matches))}); give an index")
+    if matches:
+        return matches[0]
     known = ", ".join(f"{i}: {n}" for i, n in enumerate(names) if n) or "none has a name"
     raise StackError(f"no channel named {focus_channel!r} in {where} (channels: {known}); "
                      "give a name, an index or 'mean'")

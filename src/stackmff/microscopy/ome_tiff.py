@@ -31,6 +31,7 @@ from stackmff.microscopy.axes import (
     AxisLayout,
     Metadata,
     axis_layout,
+    number,
     to_micrometres,
     z_origin,
 )
@@ -87,7 +88,7 @@ def _describe(tif: tifffile.TiffFile, path: Path) -> Source:
     outer = _outer_axes(layout, len(series[0].pages), path)
     kind = "ome-tiff" if tif.is_ome else "imagej" if tif.is_imagej else "tiff"
     metadata = (_ome_metadata(tif.ome_metadata, str(path)) if tif.is_ome
-                else _imagej_metadata(tif) if tif.is_imagej else Metadata())
+                else _imagej_metadata(tif, str(path)) if tif.is_imagej else Metadata())
 
     def read(scene: int, t: int) -> np.ndarray:
         return _read_stack(series[scene], layout, outer, t, path)
@@ -183,7 +184,10 @@ def _read_stack(series, layout: AxisLayout, outer: int, t: int, path: Path) -> n
     pages = series.pages
     with tiff_errors(path, what="") as errors:
         for index in itertools.product(*ranges):
-            page = pages[int(np.ravel_multi_index(index, shape))] if shape else pages[0]
+            number = int(np.ravel_multi_index(index, shape)) if shape else 0
+            page = pages[number]
+            if page is None:  # tifffile's place for a page it could not find
+                raise StackError(f"cannot read {path}: page {number} of the stack is missing")
             data = np.asarray(page.asarray()).reshape([layout.size(a) for a in inner])
             data = np.transpose(data, [inner.index(a) for a in "CYX" if a in inner])
             z = index[axes.index("Z")]
@@ -213,8 +217,8 @@ def _ome_metadata(xml: str | None, where: str) -> Metadata:
     if pixels is None:
         return Metadata()
     get = pixels.attrib.get
-    sizes = [to_micrometres(get(f"PhysicalSize{a}"), get(f"PhysicalSize{a}Unit"))
-             for a in "XYZ"]
+    sizes = [to_micrometres(number(get(f"PhysicalSize{a}"), where, f"PhysicalSize{a}"),
+                            get(f"PhysicalSize{a}Unit")) for a in "XYZ"]
     origin = 0.0
     for plane in pixels.findall("{*}Plane"):
         if plane.get("TheZ", "0") == "0" and plane.get("PositionZ") is not None:
@@ -227,7 +231,7 @@ def _ome_metadata(xml: str | None, where: str) -> Metadata:
                     channel_colors=tuple(_ome_color(c.get("Color")) for c in channels))
 
 
-def _imagej_metadata(tif: tifffile.TiffFile) -> Metadata:
+def _imagej_metadata(tif: tifffile.TiffFile, where: str) -> Metadata:
     """Z step and unit from the ImageJ description, pixel size from XResolution, colours
     from the channel LUTs."""
     description = tif.imagej_metadata or {}
@@ -245,7 +249,8 @@ def _imagej_metadata(tif: tifffile.TiffFile) -> Metadata:
         top = np.asarray(lut)[:3, -1].astype(np.int64)
         top = top >> 8 if top.max() > 255 else top  # 16-bit LUTs
         colors.append("".join(f"{int(v):02X}" for v in top))
-    size_z = to_micrometres(description.get("spacing"), unit) if unit else None
+    spacing = number(description.get("spacing"), where, "spacing")
+    size_z = to_micrometres(spacing, unit) if unit else None
     return Metadata(size_x, size_y, size_z, channel_colors=tuple(colors))
 
 

@@ -12,6 +12,7 @@ import functools
 import itertools
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -51,28 +52,16 @@ def open_ome_zarr(path: Path) -> Source:
         attrs = dict(group.attrs)
     except Exception as exc:
         raise StackError(f"cannot read {path} as OME-Zarr: {one_line(exc)}") from None
-    ome = attrs.get("ome", attrs)  # 0.5 nests its keys under "ome"
-    multiscales = ome.get("multiscales")
-    if not multiscales:
-        if "plate" in ome or "bioformats2raw.layout" in ome:
-            raise StackError(f"{path} is a collection of images (plate or bioformats2raw); "
-                             f"give one image's folder, e.g. {path / '0'}")
-        raise StackError(f"cannot read {path}: not an OME-Zarr image (no 'multiscales')")
-    image = multiscales[0]
+    ome, image, axes, dataset = _image_keys(attrs, path)
     version = str(ome.get("version") or image.get("version") or "")
-    axes = image.get("axes")
-    if not axes or not all(isinstance(a, dict) for a in axes):
-        raise StackError(f"cannot determine the axes of {path}: OME-Zarr {version or '< 0.4'} "
-                         "does not name them (0.4 and 0.5 do)")
     try:
-        dataset = image["datasets"][0]
         array = group[dataset["path"]]
     except Exception as exc:
         raise StackError(f"cannot read {path}: its first dataset is missing "
                          f"({one_line(exc)})") from None
     letters = "".join(_letter(a) for a in axes)
     layout = axis_layout(letters, array.shape, str(path))
-    metadata = _metadata(axes, dataset, ome.get("omero") or {}, layout.axes, str(path))
+    metadata = _metadata(axes, dataset, _omero(ome, path), layout.axes, str(path))
 
     @functools.cache
     def stored() -> frozenset[str]:  # listed once, at the first read
@@ -87,6 +76,98 @@ def open_ome_zarr(path: Path) -> Source:
 
     return Source(path, layout, 1, metadata, np.dtype(array.dtype), "ome-zarr", read,
                   version=version if version in VERSIONS else None)
+
+
+def _malformed(path: Path | str, key: str, value: object, wanted: str) -> StackError:
+    """A one-line refusal naming the key: NGFF metadata is JSON that people write by hand and
+    tools get wrong, and a traceback from deep in the reader says nothing of where."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return StackError(f"cannot read {path}: its OME-Zarr metadata is malformed: {key} is "
+                      f"{shown}, expected {wanted}")
+
+
+def _objects(value: object, key: str, path: Path | str) -> list[dict]:
+    """``value`` as a list of JSON objects (empty when missing)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _malformed(path, key, value, "a list of objects")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _malformed(path, f"{key}[{i}]", item, "an object")
+    return value
+
+
+def _text(item: dict, name: str, key: str, path: Path | str) -> str | None:
+    """``item[name]`` when it is a string, ``None`` when missing."""
+    value = item.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _malformed(path, f"{key}.{name}", value, "a string")
+    return value
+
+
+def _image_keys(attrs: dict, path: Path) -> tuple[dict, dict, list[dict], dict]:
+    """The keys that locate the image (``ome``, the first multiscale image, its axes, its
+    first dataset), their types checked so that a malformed one is named, not a traceback.
+
+    Raises:
+        StackError: no multiscale image, axes without names, a key of the wrong type.
+    """
+    ome = attrs.get("ome", attrs)  # 0.5 nests its keys under "ome"
+    if not isinstance(ome, dict):
+        raise _malformed(path, "ome", ome, "an object")
+    multiscales = ome.get("multiscales")
+    if not multiscales:
+        if "plate" in ome or "bioformats2raw.layout" in ome:
+            raise StackError(f"{path} is a collection of images (plate or bioformats2raw); "
+                             f"give one image's folder, e.g. {path / '0'}")
+        raise StackError(f"cannot read {path}: not an OME-Zarr image (no 'multiscales')")
+    image = _objects(multiscales, "multiscales", path)[0]
+    axes = image.get("axes")
+    if not axes or not isinstance(axes, list) or not all(isinstance(a, dict) for a in axes):
+        version = str(ome.get("version") or image.get("version") or "")
+        raise StackError(f"cannot determine the axes of {path}: OME-Zarr {version or '< 0.4'} "
+                         "does not name them (0.4 and 0.5 do)")
+    for i, axis in enumerate(axes):
+        for name in ("name", "type", "unit"):
+            _text(axis, name, f"multiscales[0].axes[{i}]", path)
+    datasets = _objects(image.get("datasets"), "multiscales[0].datasets", path)
+    if not datasets:
+        raise _malformed(path, "multiscales[0].datasets", image.get("datasets"),
+                         "a list of datasets")
+    _text(datasets[0], "path", "multiscales[0].datasets[0]", path)
+    return ome, image, axes, datasets[0]
+
+
+def _omero(ome: dict, path: Path) -> dict:
+    """The ``omero`` object (channel names and colours), its channels' types checked."""
+    omero = ome.get("omero")
+    if omero is None:
+        return {}
+    if not isinstance(omero, dict):
+        raise _malformed(path, "omero", omero, "an object")
+    for i, channel in enumerate(_objects(omero.get("channels"), "omero.channels", path)):
+        for name in ("label", "color"):
+            _text(channel, name, f"omero.channels[{i}]", path)
+    return omero
+
+
+def _numbers(value: object, count: int, key: str, where: str) -> list[float]:
+    """A scale or translation: one number per axis (shorter, it would leave axes without one).
+    """
+    wanted = f"a list of {count} numbers (one per axis)"
+    if not isinstance(value, list) or len(value) != count:
+        raise _malformed(where, key, value, wanted)
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise _malformed(where, key, value, wanted) from None
+
+
+def _color(value: str | None) -> str | None:
+    """An ``RRGGBB`` colour, ``None`` for anything else (a colour is only carried over)."""
+    return value if value and re.fullmatch(r"[0-9A-Fa-f]{6}", value) else None
 
 
 def _stored_keys(array, path: Path) -> frozenset[str]:
@@ -149,11 +230,13 @@ def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str,
               where: str) -> Metadata:
     scale = [1.0] * len(axes)
     translation = [0.0] * len(axes)
-    for transform in dataset.get("coordinateTransformations") or []:
-        if transform.get("type") == "scale":
-            scale = [float(v) for v in transform.get("scale", scale)]
-        elif transform.get("type") == "translation":
-            translation = [float(v) for v in transform.get("translation", translation)]
+    transforms = "multiscales[0].datasets[0].coordinateTransformations"
+    for i, transform in enumerate(_objects(dataset.get("coordinateTransformations"),
+                                           transforms, where)):
+        kind = transform.get("type")
+        if kind in ("scale", "translation") and kind in transform:
+            values = _numbers(transform[kind], len(axes), f"{transforms}[{i}].{kind}", where)
+            scale, translation = (values, translation) if kind == "scale" else (scale, values)
 
     def size(letter: str) -> float | None:
         if letter not in letters:
@@ -169,7 +252,7 @@ def _metadata(axes: list[dict], dataset: dict, omero: dict, letters: str,
     channels = omero.get("channels") or []
     return Metadata(size("X"), size("Y"), size("Z"), origin,
                     tuple(c.get("label") for c in channels),
-                    tuple(c.get("color") for c in channels))
+                    tuple(_color(c.get("color")) for c in channels))
 
 
 def _attributes(array: np.ndarray, metadata: Metadata, version: str, name: str) -> dict:
