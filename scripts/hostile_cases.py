@@ -286,6 +286,7 @@ def resume_bad_head(kind: str) -> Callable[[Path], list[str]]:
         text = text.replace('"runs/head-smoke"', f'"{run.as_posix()}"')
         config.write_text(text.replace('"runs/head-smoke-cache"', f'"{folder.as_posix()}/cache"'))
         return ["train", "--config", str(config), "--resume"]
+    return setup
 
 
 EXAMPLE = ROOT / "examples" / "microscopy" / "cells.ome.tif"  # 2 channels x 12 planes
