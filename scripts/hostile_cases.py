@@ -496,6 +496,85 @@ def same_names(folder: Path) -> list[str]:
             "--focus-channel", "DAPI"]
 
 
+def batch_plate(folder: Path, n: int = 2) -> Path:
+    """``n`` tiny stacks to batch."""
+    for k in range(n):
+        stack_folder(folder / "plate", f"s{k}", size=(24, 32), seed=k)
+    return folder / "plate"
+
+
+def batch_args(folder: Path, *tail: str) -> list[str]:
+    return ["batch", str(folder / "plate"), "-o", str(folder / "out"), "--workers", "1", *tail]
+
+
+def batch_over(prepare: Callable[[Path], None], *tail: str,
+               first: tuple[str, ...] = ()) -> Callable[[Path], list[str]]:
+    """A batch into an OUTDIR that a finished batch (``first``: its extra arguments) left,
+    then ``prepare`` changed."""
+    def setup(folder: Path) -> list[str]:
+        batch_plate(folder)
+        subprocess.run([PYTHON, "-m", "stackmff", *batch_args(folder, *first)], check=True,
+                       capture_output=True)
+        prepare(folder / "out")
+        return batch_args(folder, *tail)
+    return setup
+
+
+def batch_into(prepare: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    """A first batch into an OUTDIR that ``prepare`` made."""
+    def setup(folder: Path) -> list[str]:
+        batch_plate(folder)
+        (folder / "out").mkdir()
+        prepare(folder / "out")
+        return batch_args(folder)
+    return setup
+
+
+def report_folder(out: Path) -> None:
+    (out / "batch.jsonl").mkdir()
+
+
+def report_link(out: Path) -> None:
+    (out.parent / "elsewhere.txt").write_text("not the report\n")
+    (out / "batch.jsonl").symlink_to(out.parent / "elsewhere.txt")
+
+
+def linked_subfolder(folder: Path) -> list[str]:
+    stack_folder(folder / "plate" / "row", "well")
+    (folder / "elsewhere").mkdir()
+    (folder / "out").mkdir()
+    (folder / "out" / "row").symlink_to(folder / "elsewhere", target_is_directory=True)
+    return batch_args(folder)
+
+
+def foreign_zarr_folder(folder: Path) -> list[str]:
+    (folder / "plate").mkdir()
+    tifffile.imwrite(folder / "plate" / "A1.ome.tif", multipage(4).astype(np.uint16),
+                     ome=True, photometric="minisblack", metadata={"axes": "ZYX"})
+    (folder / "out" / "A1.ome.zarr").mkdir(parents=True)
+    (folder / "out" / "A1.ome.zarr" / "precious.txt").write_text("mine")
+    return batch_args(folder, "--format", "ome.zarr", "--force")
+
+
+def empty_output(out: Path) -> None:
+    (out / "s1.png").write_bytes(b"")
+
+
+def cut_report(out: Path) -> None:
+    text = (out / "batch.jsonl").read_text()
+    (out / "batch.jsonl").write_text(text[:len(text) - 40])
+    (out / "s1.png").unlink()
+
+
+def dead_writer_temporary(out: Path) -> None:
+    dead = subprocess.run([PYTHON, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    from stackmff.io.atomic import _prefix
+
+    (out / f"{_prefix().replace(str(os.getpid()), dead)}abcd1234.tmp").write_bytes(b"half")
+    (out / "s0.png").unlink()
+
+
 CASES = [
     Case("zero-byte .png in a folder", zero_byte(".png", "folder"), expect="empty.png"),
     Case("zero-byte .jpg in a folder", zero_byte(".jpg", "folder"), expect="empty.jpg"),
@@ -669,6 +748,27 @@ INPUT_CASES = [
     Case("two channels named DAPI", same_names, expect="ambiguous"),
 ]
 CASES += INPUT_CASES
+
+
+BATCH_CASES = [
+    Case("batch: a folder in the place of batch.jsonl", batch_into(report_folder),
+         expect="batch.jsonl"),
+    Case("batch: batch.jsonl linked outside OUTDIR", batch_into(report_link),
+         expect="symbolic link"),
+    Case("batch: a linked folder inside OUTDIR", linked_subfolder, expect="symbolic link"),
+    Case("batch --force over a foreign folder at an .ome.zarr output", foreign_zarr_folder,
+         expect="A1.ome.zarr"),
+    Case("batch: resume over an empty output", batch_over(empty_output), succeeds=True,
+         expect="1 fused, 1 skipped"),
+    Case("batch: resume over outputs of another method",
+         batch_over(lambda out: None, first=("-m", "pyramid")), succeeds=True,
+         expect="2 fused, 0 skipped"),
+    Case("batch: resume over a report cut mid-line", batch_over(cut_report), succeeds=True,
+         expect="1 fused, 1 skipped"),
+    Case("batch: resume over a dead writer's temporary", batch_over(dead_writer_temporary),
+         succeeds=True, expect="1 fused, 1 skipped"),
+]
+CASES += BATCH_CASES
 
 
 def run_case(case: Case, folder: Path) -> list[str]:

@@ -190,7 +190,7 @@ def test_a_plain_multipage_tiff_is_fused_as_fuse_fuses_it(data, tmp_path, capsys
 @pytest.mark.parametrize("case, message", [
     ("height map for images", "--height-map apply to microscopy files, and"),
     ("align", "--align does not apply to microscopy files"),
-    ("output over the input", "refusing to overwrite input file"),
+    ("output over the input", "is the input folder"),
     ("two image formats", "at most one format for images"),
     ("zarr missing", "pip install 'stackmff[microscopy]'"),
 ])

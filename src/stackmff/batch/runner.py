@@ -1,15 +1,17 @@
 """``fuse_many``: a batch of stacks, resumable, on local workers or a Dask cluster.
 
-A stack whose outputs all exist is skipped (writes are atomic: a present file is complete);
-``force`` recomputes. Each finished stack appends one line to ``OUTDIR/batch.jsonl`` at once,
-so a killed batch keeps the record of what it did.
+A stack is skipped when its last ``ok`` line in ``OUTDIR/batch.jsonl`` was made with the same
+method and options and its outputs are all there and whole; ``force`` recomputes. Each
+finished stack appends one line at once, so a killed batch keeps the record of what it did.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,8 +19,9 @@ from pathlib import Path
 from stackmff.batch.stacks import StackTask, find_stacks
 from stackmff.batch.work import BatchOptions, BatchResult, split_formats, worker_environment
 from stackmff.errors import StackError
+from stackmff.io.atomic import remove_stale_temporaries
 from stackmff.io.paths import check_inside
-from stackmff.outputs import check_confidence
+from stackmff.outputs import check_confidence, is_zarr_output
 from stackmff.progress import progress
 
 REPORT = "batch.jsonl"
@@ -103,25 +106,33 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
                          focus_map, confidence, image_format, threads, microscopy_format,
                          focus_channel, height_map, halo)
     _check_microscopy(tasks, batch)
+    _check_places(tasks, batch, outdir)
     _check_outputs(tasks, batch, outdir)
-    results: dict[str, BatchResult] = {}
-    todo = []
-    for task in tasks:
-        if not force and batch.finished(task, outdir):
-            results[task.name] = BatchResult.of(task, outdir, batch, "skipped", attempts=0)
-        else:
-            todo.append(task)
-    _append(outdir / REPORT, results.values())
-    if todo:
-        for result in _run(todo, outdir, batch, client, workers, worker_environment(threads)):
-            results[result.name] = result
-            _append(outdir / REPORT, [result])
+    report = _Report(outdir / REPORT)
+    try:
+        report.check()  # a report that cannot be appended fails before any stack is fused
+        records = {} if force else _last_ok(report.path)
+        _remove_temporaries(tasks, batch, outdir)
+        results: dict[str, BatchResult] = {}
+        todo = []
+        for task in tasks:
+            if not force and batch.finished(task, outdir, records.get(task.name)):
+                results[task.name] = BatchResult.of(task, outdir, batch, "skipped", attempts=0)
+            else:
+                todo.append(task)
+        report.append(results.values())
+        if todo:
+            _run(todo, outdir, batch, client, workers, threads, report, results)
+    finally:
+        report.close()
     return [results[task.name] for task in tasks]
 
 
 def _run(todo: list[StackTask], outdir: Path, batch: BatchOptions, client, workers: int,
-         environment: dict[str, str]) -> Iterable[BatchResult]:
-    """Each stack's result as it finishes, on local processes or on Dask, with progress."""
+         threads: int | None, report: _Report, results: dict[str, BatchResult]) -> None:
+    """Fuse ``todo`` on local processes or on Dask, with progress, appending each stack's
+    line as soon as its result comes (before more work is handed out)."""
+    environment = worker_environment(threads)
     if client is None:
         from stackmff.batch.local import run_local
 
@@ -130,7 +141,12 @@ def _run(todo: list[StackTask], outdir: Path, batch: BatchOptions, client, worke
         from stackmff.batch.cluster import run_dask
 
         finished = run_dask(todo, outdir, batch, client, workers, environment)
-    return progress(finished, desc="batch", total=len(todo), unit="stack")
+    try:
+        for result in progress(finished, desc="batch", total=len(todo), unit="stack"):
+            results[result.name] = result
+            report.append([result])
+    finally:
+        finished.close()  # the workers stop here, on an error as on an interrupt
 
 
 def _check_microscopy(tasks: list[StackTask], batch: BatchOptions) -> None:
@@ -159,13 +175,105 @@ def _check_outputs(tasks: list[StackTask], batch: BatchOptions, outdir: Path) ->
         plan.check_paths([Path(p) for p in task.inputs], batch.microscopy(task))
 
 
-def _append(report: Path, results: Iterable[BatchResult]) -> None:
-    lines = "".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results)
-    if lines:  # OUTDIR appears with its first line: a batch that cannot start leaves nothing
-        report.parent.mkdir(parents=True, exist_ok=True)
-        with open(report, "a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
+def _check_places(tasks: list[StackTask], batch: BatchOptions, outdir: Path) -> None:
+    """Refuse, before any work, what a write would go through or destroy: a linked folder
+    below OUTDIR (the write would land outside it) and a folder where an output file goes."""
+    for task in tasks:
+        for path in batch.outputs(task, outdir).paths():
+            folder = path.parent
+            while folder != outdir and outdir in folder.parents:
+                if folder.is_symlink():
+                    raise StackError(f"{folder} is a symbolic link inside the output folder: "
+                                     "remove it or choose another output folder")
+                folder = folder.parent
+            # an OME-Zarr output's folder is the output plan's to judge (_check_outputs)
+            if path.is_dir() and not path.is_symlink() and not is_zarr_output(path):
+                raise StackError(f"{path} is a folder where an output goes: move it away")
+
+
+def _remove_temporaries(tasks: list[StackTask], batch: BatchOptions, outdir: Path) -> None:
+    """Temporaries a killed writer left where this batch writes go before it starts."""
+    folders = {outdir} | {path.parent for task in tasks
+                          for path in batch.outputs(task, outdir).paths()}
+    for folder in sorted(folders):
+        remove_stale_temporaries(folder)
+
+
+def _last_ok(report: Path) -> dict[str, dict]:
+    """The last ``ok`` line of each stack; a line that does not decode (cut by a crash) is
+    passed over."""
+    try:
+        text = report.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise StackError(f"cannot read {report}: {exc.strerror or exc}") from None
+    records = {}
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("status") == "ok" and "name" in record:
+            records[str(record["name"])] = record
+    return records
+
+
+class _Report:
+    """``batch.jsonl``, opened without following a link and appended one whole line at a
+    time, each on a line of its own."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.fd, self.cut = path, None, False
+
+    def check(self) -> None:
+        """Open an existing report now, so that one that cannot be appended fails before any
+        work; a new one is made with the first line (a batch that cannot start leaves
+        nothing)."""
+        if os.path.lexists(self.path):
+            self._open()
+
+    def _open(self) -> None:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
+            info = os.fstat(self.fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EISDIR, "not a regular file")
+            self.cut = info.st_size > 0 and os.pread(self.fd, 1, info.st_size - 1) != b"\n"
+        except OSError as exc:
+            self.close()
+            reason = ("it is a symbolic link" if exc.errno == errno.ELOOP
+                      else exc.strerror or str(exc))
+            raise StackError(f"cannot append to the report {self.path}: {reason}") from None
+
+    def append(self, results: Iterable[BatchResult]) -> None:
+        """Append the lines; a failure stops the batch (the outputs written so far stay)."""
+        data = "".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results).encode()
+        if not data:
+            return
+        if self.fd is None:
+            self._open()
+        if self.cut:  # a line cut by a crash ends here, so it cannot swallow the next one
+            data = b"\n" + data
+        try:
+            _write_all(self.fd, data)
+        except OSError as exc:
+            raise StackError(f"cannot append to the report {self.path}: "
+                             f"{exc.strerror or exc}; the batch stops (the outputs written so "
+                             "far stay)") from None
+        self.cut = False
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def summary(results: list[BatchResult], stream=None) -> int:

@@ -9,6 +9,7 @@ channel from the focus channel's layers), into ``<name>.ome.tif`` or ``<name>.om
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import time
@@ -87,11 +88,25 @@ class BatchOptions:
                                 height_map=self.height_map and microscopy,
                                 pictures=".tif" if microscopy else ".png")
 
-    def finished(self, task: StackTask, outdir: Path) -> bool:
-        """Whether every output of ``task`` exists (writes are atomic: present is complete;
-        an OME-Zarr output is a folder)."""
-        return all(path.is_dir() if is_zarr_output(path) else path.is_file()
-                   for path in self.outputs(task, outdir).paths())
+    @property
+    def recipe(self) -> dict:
+        """What decides the pixels of an output besides its stack, as the report records it
+        (JSON values, so that a line read back compares equal)."""
+        return json.loads(json.dumps({
+            "method_options": dict(self.method_options),
+            "align": None if self.align is None else dict(self.align),
+            "halo": self.halo, "focus_channel": self.focus_channel}, default=str))
+
+    def finished(self, task: StackTask, outdir: Path, record: dict | None) -> bool:
+        """Whether ``task`` need not be fused again: its last ``ok`` report line ``record``
+        was made with this method and these options and names every output, and each output
+        is complete (a non-empty file with a readable header; an OME-Zarr store)."""
+        if (record is None or record.get("method") != self.method
+                or record.get("options") != self.recipe):
+            return False
+        recorded = {str(name) for name in record.get("outputs") or ()}
+        paths = self.outputs(task, outdir).paths()
+        return all(_recorded(path, outdir, recorded) and _complete(path) for path in paths)
 
 
 @dataclass
@@ -117,6 +132,7 @@ class BatchResult:
     attempts: int = 1
     stages: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)   # BatchOptions.recipe: how it was made
 
     @classmethod
     def of(cls, task: StackTask, outdir: Path, options: BatchOptions, status: str,
@@ -125,7 +141,49 @@ class BatchResult:
         outputs = [str(p) for p in options.outputs(task, Path(outdir)).paths()]
         kind = "microscopy" if options.microscopy(task) else task.kind
         return cls(task.name, list(task.inputs), outputs, status, options.method, kind,
-                   **details)
+                   options=options.recipe, **details)
+
+
+def _recorded(path: Path, outdir: Path, recorded: set[str]) -> bool:
+    """Whether a report line names ``path`` (OUTDIR may have been spelled otherwise then)."""
+    relative = path.relative_to(outdir).as_posix()
+    return str(path) in recorded or any(name == relative or name.endswith("/" + relative)
+                                        for name in recorded)
+
+
+def _complete(path: Path) -> bool:
+    """A cheap check that an output is whole: never a link; a file that is not empty and whose
+    header reads; for OME-Zarr, a folder holding a store's metadata."""
+    if path.is_symlink():
+        return False
+    if is_zarr_output(path):
+        return path.is_dir() and any((path / name).is_file()
+                                     for name in (".zattrs", ".zgroup", "zarr.json"))
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    try:
+        return _header_reads(path)
+    except Exception:  # a damaged header, whatever the reader raises: not ours to trust
+        return False
+
+
+def _header_reads(path: Path) -> bool:
+    """The output's own format at its start, and a header that reads (a TIFF's first page,
+    in any layout the batch writes, TCYX too)."""
+    import tifffile
+
+    from stackmff.io.image import JPEG_MAGIC, PNG_MAGIC, probe_image
+    from stackmff.io.tiff import TIFF_MAGIC
+
+    magic = {".png": PNG_MAGIC, ".jpg": JPEG_MAGIC}.get(path.suffix.lower(), TIFF_MAGIC)
+    with path.open("rb") as handle:
+        if not handle.read(8).startswith(magic):
+            return False
+        if magic is not TIFF_MAGIC:
+            return probe_image(path) is not None
+        handle.seek(0)
+        with tifffile.TiffFile(handle) as tif:
+            return len(tif.pages) > 0 and tif.pages[0].shape is not None
 
 
 _fusers: dict[tuple, Fuser] = {}

@@ -6,17 +6,24 @@ renamed into place. A folder output (an OME-Zarr store) is filled in a hidden te
 by a writer function and renamed the same way. The renames run with SIGINT and SIGTERM held back, and an output that was
 there before is kept as a backup until every rename has succeeded, so an interrupt or a failure
 never leaves half a set. Temporaries, backups and the folders a failed call made are removed.
+
+A temporary's name carries its writer (a tag of the host and the process id), so that the
+ones a killed process left behind can be told from those still being written
+(:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
 import signal
+import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +31,7 @@ from stackmff.errors import StackError
 
 _PREFIX, _SUFFIX = ".stackmff-", ".tmp"
 _HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STALE_SECONDS = 24 * 3600   # a temporary of another host (or unnamed writer) is stale after this
 FolderWriter = Callable[[Path], None]
 
 
@@ -46,12 +54,13 @@ def write_files_atomically(files: dict[Path, bytes | FolderWriter]) -> None:
             current = target
             _make_folders(target.parent, made)
             if callable(data):
-                folder = Path(tempfile.mkdtemp(prefix=_PREFIX, suffix=_SUFFIX, dir=target.parent))
+                folder = Path(tempfile.mkdtemp(prefix=_prefix(), suffix=_SUFFIX,
+                                               dir=target.parent))
                 staged.append((folder, target))
                 folder.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
                 data(folder)
                 continue
-            fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=target.parent)
+            fd, name = tempfile.mkstemp(prefix=_prefix(), suffix=_SUFFIX, dir=target.parent)
             staged.append((Path(name), target))
             _fill(fd, data)
     except BaseException as exc:  # an interrupt too: nothing may be left behind
@@ -149,11 +158,11 @@ def _back_up(target: Path, folder_output: bool = False) -> Path | None:
     if target.is_dir() and not target.is_symlink():
         if not folder_output:
             return None  # a folder in the way makes the rename fail; it is never moved
-        backup = target.parent / f"{_PREFIX}{secrets.token_hex(4)}{_SUFFIX}"
+        backup = target.parent / f"{_prefix()}{secrets.token_hex(4)}{_SUFFIX}"
         os.rename(target, backup)  # a folder output replaces the previous one as a whole
         return backup
     for _ in range(100):
-        backup = target.parent / f"{_PREFIX}{secrets.token_hex(4)}{_SUFFIX}"
+        backup = target.parent / f"{_prefix()}{secrets.token_hex(4)}{_SUFFIX}"
         try:
             os.link(target, backup, follow_symlinks=False)
             return backup
@@ -229,6 +238,55 @@ def _signals_held() -> Iterator[None]:
             signal.signal(signum, handler)
         for signum in dict.fromkeys(caught):
             signal.raise_signal(signum)
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]
+
+
+def _prefix() -> str:
+    """``.stackmff-<host>-<pid>-``: who writes the temporary."""
+    return f"{_PREFIX}{_host_tag()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def _stale(path: Path, host: str, now: float) -> bool:
+    """A temporary whose writer on this host is gone, or any other one untouched for a day."""
+    parts = path.name[len(_PREFIX):].split("-")
+    if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
+        return not _alive(int(parts[1]))
+    try:
+        return now - path.lstat().st_mtime > STALE_SECONDS
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries (``.stackmff-*.tmp``) that a killed writer left in ``folder``.
+
+    Only names of this module are touched, and only those no living writer can still use:
+    a dead process of this host, or (another host, an older name) a day without change.
+    Returns what was removed.
+    """
+    try:
+        entries = [entry for entry in Path(folder).iterdir()
+                   if entry.name.startswith(_PREFIX) and entry.name.endswith(_SUFFIX)]
+    except OSError:
+        return []
+    host, now = _host_tag(), time.time()
+    removed = [entry for entry in entries if _stale(entry, host, now)]
+    for entry in removed:
+        _remove(entry)
+    return removed
 
 
 def _umask() -> int:

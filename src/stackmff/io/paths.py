@@ -58,8 +58,9 @@ def check_inside(paths: Sequence[Path], folder: Path) -> None:
     root = Path(folder).resolve()
     for path in paths:
         if not Path(path).resolve().is_relative_to(root):
-            raise StackError(f"refusing to write {path}: it lies outside the output folder "
-                             f"{folder}")
+            link = " (a symbolic link)" if Path(path).is_symlink() else ""
+            raise StackError(f"refusing to write {path}{link}: it leads outside the output "
+                             f"folder {folder}")
 
 
 def file_identity(path: Path) -> tuple:
