@@ -111,21 +111,26 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     report = _Report(outdir / REPORT)
     try:
         report.check()  # a report that cannot be appended fails before any stack is fused
-        records = {} if force else _last_ok(report.path)
-        _remove_temporaries(tasks, batch, outdir)
-        results: dict[str, BatchResult] = {}
-        todo = []
-        for task in tasks:
-            if not force and batch.finished(task, outdir, records.get(task.name)):
-                results[task.name] = BatchResult.of(task, outdir, batch, "skipped", attempts=0)
-            else:
-                todo.append(task)
-        report.append(results.values())
+        results = _skip_finished(tasks, batch, outdir, report, force)
+        todo = [task for task in tasks if task.name not in results]
         if todo:
             _run(todo, outdir, batch, client, workers, threads, report, results)
     finally:
         report.close()
     return [results[task.name] for task in tasks]
+
+
+def _skip_finished(tasks: list[StackTask], batch: BatchOptions, outdir: Path, report: _Report,
+                   force: bool) -> dict[str, BatchResult]:
+    """The ``skipped`` results of the stacks whose outputs a matching report line vouches
+    for (recorded at once); stale temporaries of a killed writer removed first."""
+    records = {} if force else _last_ok(report.path)
+    _remove_temporaries(tasks, batch, outdir)
+    results = {task.name: BatchResult.of(task, outdir, batch, "skipped", attempts=0)
+               for task in tasks
+               if not force and batch.finished(task, outdir, records.get(task.name))}
+    report.append(results.values())
+    return results
 
 
 def _run(todo: list[StackTask], outdir: Path, batch: BatchOptions, client, workers: int,
