@@ -1,6 +1,6 @@
 """Run the command line against hostile input and check its promises, case by case.
 
-Usage: .venv/bin/python scripts/hostile_cases.py [--keep DIR]
+Usage: .venv/bin/python scripts/hostile_cases.py [--keep DIR] [--strace]
 
 Every case runs `python -m stackmff ...` as its own process in a folder of its own and checks:
 the exit status, that stderr holds no traceback (and one line when the run fails), and that a
@@ -8,7 +8,8 @@ failed or interrupted run leaves no file or folder behind and changes none that 
 Interruptions (SIGINT, SIGTERM) are sent at several moments of a run; whatever the moment,
 the outputs must appear all together or not at all. An existing training run must come out
 of a mistaken, failing or interrupted start intact. Prints one line per case and a summary;
-exits 1 if any case breaks a promise.
+exits 1 if any case breaks a promise. With --strace, each case also runs under strace and
+nothing outside its folder may be written or removed (scripts/write_trace.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ import numpy as np
 import tifffile
 
 from stackmff.testing import make_stack, write_stack
+
+sys.path.insert(0, str(Path(__file__).parent))
+import write_trace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -348,8 +352,10 @@ def example_zarr(delete: int = 0, translation: float = 0.0
         for chunk in [c for c in chunks if c.is_file()][: None if delete == -1 else delete]:
             chunk.unlink()
         return fuse_microscopy(path, folder)
+    return setup
 
-CELLS = ROOT / "examples" / "microscopy" / "cells.ome.tif"
+
+CELLS = EXAMPLE
 
 
 def ome_zarr_input(path: Path) -> None:
@@ -771,12 +777,15 @@ BATCH_CASES = [
 CASES += BATCH_CASES
 
 
-def run_case(case: Case, folder: Path) -> list[str]:
+def run_case(case: Case, folder: Path, strace: bool = False) -> list[str]:
     args = case.setup(folder)
     before = snapshot(folder)
-    process = subprocess.run([PYTHON, "-m", "stackmff", *args], capture_output=True, text=True,
-                             cwd=folder, timeout=300)
-    problems = []
+    command = [PYTHON, "-m", "stackmff", *args]
+    log = folder.parent / f"{folder.name}.strace"
+    if strace:
+        command = write_trace.traced(command, log)
+    process = subprocess.run(command, capture_output=True, text=True, cwd=folder, timeout=300)
+    problems = write_trace.outside(log, folder, folder) if strace else []
     if "Traceback" in process.stderr:
         problems.append("traceback")
     if case.succeeds:
@@ -850,14 +859,19 @@ def interrupt_training(folder: Path, sig: int, delay: float, resume: bool) -> li
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", metavar="DIR", help="keep the case folders here")
+    parser.add_argument("--strace", action="store_true",
+                        help="run each case under strace: nothing outside its folder may be "
+                             "written or removed")
     args = parser.parse_args()
+    if args.strace and not write_trace.available():
+        parser.error("--strace needs strace (apt install strace)")
     base = Path(args.keep or tempfile.mkdtemp(prefix="stackmff-hostile-"))
     base.mkdir(parents=True, exist_ok=True)
     results = []
     for i, case in enumerate(CASES):
         folder = base / f"case{i:02d}"
         folder.mkdir()
-        results.append((case.name, run_case(case, folder)))
+        results.append((case.name, run_case(case, folder, args.strace)))
     for sig in (signal.SIGINT, signal.SIGTERM):
         for delay in (0.5, 1.5, 2.5, 3.5):
             folder = base / f"fuse-{sig.name}-{delay}"
