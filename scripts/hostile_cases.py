@@ -509,6 +509,18 @@ def batch_plate(folder: Path, n: int = 2) -> Path:
     return folder / "plate"
 
 
+def batch_into_input(inside: bool) -> Callable[[Path], list[str]]:
+    """OUTDIR as the input folder itself, or inside it with a previous run's results there."""
+    def setup(folder: Path) -> list[str]:
+        plate = batch_plate(folder)
+        if not inside:
+            return ["batch", str(plate), "-o", str(plate), "--workers", "1"]
+        args = ["batch", str(plate), "-o", str(plate / "fused"), "--workers", "1"]
+        subprocess.run([PYTHON, "-m", "stackmff", *args], capture_output=True, check=True)
+        return args
+    return setup
+
+
 def batch_args(folder: Path, *tail: str) -> list[str]:
     return ["batch", str(folder / "plate"), "-o", str(folder / "out"), "--workers", "1", *tail]
 
@@ -757,6 +769,9 @@ CASES += INPUT_CASES
 
 
 BATCH_CASES = [
+    Case("batch -o the input folder", batch_into_input(False), expect="is the input folder"),
+    Case("batch again into OUTDIR inside the input folder", batch_into_input(True),
+         succeeds=True, expect="0 fused, 2 skipped", warns="left out 1 stack(s)"),
     Case("batch: a folder in the place of batch.jsonl", batch_into(report_folder),
          expect="batch.jsonl"),
     Case("batch: batch.jsonl linked outside OUTDIR", batch_into(report_link),
@@ -856,6 +871,55 @@ def interrupt_training(folder: Path, sig: int, delay: float, resume: bool) -> li
     return problems
 
 
+def batch_fault(folder: Path, fault: str) -> list[str]:
+    """A batch of 6 stacks on 2 workers that meets ``fault``: SIGINT, SIGTERM or SIGKILL to
+    its process group once its first stack is recorded (then resumed: the outputs must equal
+    a clean run's), a full disk under OUTDIR, or an immutable report."""
+    plate = batch_plate(folder, n=6)
+    clean, out = folder / "clean", folder / "out"
+    subprocess.run([PYTHON, "-m", "stackmff", "batch", str(plate), "-o", str(clean)],
+                   capture_output=True, check=True)
+    if fault == "full disk":
+        out.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(out)], check=True)
+    if fault == "immutable report":
+        shutil.copytree(clean, out)
+        subprocess.run(["chattr", "+i", str(out / "batch.jsonl")], check=True)
+    command = [PYTHON, "-m", "stackmff", "batch", str(plate), "-o", str(out), "--workers", "2"]
+    try:
+        process = subprocess.Popen(command + (["--force"] if fault == "immutable report" else []),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        if fault.startswith("SIG"):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                    (out / "batch.jsonl").is_file() and (out / "batch.jsonl").stat().st_size):
+                time.sleep(0.05)
+            os.killpg(process.pid, getattr(signal, fault))
+        _, stderr = process.communicate(timeout=120)
+        problems = ["traceback"] if "Traceback" in stderr else []
+        if process.returncode == 0:
+            problems.append("exit 0")
+        if fault != "SIGKILL" and list(out.rglob(".stackmff-*")):
+            problems.append("temporaries left")  # a killed writer's go at the resume
+    finally:
+        if fault == "full disk":
+            subprocess.run(["umount", str(out)], check=False)
+        if fault == "immutable report":
+            subprocess.run(["chattr", "-i", str(out / "batch.jsonl")], check=False)
+    if fault.startswith("SIG"):
+        resumed = subprocess.run(command, capture_output=True, text=True)
+        if resumed.returncode != 0:
+            problems.append(f"resume exit {resumed.returncode}")
+        if list(out.rglob(".stackmff-*")):
+            problems.append("temporaries left after the resume")
+        names = sorted(p.name for p in clean.glob("*.png"))
+        if any((out / n).read_bytes() != (clean / n).read_bytes() for n in names
+               if (out / n).is_file()) or sorted(p.name for p in out.glob("*.png")) != names:
+            problems.append("resumed outputs differ from a clean run's")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", metavar="DIR", help="keep the case folders here")
@@ -885,6 +949,13 @@ def main() -> int:
                 results.append((f"train{' --resume' if resume else ''} interrupted by "
                                 f"{sig.name} after {delay} s",
                                 interrupt_training(folder, sig, delay, resume)))
+    faults = ["SIGINT", "SIGTERM", "SIGKILL"]
+    if os.geteuid() == 0:  # mounting a small file system and chattr need root
+        faults += ["full disk", "immutable report"]
+    for fault in faults:
+        folder = base / f"batch-{fault.replace(' ', '-')}"
+        folder.mkdir()
+        results.append((f"batch: {fault}", batch_fault(folder, fault)))
     failed = 0
     for name, problems in results:
         failed += bool(problems)
