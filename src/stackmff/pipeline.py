@@ -134,7 +134,7 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
         source.decide()
         fuser = with_halo(fuser or entry.prepare(**options), halo)
         seconds = {"prepare": time.perf_counter() - started}
-        products = source.fuse(fuser, entry.copies_pixels(**options), method, seconds)
+        products = source.fuse(fuser, entry, entry.copies_pixels(**options), seconds)
         writing = time.perf_counter()
         files = plan.encode(products)
         write_files_atomically(files)
@@ -198,13 +198,14 @@ class ImageFiles:
     def decide(self) -> None:
         """Nothing more to check before the pixels."""
 
-    def fuse(self, fuser: Fuser, copies: bool, method: str, seconds: dict) -> Products:
+    def fuse(self, fuser: Fuser, entry: FusionMethod, copies: bool,
+             seconds: dict) -> Products:
         loading = time.perf_counter()
         # as the files' integers (a quarter of float32's memory for 8 bit): every method takes
         # them; registration wants floats
         stack = load_stack(self.paths, match_sizes=self.align is not None,
                            floats=self.align is not None,
-                           fusing=FusionWork(get_method(method).float_copy))
+                           fusing=FusionWork(entry.float_copy))
         seconds["load"] = time.perf_counter() - loading
         if self.align is not None:
             from stackmff.registration import align_stack
@@ -261,13 +262,15 @@ class MicroscopyFile:
         self.focus = resolve_channel(self.focus_channel, source.metadata, source.shape[1],
                                      str(source.path))
 
-    def fuse(self, fuser: Fuser, copies: bool, method: str, seconds: dict) -> Products:
+    def fuse(self, fuser: Fuser, entry: FusionMethod, copies: bool,
+             seconds: dict) -> Products:
         fusing = time.perf_counter()
-        fused, maps, confidences = fuse_stacks(self.source, fuser, copies, self.focus, method)
+        fused, maps, confidences = fuse_stacks(self.source, fuser, copies, self.focus,
+                                               entry.name)
         seconds["fuse"] = time.perf_counter() - fusing
         source = self.source
         about = Microscopy(source.metadata, str(source.path), source.version, source.path.name)
-        return Products(fused, maps, confidences, source.shape[2], method, about)
+        return Products(fused, maps, confidences, source.shape[2], entry.name, about)
 
     def close(self) -> None:
         self.source.close()

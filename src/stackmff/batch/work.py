@@ -153,12 +153,13 @@ def _recorded(path: Path, outdir: Path, recorded: set[str]) -> bool:
 
 def _complete(path: Path) -> bool:
     """A cheap check that an output is whole: never a link; a file that is not empty and whose
-    header reads; for OME-Zarr, a folder holding a store's metadata."""
+    header reads; for OME-Zarr, an image as we write it (the output plan's rule)."""
     if path.is_symlink():
         return False
     if is_zarr_output(path):
-        return path.is_dir() and any((path / name).is_file()
-                                     for name in (".zattrs", ".zgroup", "zarr.json"))
+        from stackmff.microscopy.ome_zarr import written_by_stackmff
+
+        return path.is_dir() and written_by_stackmff(path)
     if not path.is_file() or path.stat().st_size == 0:
         return False
     try:
