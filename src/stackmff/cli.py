@@ -48,17 +48,34 @@ def _run_fuse(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
 
 
+def _batch_keywords(args: argparse.Namespace) -> dict:
+    """What batch and watch pass to ``fuse_many`` for every stack, from the options they
+    share."""
+    return dict(focus_map=args.focus_map, confidence=args.confidence,
+                align=align_options(args) if args.align else None,
+                format=args.format or "png", halo=args.halo, **method_options(args))
+
+
 def _run_batch(args: argparse.Namespace) -> int:
     from stackmff.batch import fuse_many, summary
 
     results = fuse_many(args.inputs, args.output, args.method, client=args.dask,
-                        workers=args.workers, focus_map=args.focus_map,
-                        confidence=args.confidence,
-                        align=align_options(args) if args.align else None,
-                        format=args.format or "png", force=args.force,
+                        workers=args.workers, force=args.force,
                         focus_channel=args.focus_channel, height_map=args.height_map,
-                        halo=args.halo, **method_options(args))
+                        **_batch_keywords(args))
     return summary(results)
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    from stackmff.watch import Rules, watch_folder
+
+    done = watch_folder(args.folder, args.output, args.method,
+                        rules=Rules(args.gap, args.layers, args.settle), live=args.live,
+                        poll=args.poll, stop_when_idle=args.stop_when_idle,
+                        **_batch_keywords(args))
+    print(f"watch: {done.count('ok')} fused, {done.count('skipped')} skipped (done before), "
+          f"{done.count('failed')} failed, {len(done.too_small)} too small to fuse")
+    return 1 if done.count("failed") else 0
 
 
 def _run_train(args: argparse.Namespace) -> None:
@@ -193,6 +210,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 _run_fuse(args)
             elif args.command == "batch":
                 return _run_batch(args)
+            elif args.command == "watch":
+                return _run_watch(args)
             elif args.command == "train":
                 _run_train(args)
             elif args.command == "synth":

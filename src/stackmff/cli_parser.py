@@ -14,6 +14,7 @@ from stackmff.cli_options import (
     add_registration_options,
 )
 from stackmff.outputs import CONFIDENCE, FOCUS_MAP, INDICES
+from stackmff.watch.grouping import DEFAULT_GAP, DEFAULT_SETTLE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_fuse(commands)
     _add_batch(commands)
+    _add_watch(commands)
     _add_methods_and_align(commands)
     _add_regather(commands)
     _add_bench(commands)
@@ -87,7 +89,12 @@ def _add_batch(commands) -> None:
                           "'local' for a LocalCluster of --workers processes")
     run.add_argument("--force", action="store_true",
                      help="recompute stacks whose outputs already exist")
-    batch_output = batch.add_argument_group("output")
+    add_batch_outputs(batch)
+
+
+def add_batch_outputs(parser: argparse.ArgumentParser) -> None:
+    """OUTDIR and what is written there for each stack: the same for batch and watch."""
+    batch_output = parser.add_argument_group("output")
     batch_output.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     batch_output.add_argument("--format", action="append",
                               choices=("png", "tif", "jpg", "ome.tif", "ome.zarr"),
@@ -102,6 +109,39 @@ def _add_batch(commands) -> None:
     batch_output.add_argument("--confidence", action="store_true",
                               help=f"also write <name>{CONFIDENCE}.png (.tif for microscopy "
                                    "files)")
+
+
+def _add_watch(commands) -> None:
+    """``watch``: stacks fused as their frames land in a folder."""
+    watch = commands.add_parser(
+        "watch", help="fuse each stack as its frames land in a folder, with a live preview",
+        description="Watch FOLDER while a camera or microscope writes frames to it; fuse each "
+                    "stack into OUTDIR as it ends, as batch does (same outputs, "
+                    "OUTDIR/batch.jsonl, resume). A stack is a subfolder's frames, or a run "
+                    "of frames in FOLDER itself; it ends after --gap seconds without a change "
+                    "or at --layers frames. Ctrl-C stops; a restart skips what is done "
+                    "(docs/watch.md).")
+    watch.add_argument("folder", metavar="FOLDER", help="where the frames land")
+    add_fusion_options(watch)
+    stacks = watch.add_argument_group("stacks")
+    stacks.add_argument("--gap", type=float, default=DEFAULT_GAP, metavar="SECONDS",
+                        help="a stack ends when none of its frames has changed for this long "
+                             f"(default {DEFAULT_GAP:g})")
+    stacks.add_argument("--layers", type=int, metavar="N",
+                        help="a stack ends at N frames (or at the gap, if sooner)")
+    stacks.add_argument("--settle", type=float, default=DEFAULT_SETTLE, metavar="SECONDS",
+                        help="a frame counts once its size has not changed for this long and "
+                             f"it decodes (default {DEFAULT_SETTLE:g})")
+    run = watch.add_argument_group("watching")
+    run.add_argument("--live", metavar="PREVIEW",
+                     help="a picture (.jpg, .png, .tif) rewritten after every frame: the "
+                          "stack so far, then its fused image")
+    run.add_argument("--poll", type=float, metavar="SECONDS",
+                     help="look every SECONDS instead of waiting for file system events "
+                          "(network shares; needs no watchdog)")
+    run.add_argument("--stop-when-idle", type=float, metavar="SECONDS",
+                     help="stop once no stack is open and no frame has changed for this long")
+    add_batch_outputs(watch)
 
 
 def _add_methods_and_align(commands) -> None:

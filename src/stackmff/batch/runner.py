@@ -49,7 +49,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
               workers: int | None = None, focus_map: bool = False, confidence: bool = False,
               align: dict | None = None, format: str | Sequence[str] = "png",
               force: bool = False, focus_channel: int | str | None = None,
-              height_map: bool = False, halo: str | None = None,
+              height_map: bool = False, halo: str | None = None, check_only: bool = False,
               **options) -> list[BatchResult]:
     """Fuse many stacks, each into ``OUTDIR/<its name>.<format>`` (and its maps).
 
@@ -75,6 +75,9 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
             every file.
         height_map: microscopy: also write ``<name>_height_map.tif`` (float32 µm).
         halo: limit halos beside near objects (see :func:`stackmff.fuse_files`).
+        check_only: check what needs no stack (the method and its options, the formats,
+            OUTDIR), look for none and fuse nothing: for a front end that finds its stacks
+            later (``stackmff watch``).
         **options: the method's options (see :func:`stackmff.fuse_stack`).
 
     Returns:
@@ -97,6 +100,9 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     entry = check_method(method, **options)
     check_halo(halo, entry, options)
     check_confidence(confidence, entry.confidence, method)
+    if check_only:
+        _check_outdir(outdir)
+        return []
     tasks = (list(stacks) if stacks and all(isinstance(s, StackTask) for s in stacks)
              else find_stacks(list(stacks), outdir))
     _check_outdir(outdir)
@@ -205,22 +211,28 @@ def _remove_temporaries(tasks: list[StackTask], batch: BatchOptions, outdir: Pat
 
 
 def _last_ok(report: Path) -> dict[str, dict]:
-    """The last ``ok`` line of each stack; a line that does not decode (cut by a crash) is
+    """The last ``ok`` line of each stack."""
+    return {str(record["name"]): record for record in report_lines(report)
+            if record.get("status") == "ok" and "name" in record}
+
+
+def report_lines(report: Path) -> list[dict]:
+    """Every line of a report, in order; a line that does not decode (cut by a crash) is
     passed over."""
     try:
         text = report.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, NotADirectoryError):
-        return {}
+        return []
     except OSError as exc:
         raise StackError(f"cannot read {report}: {exc.strerror or exc}") from None
-    records = {}
+    records = []
     for line in text.splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and record.get("status") == "ok" and "name" in record:
-            records[str(record["name"])] = record
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stackmff.classical.focus_measures import default_window, laplacian_energy
-from stackmff.io.pixels import to_float
+from stackmff.classical.selection import RunningSelection, laplacian_measure
 from stackmff.methods import register
 from stackmff.progress import progress
 from stackmff.result import FusionResult
-from stackmff.stack_ops import check_layers, gather, luma
+from stackmff.stack_ops import check_layers, gather
 
 MEDIAN_SIZE = 5
 
@@ -33,18 +32,9 @@ def consistent_map(focus_map: np.ndarray, n_layers: int, size: int = MEDIAN_SIZE
           "median-smoothed map, pixels copied", float_copy=False)
 def fuse_depthmap(layers: np.ndarray) -> FusionResult:
     layers = check_layers(layers, keep_integers=True)  # converted a layer at a time
-    window = default_window(layers.shape[1:3])
-    best = np.zeros(layers.shape[1:3], np.uint16)
-    best_measure = np.full(layers.shape[1:3], -1.0, np.float32)
-    measure_sum = np.zeros(layers.shape[1:3], np.float32)
+    selection = RunningSelection(layers.shape[1:3])
     for k in progress(range(layers.shape[0]), desc="depthmap", total=layers.shape[0]):
-        measure = laplacian_energy(luma(to_float(layers[k])), window)
-        sharper = measure > best_measure
-        best[sharper] = k
-        best_measure[sharper] = measure[sharper]
-        measure_sum += measure
-    focus_map = consistent_map(best, layers.shape[0])
-    confidence = best_measure / np.maximum(measure_sum, 1e-12)
-    confidence[measure_sum <= 1e-12] = 1.0 / layers.shape[0]
+        selection.add(laplacian_measure(layers[k]))
+    focus_map = consistent_map(selection.best, layers.shape[0])
     return FusionResult(fused=gather(layers, focus_map), focus_map=focus_map,
-                        confidence=confidence.astype(np.float32), method="depthmap")
+                        confidence=selection.confidence(), method="depthmap")

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from stackmff.classical.focus_measures import default_window
+from stackmff.classical.selection import RunningSelection
 from stackmff.methods import register
 from stackmff.progress import progress
 from stackmff.result import FusionResult
@@ -35,21 +36,17 @@ def local_variance(plane: np.ndarray, sigma: float) -> np.ndarray:
     return np.maximum(cv2.GaussianBlur(plane * plane, (0, 0), sigma) - mean * mean, 0.0)
 
 
+def variance_measure(layer: np.ndarray) -> np.ndarray:
+    """The variance projection's measure of one float layer: its luma's local variance."""
+    return local_variance(np.ascontiguousarray(luma(layer)), default_window(layer.shape[:2]))
+
+
 @register("variance", "variance projection: per pixel the layer of the largest local "
           "variance, pixels copied")
 def fuse_variance(layers: np.ndarray) -> FusionResult:
     layers = check_layers(layers)
-    sigma = default_window(layers.shape[1:3])
-    best = np.zeros(layers.shape[1:3], np.uint16)
-    best_measure = np.full(layers.shape[1:3], -1.0, np.float32)
-    total = np.zeros(layers.shape[1:3], np.float32)
+    selection = RunningSelection(layers.shape[1:3])
     for k in progress(range(layers.shape[0]), desc="variance", total=layers.shape[0]):
-        measure = local_variance(np.ascontiguousarray(luma(layers[k])), sigma)
-        sharper = measure > best_measure
-        best[sharper] = k
-        best_measure[sharper] = measure[sharper]
-        total += measure
-    confidence = best_measure / np.maximum(total, 1e-12)
-    confidence[total <= 1e-12] = 1.0 / layers.shape[0]
-    return FusionResult(fused=gather(layers, best), focus_map=best,
-                        confidence=confidence.astype(np.float32), method="variance")
+        selection.add(variance_measure(layers[k]))
+    return FusionResult(fused=gather(layers, selection.best), focus_map=selection.best,
+                        confidence=selection.confidence(), method="variance")
