@@ -100,6 +100,7 @@ class Ended:
 class Looked:
     """What one look at the folder found."""
 
+    root: Path
     completed: list[tuple[Stack, Frame]] = field(default_factory=list)
     ended: list[Ended] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -141,7 +142,7 @@ class Arrivals:
     def look(self, now: float) -> Looked:
         """Look at the folder now: new and changed files, frames that became complete, and
         the stacks that ended (their frames are not looked at again)."""
-        looked = Looked()
+        looked = Looked(self.root)
         present = set()
         for path, folder, signature in scan(self.root, self.skip):
             present.add(path)

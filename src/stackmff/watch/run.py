@@ -32,6 +32,7 @@ from stackmff.batch.stacks import StackTask
 from stackmff.errors import StackError
 from stackmff.io.image import is_own_output
 from stackmff.io.paths import expand_inputs
+from stackmff.watch.frames import COMPLETE
 from stackmff.watch.grouping import Arrivals, Ended, Rules
 from stackmff.watch.preview import LivePreview, check_preview
 from stackmff.watch.wakeups import Events, Polling
@@ -53,7 +54,7 @@ def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap
                  rules: Rules = Rules(), live: str | Path | None = None,
                  poll: float | None = None, stop_when_idle: float | None = None,
                  clock: Callable[[], float] = time.monotonic, wakeups=None,
-                 echo: Callable[[str], None] = print, **batch) -> WatchSummary:
+                 echo: Callable[[str], None] | None = None, **batch) -> WatchSummary:
     """Watch ``folder`` and fuse each stack of frames into ``outdir`` as it ends.
 
     Args:
@@ -67,10 +68,12 @@ def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap
         live: a picture rewritten after every frame (:mod:`stackmff.watch.preview`).
         poll: look every ``poll`` seconds instead of waiting for file system events
             (network shares; needs no watchdog).
-        stop_when_idle: return once no stack is open and no frame has changed for this many
-            seconds; ``None`` watches until interrupted.
+        stop_when_idle: return once no stack is open and nothing has happened (no frame
+            changed, no stack fused) for this many seconds; ``None`` watches until
+            interrupted.
         clock, wakeups: the time, and what waits for the next look (tests give their own).
-        echo: where the lines about each frame and stack go.
+        echo: where the lines about each frame and stack go (default: stdout, each line
+            flushed at once, for a log or a program that follows it).
 
     Raises:
         StackError: before anything is written: a folder that is not there, OUTDIR that is
@@ -80,6 +83,7 @@ def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap
     root, out = Path(os.path.abspath(folder)), Path(os.path.abspath(outdir))
     preview = Path(os.path.abspath(live)) if live is not None else None
     _check(root, out, rules, preview, poll, stop_when_idle)
+    echo = echo or _print
     fuse_many([], out, method, check_only=True, **batch)
     if wakeups is None:
         wakeups = Polling(poll) if poll is not None else Events(root)
@@ -92,10 +96,14 @@ def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap
         shown = LivePreview(preview, method) if preview else None
         echo(f"watching {folder} -> {outdir}: a stack ends {_ending(rules)}; Ctrl-C stops")
         try:
+            quiet_since = clock()
             while True:
                 now = clock()
-                _handle(arrivals.look(now), shown, names, out, method, batch, summary, echo)
-                idle = now - arrivals.last_change
+                looked = arrivals.look(now)
+                _handle(looked, shown, names, out, method, batch, summary, echo)
+                if looked.ended:  # fusing took time: the quiet starts after it
+                    now = quiet_since = clock()
+                idle = now - max(arrivals.last_change, quiet_since)
                 if stop_when_idle is not None and not arrivals.collecting \
                         and idle >= stop_when_idle:
                     return summary
@@ -109,6 +117,10 @@ def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap
                       f"{arrivals.open_frames()} frame(s) not fused; the next start takes "
                       "them up", file=sys.stderr)
             raise
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 def _check(root: Path, out: Path, rules: Rules, preview: Path | None, poll: float | None,
@@ -156,8 +168,9 @@ def _handle(looked, shown: LivePreview | None, names: _Names, out: Path, method:
         if shown is not None:
             shown.add(stack.number, frame.pixels)
         frame.pixels = None
-        where = stack.folder or "."
-        echo(f"frame {frame.path.name} ({where}: {len(stack.frames)} so far)")
+        complete = sum(f.state == COMPLETE for f in stack.frames)
+        echo(f"frame {frame.path.relative_to(looked.root)} (stack {stack.number}: "
+             f"{complete} complete)")
     for note in looked.notes:
         warnings.warn(note, stacklevel=2)
     for ended in looked.ended:
@@ -175,12 +188,13 @@ def _fuse(ended: Ended, shown: LivePreview | None, names: _Names, out: Path, met
                       "fused (a stack needs two)", stacklevel=2)
         return
     task = StackTask(names.claim(ended.hint, inputs), inputs)
+    echo(f"fusing {task.name}: {len(inputs)} frames")
     result = fuse_many([task], out, method, workers=1, **batch)[0]
     summary.results.append(result)
     if result.status == "failed":
         echo(f"failed: {task.name} ({len(inputs)} frames): {result.error}")
         return
-    echo(f"fused {task.name}: {len(inputs)} frames -> {result.outputs[0]}")
+    echo(f"fused {task.name} -> {result.outputs[0]}")
     if shown is not None:
         shown.show_result(ended.stack.number, Path(result.outputs[0]))
 
