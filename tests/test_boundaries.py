@@ -100,10 +100,10 @@ LAYERS = (
     ("classical", "fusion", "retouch", "channel_rule", "outputs"),
     ("pipeline", "regather"),                             # the one path, files to files
     ("api",),
-    ("stackmff", "__main__", "cli", "cli_parser", "cli_options", "batch", "napari",
+    ("stackmff", "__main__", "cli", "cli_parser", "cli_options", "batch", "watch", "napari",
      "data", "training", "evaluation", "testing"),        # front ends and tools
 )
-FRONT_ENDS = ("cli", "cli_parser", "cli_options", "batch", "napari")
+FRONT_ENDS = ("cli", "cli_parser", "cli_options", "batch", "watch", "napari")
 
 
 def layer_of(package: str) -> int:
@@ -164,7 +164,7 @@ def test_import_stackmff_and_the_classical_methods_do_not_import_torch_or_dask()
     loaded = modules_after("import numpy as np, stackmff, stackmff.batch\n"
                            "stackmff.fuse_stack(np.random.rand(2, 32, 32).astype('f4'), "
                            "'pyramid')")
-    assert not {"torch", "dask", "distributed", "napari", "zarr"} & loaded
+    assert not {"torch", "dask", "distributed", "napari", "zarr", "watchdog"} & loaded
     assert not any(m.startswith(INFERENCE_ONLY) for m in loaded)
 
 
@@ -191,7 +191,7 @@ def test_the_command_line_imports_only_what_the_chosen_method_needs(tmp_path):
         f"assert main(['fuse', {str(tmp_path / 'stack')!r}, '-m', 'depthmap', '-q', "
         f"'-o', {str(tmp_path / 'out.png')!r}]) == 0")
     assert (tmp_path / "out.png").exists()
-    assert not {"torch", "scipy", "pywt", "dask"} & {m.split(".")[0] for m in loaded}
+    assert not {"torch", "scipy", "pywt", "dask", "watchdog"} & {m.split(".")[0] for m in loaded}
 
 
 def test_inference_never_imports_training_evaluation_or_data():

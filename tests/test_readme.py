@@ -1,6 +1,7 @@
 """The README's commands run as written: every ``stackmff`` line of its ``sh`` blocks and its
 Python example, each in a fresh folder holding the files they name (``shots/``, ``zstack.tif``,
-``examples/pcb``, ``configs/``). Only what needs a GPU or hours of training is skipped."""
+``examples/pcb``, ``configs/``). Only what needs a GPU or hours of training is skipped; a
+``watch`` ends by its ``--stop-when-idle``."""
 
 from __future__ import annotations
 
@@ -99,6 +100,9 @@ def promised_outputs(args: list[str]) -> list[str]:
         out = option(args, "-o", "--output")
         maps = ["A1_focus_map.png", "A1_focus_map_indices.png"] if "--focus-map" in args else []
         return [f"{out}/{name}" for name in ("A1.png", "A2.png", "batch.jsonl", *maps)]
+    if args[0] == "watch":
+        live = option(args, "--live")
+        return [f"{option(args, '-o', '--output')}/batch.jsonl"] + ([live] if live else [])
     if args[0] == "synth":
         return [f"{option(args, '-o', '--output')}/stack_000/focus_map.png"]
     if args[0] == "train":
@@ -140,8 +144,8 @@ def test_readme_links_and_paths_exist():
 def test_readme_has_enough_commands_to_test():
     assert len(RUNNABLE) >= MIN_COMMANDS, RUNNABLE
     assert len(blocks(TEXT, "python")) == 1
-    assert {args[0] for args in RUNNABLE} >= {"fuse", "batch", "align", "methods", "synth",
-                                              "train"}
+    assert {args[0] for args in RUNNABLE} >= {"fuse", "batch", "watch", "align", "methods",
+                                              "synth", "train"}
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a) for a in COMMANDS])
