@@ -792,6 +792,48 @@ BATCH_CASES = [
 CASES += BATCH_CASES
 
 
+def watch_args(shots: str, out: str, *tail: str) -> list[str]:
+    """A watch that polls (no watchdog needed) and ends by itself."""
+    return ["watch", shots, "-o", out, "--poll", "0.1", "--gap", "0.6", "--settle", "0.2",
+            "--stop-when-idle", "0.6", *tail]
+
+
+def watch_case(*tail: str, out: str = "out") -> Callable[[Path], list[str]]:
+    """``watch`` on a folder with one stack in a subfolder and ``tail`` (``{shots}`` stands
+    for the watched folder)."""
+    def setup(folder: Path) -> list[str]:
+        stack_folder(folder / "shots", "A")
+        shots = str(folder / "shots")
+        return watch_args(shots, out.replace("{shots}", shots),
+                          *(t.replace("{shots}", shots) for t in tail))
+    return setup
+
+
+def watch_cut_frame(folder: Path) -> list[str]:
+    """A frame whose writer died half way through, beside two whole ones."""
+    stack = stack_folder(folder / "shots", "A")
+    data = (stack / "layer_0.png").read_bytes()
+    (stack / "layer_9.png").write_bytes(data[:len(data) // 2])
+    return watch_args(str(folder / "shots"), "out")
+
+
+WATCH_CASES = [
+    Case("watch a folder that is not there", lambda folder: watch_args(
+        str(folder / "nowhere"), "out"), expect="no such folder"),
+    Case("watch -o the watched folder", watch_case(out="{shots}"),
+         expect="is the watched folder"),
+    Case("watch --gap 0", watch_case("--gap", "0"), expect="--gap must be more than 0"),
+    Case("watch --layers 1", watch_case("--layers", "1"), expect="--layers must be at least 2"),
+    Case("watch --live over a frame", watch_case("--live", "{shots}/A/layer_1.png"),
+         expect="did not write"),
+    Case("watch with OUTDIR inside the watched folder", watch_case(out="{shots}/fused"),
+         succeeds=True, expect="watch: 1 fused"),
+    Case("watch: a frame cut short", watch_cut_frame, succeeds=True, expect="watch: 1 fused",
+         warns="left out"),
+]
+CASES += WATCH_CASES
+
+
 def run_case(case: Case, folder: Path, strace: bool = False) -> list[str]:
     args = case.setup(folder)
     before = snapshot(folder)
@@ -920,6 +962,37 @@ def batch_fault(folder: Path, fault: str) -> list[str]:
     return problems
 
 
+def watch_fault(folder: Path, sig: int) -> list[str]:
+    """``sig`` to a watch while it fuses a stack, with another stack open; then a restart,
+    whose outputs must equal a clean watch's."""
+    for name in ("A", "B"):
+        stack_folder(folder / "shots", name, size=(256, 256), colour=True)
+    clean, out = folder / "clean", folder / "out"
+    args = watch_args(str(folder / "shots"), str(out), "--live", str(folder / "preview.jpg"))
+    subprocess.run([PYTHON, "-m", "stackmff", *watch_args(str(folder / "shots"), str(clean))],
+                   capture_output=True, check=True)
+    process = subprocess.Popen([PYTHON, "-m", "stackmff", *args[:-2]], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("fusing"):
+            break
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    problems = ["traceback"] if "Traceback" in stderr else []
+    if process.returncode != 128 + sig:
+        problems.append(f"exit {process.returncode}")
+    if list(folder.rglob(".stackmff-*")):
+        problems.append("temporaries left")
+    resumed = subprocess.run([PYTHON, "-m", "stackmff", *args], capture_output=True, text=True)
+    if resumed.returncode != 0:
+        problems.append(f"restart exit {resumed.returncode}")
+    names = sorted(p.name for p in clean.glob("*.png"))
+    if sorted(p.name for p in out.glob("*.png")) != names or any(
+            (out / n).read_bytes() != (clean / n).read_bytes() for n in names):
+        problems.append("restarted outputs differ from a clean watch's")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", metavar="DIR", help="keep the case folders here")
@@ -956,6 +1029,10 @@ def main() -> int:
         folder = base / f"batch-{fault.replace(' ', '-')}"
         folder.mkdir()
         results.append((f"batch: {fault}", batch_fault(folder, fault)))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        folder = base / f"watch-{sig.name}"
+        folder.mkdir()
+        results.append((f"watch: {sig.name} while fusing", watch_fault(folder, sig)))
     failed = 0
     for name, problems in results:
         failed += bool(problems)

@@ -16,6 +16,7 @@ own.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,7 +114,7 @@ class Arrivals:
         root: the watched folder (absolute).
         rules: see :class:`Rules`.
         skip: real paths never taken as frames or searched (OUTDIR, the preview).
-        done: paths of frames whose stacks a previous run finished (from the report).
+        done: real paths of frames whose stacks a previous run finished (from the report).
         now: the clock at the start.
     """
 
@@ -127,7 +128,7 @@ class Arrivals:
         self._numbers = 0
         found = []
         for path, folder, signature in scan(root, skip):
-            if str(path) in done:
+            if done and os.path.realpath(path) in done:
                 self.past[path] = signature
             else:
                 found.append(Frame(path, folder, signature, now, (signature[1],

@@ -223,7 +223,8 @@ class _Names:
         return tasks
 
     def done_frames(self) -> set[str]:
-        """The frames of those stacks (a folder's images, for a stack that batch found)."""
+        """The real paths of those stacks' frames (a folder's images, for a stack that batch
+        found)."""
         frames = set()
         for task in self.finished_tasks():
             paths = [Path(p) for p in task.inputs]
@@ -231,7 +232,7 @@ class _Names:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     paths = expand_inputs(list(task.inputs))
-            frames |= {os.path.abspath(p) for p in paths}
+            frames |= {os.path.realpath(p) for p in paths}
         return frames
 
     def claim(self, hint: str, inputs: tuple[str, ...]) -> str:
