@@ -33,14 +33,11 @@ def one_pass(frames: np.ndarray, path: Path, method: str
     preview = LivePreview(path, method)
     updates, writes, sizes = [], [], []
     write = preview.write
-    for k, frame in enumerate(frames):
-        spent = []
-        preview.write = lambda pixels: spent.append(_timed(write, pixels))
+    preview.write = lambda pixels: writes.append(_timed(write, pixels))
+    for frame in frames:
         started = time.perf_counter()
         preview.add(1, frame)
-        total = time.perf_counter() - started
-        writes.append(spent[0])
-        updates.append(total - spent[0])
+        updates.append(time.perf_counter() - started - writes[-1])
         sizes.append(path.stat().st_size)
     return updates, writes, sizes
 

@@ -421,3 +421,27 @@ def test_polling_needs_no_watchdog_and_a_plain_fuse_never_imports_it(tmp_path):
                           env=environment(), timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "A.png").is_file()
+
+
+def test_the_watch_sleeps_between_looks_while_a_stack_stays_open(tmp_path):
+    """With --stop-when-idle shorter than the gap, the watch waits for the gap (a few looks),
+    it does not spin."""
+    write_stack(tmp_path / "shots" / "A", make_stack(2, 16, 16)[0])
+    clock, waits = Clock(), []
+
+    class Wakeups:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def wait(self, timeout):
+            waits.append(timeout)
+            clock.now += timeout
+
+    summary = watch_folder(tmp_path / "shots", tmp_path / "out", rules=Rules(4.0, None, 0.5),
+                           stop_when_idle=0.25, clock=clock, wakeups=Wakeups(),
+                           echo=lambda line: None)             # times exact in binary
+    assert [r.name for r in summary.results] == ["A"]
+    assert waits == [0.5, 3.5, 0.25]           # settled, the gap ended it, then idle

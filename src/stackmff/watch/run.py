@@ -51,7 +51,7 @@ class WatchSummary:
 
 
 def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap", *,
-                 rules: Rules = Rules(), live: str | Path | None = None,
+                 rules: Rules | None = None, live: str | Path | None = None,
                  poll: float | None = None, stop_when_idle: float | None = None,
                  clock: Callable[[], float] = time.monotonic, wakeups=None,
                  echo: Callable[[str], None] | None = None, **batch) -> WatchSummary:
@@ -64,7 +64,7 @@ def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap
         method: the fusion method; ``**batch`` takes every other keyword of ``fuse_many``
             (``focus_map``, ``confidence``, ``align``, ``format``, ``halo``, the method's
             options).
-        rules: when a stack ends and a frame counts (:class:`Rules`).
+        rules: when a stack ends and a frame counts (:class:`Rules`; default its defaults).
         live: a picture rewritten after every frame (:mod:`stackmff.watch.preview`).
         poll: look every ``poll`` seconds instead of waiting for file system events
             (network shares; needs no watchdog).
@@ -80,6 +80,7 @@ def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap
             the folder, rules or a preview that cannot work, anything ``fuse_many`` refuses
             before it fuses (method, options, OUTDIR), watchdog missing without ``poll``.
     """
+    rules = rules or Rules()
     root, out = Path(os.path.abspath(folder)), Path(os.path.abspath(outdir))
     preview = Path(os.path.abspath(live)) if live is not None else None
     _check(root, out, rules, preview, poll, stop_when_idle)
@@ -108,7 +109,7 @@ def watch_folder(folder: str | Path, outdir: str | Path, method: str = "depthmap
                         and idle >= stop_when_idle:
                     return summary
                 deadlines = [t - now for t in (arrivals.deadline(),) if t is not None]
-                if stop_when_idle is not None:
+                if stop_when_idle is not None and not arrivals.collecting:
                     deadlines.append(stop_when_idle - idle)
                 wakeups.wait(max(0.0, min(deadlines)) if deadlines else None)
         except KeyboardInterrupt:
