@@ -123,9 +123,15 @@ def _run_bench(args: argparse.Namespace) -> None:
 def _run_synth(args: argparse.Namespace) -> None:
     from stackmff.data.export import write_synthetic_stacks
 
-    folders = write_synthetic_stacks(args.output, args.count, args.layers, args.size,
-                                     args.renderer, args.seed)
-    print(f"wrote {len(folders)} stacks of {args.layers} layers to {args.output}")
+    done = write_synthetic_stacks(args.output, args.count, args.layers, args.size,
+                                  args.renderer, args.seed, args.split == "validation",
+                                  show_progress=True)
+    low, high = args.layers
+    layers = str(low) if low == high else f"{low} to {high}"
+    rate = (f": {done.frames} frames in {done.seconds:.0f} s, "
+            f"{60 * done.frames / done.seconds:.1f} frames per minute" if done.stacks else "")
+    print(f"{len(done.folders)} stacks of {layers} layers in {args.output} "
+          f"({done.stacks} rendered now{rate})")
 
 
 def _run_methods() -> None:

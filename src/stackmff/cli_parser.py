@@ -169,15 +169,32 @@ def _add_synth(commands) -> None:
     """``synth``: synthetic stacks with ground truth."""
     synth = commands.add_parser(
         "synth", help="write synthetic stacks with ground truth",
-        description="Render synthetic focus stacks (dead-leaves scenes and held-out photos "
-                    "with procedural depth) and write them with their all-in-focus image and "
-                    "ground-truth focus map.")
+        description="Render synthetic focus stacks and write them with their all-in-focus "
+                    "image and ground-truth focus map: dead-leaves scenes and photos with "
+                    "procedural depth (physical, faithful), or random 3D scenes ray-traced "
+                    "by POV-Ray through a real aperture (raytraced). Stack i is drawn from "
+                    "the seed (SEED, i); stacks already in DIR are kept, so a rerun "
+                    "continues the set.")
     synth.add_argument("-o", "--output", required=True, metavar="DIR")
-    synth.add_argument("--renderer", choices=("physical", "faithful"), default="physical")
-    synth.add_argument("--layers", type=int, default=8, metavar="N")
+    synth.add_argument("--renderer", choices=("physical", "faithful", "raytraced"),
+                       default="physical")
+    synth.add_argument("--layers", type=layer_range, default=(8, 8), metavar="N|LOW-HIGH",
+                       help="layers per stack, or a range drawn from per stack (default 8)")
     synth.add_argument("--count", type=int, default=4)
     synth.add_argument("--size", type=int, default=256, metavar="PX")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--split", choices=("validation", "train"), default="validation",
+                       help="draw photos (and ray-traced scene families) from the held-out "
+                            "side, never trained on (default), or from the training side")
+
+
+def layer_range(text: str) -> tuple[int, int]:
+    """``N`` or ``LOW-HIGH``, as an inclusive range."""
+    low, _, high = text.partition("-")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH, got {text!r}") from None
 
 
 def _add_train(commands) -> None:
