@@ -116,7 +116,8 @@ def _run_bench(args: argparse.Namespace) -> None:
     from stackmff.evaluation.bench import run_bench
 
     out = run_bench(args.suite, args.methods, args.quick, Path(args.data), Path(args.out),
-                    args.checkpoint, plots=not args.no_plots)
+                    args.checkpoint, plots=not args.no_plots, raytraced=Path(args.raytraced),
+                    head=args.head)
     print(f"wrote {out}")
 
 

@@ -153,12 +153,18 @@ def _add_bench(commands) -> None:
                     "every benchmark stack and write a Markdown report with plots.")
     bench.add_argument("--suite", nargs="+", metavar="NAME",
                        help="stack-size, order, interference, pairs, devernay-office, "
-                            "lytro-epfl48, microscopy (default: these seven); validation, "
-                            "validation-order, "
+                            "lytro-epfl48, microscopy, hci-lightfield, raytraced (default: "
+                            "these nine); out-of-domain (the five that the training renderer "
+                            "never made: hci-lightfield, devernay-office, lytro-epfl48, "
+                            "raytraced, microscopy); validation, validation-order, "
                             "validation-interference (held-out scenes, to judge a model)")
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
     bench.add_argument("--quick", action="store_true", help="small crops, fewer variants; the real stacks only when named by --suite")
     bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows (default: the shipped model)")
+    bench.add_argument("--head", metavar="PATH", help="head for the v3+ rows (default: the shipped head)")
+    bench.add_argument("--raytraced", default="runs/raytraced-validation", metavar="DIR",
+                       help="the ray-traced validation split, rendered there on first use "
+                            "(needs POV-Ray; default runs/raytraced-validation)")
     bench.add_argument("--data", default="../shared/data",
                        help="folder with the real ground-truth stacks (default ../shared/data)")
     bench.add_argument("--out", default="docs/benchmarks.md", metavar="PATH")
