@@ -29,9 +29,11 @@ demo: $(CORE)
 	@echo "wrote out/pcb_fused.png and out/pcb_focus_map.png"
 
 # The napari plugin's tests drive a real viewer: a virtual X server with OpenGL
-# (scripts/setup_gui.sh).
+# (scripts/setup_gui.sh); the ray-traced renderer's tests run POV-Ray and draw the Debian
+# photos (scripts/setup_training.sh).
 test: $(EXTRAS)
 	scripts/setup_gui.sh
+	scripts/setup_training.sh
 	xvfb-run -a -s "-screen 0 1600x1200x24" $(BIN)/python -m pytest --durations=15
 
 # Benchmarks: installs the peers (Debian enfuse, GNU time, opencv-doc's Aloe scene) first.

@@ -117,7 +117,7 @@ def _run_bench(args: argparse.Namespace) -> None:
 
     out = run_bench(args.suite, args.methods, args.quick, Path(args.data), Path(args.out),
                     args.checkpoint, plots=not args.no_plots, raytraced=Path(args.raytraced),
-                    head=args.head)
+                    head=args.head, rows_out=Path(args.rows) if args.rows else None)
     print(f"wrote {out}")
 
 

@@ -168,6 +168,8 @@ def _add_bench(commands) -> None:
     bench.add_argument("--data", default="../shared/data",
                        help="folder with the real ground-truth stacks (default ../shared/data)")
     bench.add_argument("--out", default="docs/benchmarks.md", metavar="PATH")
+    bench.add_argument("--rows", metavar="PATH",
+                       help="also append every stack's scores to this JSON-lines file")
     bench.add_argument("--no-plots", action="store_true")
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -44,9 +46,12 @@ def network_flops(sizes: list[int]) -> dict[int, float]:
 
 def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, data: Path,
               out: Path, checkpoint: str | None, plots: bool = True,
-              raytraced: Path = Path("runs/raytraced-validation"), head: str | None = None) -> Path:
+              raytraced: Path = Path("runs/raytraced-validation"), head: str | None = None,
+              rows_out: Path | None = None) -> Path:
     """``suites``: names, or ``out-of-domain`` for all of OUT_OF_DOMAIN; ``raytraced``: the
-    folder of the ray-traced validation split (rendered there on first use)."""
+    folder of the ray-traced validation split (rendered there on first use); ``rows_out``: a
+    JSON-lines file that gets every stack's scores as they come (to compare two runs stack by
+    stack: benchmarks/compare_rows.py)."""
     names = [n for s in (suites or SUITES) for n in (OUT_OF_DOMAIN if s == "out-of-domain" else [s])]
     chosen = set(names)
     known = SUITES + VALIDATION_SUITES
@@ -73,6 +78,7 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
     if "raytraced" in chosen and (not quick or suites):
         stacks += list(raytraced_stacks(raytraced))
     results, difference_sets, shown = [], [], set()
+    rows_file = rows_out
     for stack in progress(stacks, desc="bench", total=len(stacks)):
         keep = stack.suite not in shown and stack.truth is not None
         rows = run_stack(stack, method_list, keep_images=keep)
@@ -83,6 +89,11 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
             for r in rows:
                 r.fused = None
         results += rows
+        if rows_file is not None:
+            with rows_file.open("a") as handle:
+                for r in rows:
+                    handle.write(json.dumps({k: v for k, v in dataclasses.asdict(r).items()
+                                             if k != "fused"}) + "\n")
         print(f"{stack.suite} / {stack.variant} / {stack.name}: "
               + ", ".join(f"{r.method} {r.psnr:.2f}" for r in rows), file=sys.stderr, flush=True)
     plot_paths = []
