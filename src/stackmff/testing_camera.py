@@ -49,13 +49,18 @@ def mosaic(rgb: np.ndarray) -> np.ndarray:
     return cfa
 
 
-def write_dng(path: Path, scene: np.ndarray, neutral=(0.5, 1.0, 0.7),
+RESPONSE = (0.5, 1.0, 0.7)          # the sensor's response to white
+
+
+def write_dng(path: Path, scene: np.ndarray, neutral=RESPONSE,
               exif: dict[str, str] | None = None, orientation: int = 1) -> Path:
-    """A 14-bit RGGB DNG of ``scene`` (linear sRGB floats in [0, 1]) as a camera whose
-    response to white is ``neutral`` records it. ``exif`` (Exiv2 keys) is added with Exiv2."""
+    """A 14-bit RGGB DNG of ``scene`` (linear sRGB floats in [0, 1]) as the sensor records
+    it (:data:`RESPONSE`), with ``neutral`` as the camera's as-shot white balance (its
+    estimate of the response; an automatic white balance makes it differ from frame to
+    frame). ``exif`` (Exiv2 keys) is added with Exiv2."""
     import tifffile
 
-    raw = mosaic(np.asarray(scene, np.float64) * np.asarray(neutral))
+    raw = mosaic(np.asarray(scene, np.float64) * np.asarray(RESPONSE))
     values = np.clip(np.rint(BLACK + raw * (WHITE - BLACK)), 0, WHITE).astype(np.uint16)
     make = (exif or {}).get("Exif.Image.Make", "Synthetica")
     model = (exif or {}).get("Exif.Image.Model", "Macro One")
@@ -98,7 +103,7 @@ def dng_stack(folder: Path, n_layers: int = 5, height: int = 64, width: int = 96
         tags = dict(exif or {})
         if distances is not None:
             tags["Exif.Photo.SubjectDistance"] = str(Fraction(distances[k]).limit_denominator(1000))
-        neutral = (0.5, 1.0, 0.7) if neutrals is None else neutrals[k]
+        neutral = RESPONSE if neutrals is None else neutrals[k]
         paths.append(write_dng(Path(folder) / f"IMG_{k + 1:04d}.dng", layer, neutral,
                                tags or None))
     return paths, focus_map

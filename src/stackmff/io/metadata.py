@@ -104,7 +104,7 @@ def embed(data: bytes, output: Path, record: FusionRecord, size: tuple[int, int]
                       f"keeping EXIF and XMP needs Exiv2 ({INSTALL})", stacklevel=3)
         return data
     try:
-        carrier = _carrier(exiv2, record, size)
+        carrier = _carrier(exiv2, record, size, output.name)
         exif, xmp = True, True
         if suffix in JPEG_SUFFIXES:
             exif, xmp = _fits_jpeg(carrier, record.source.name, output.name)
@@ -136,7 +136,7 @@ def _blank() -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b""))
 
 
-def _carrier(exiv2, record: FusionRecord, size: tuple[int, int]) -> bytes:
+def _carrier(exiv2, record: FusionRecord, size: tuple[int, int], output: str) -> bytes:
     """The source's metadata, cleaned and corrected, in a blank PNG."""
     source = exiv2.Image(str(record.source))
     carrier = exiv2.ImageData(_blank())
@@ -144,6 +144,7 @@ def _carrier(exiv2, record: FusionRecord, size: tuple[int, int]) -> bytes:
         source.copy_to_another_image(carrier, exif=True, iptc=True, xmp=True, comment=False,
                                      icc=False, thumbnail=False)
         exif = carrier.read_exif()
+        _warn_dropped(source.read_exif(), exif, record.source.name, output)
         dropped = {key: None for key in exif if not _kept(key)}
         if dropped:
             carrier.modify_exif(dropped)
@@ -164,6 +165,17 @@ def _carrier(exiv2, record: FusionRecord, size: tuple[int, int]) -> bytes:
     finally:
         carrier.close()
         source.close()
+
+
+def _warn_dropped(before: dict, after: dict, source: str, output: str) -> None:
+    """Exiv2 leaves out a tag too large for one EXIF block (64 KB, what a JPEG's APP1
+    segment holds, whatever the format): say which were left out."""
+    lost = [key for key in before if _kept(key) and key not in after]
+    if lost:
+        size = sum(len(str(before[key])) for key in lost)
+        names = ", ".join(key.rsplit(".", 1)[1] for key in lost[:5])
+        warnings.warn(f"the EXIF of {source} is too large for a JPEG APP1 segment (64 KB): "
+                      f"{output} is written without {names} ({size:,} bytes)", stacklevel=4)
 
 
 def _kept(key: str) -> bool:
