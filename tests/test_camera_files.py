@@ -266,6 +266,16 @@ def test_align_registers_a_raw_stack(tmp_path, capsys):
     assert fused.shape[0] <= 96 - 6 and fused.shape[1] <= 128 - 6  # cropped to the overlap
 
 
+def test_stackmff_align_writes_a_raw_stacks_layers_as_tiffs(tmp_path, capsys):
+    dng_stack(tmp_path / "stack", n_layers=3, height=32, width=48)
+    assert main(["align", str(tmp_path / "stack"), "-o", str(tmp_path / "out")]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.tif"))
+    assert written == ["IMG_0001.tif", "IMG_0002.tif", "IMG_0003.tif"]
+    with tifffile.TiffFile(tmp_path / "out" / written[0]) as tif:
+        assert tif.pages.first.dtype == np.uint16
+        assert bytes(tif.pages.first.tags.valueof(34675)) == profile("srgb")
+
+
 def test_batch_fuses_raw_stacks_with_their_metadata(tmp_path):
     from stackmff.batch import fuse_many
 
