@@ -14,6 +14,7 @@ import tifffile
 from PIL import Image
 
 from stackmff.testing import make_stack
+from stackmff.testing_camera import CAMERA_EXIF, dng_stack, heic_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -61,7 +62,8 @@ RUNNABLE = [args for args in COMMANDS if not needs_gpu(args) and not trains_long
 
 
 def prepare(folder: Path) -> None:
-    """The inputs the README's examples name, small: three 64x64 layers each."""
+    """The inputs the README's examples name, small: three 64x64 layers each (``raw/``: DNG
+    files, ``phone/``: HEIC)."""
     layers, _, _ = make_stack(n_layers=3, height=64, width=64, colour=True, seed=3)
     shots = folder / "shots"
     shots.mkdir()
@@ -78,6 +80,8 @@ def prepare(folder: Path) -> None:
             (folder / "plate" / well).mkdir(parents=True, exist_ok=True)
             Image.fromarray((layer * 255).round().astype(np.uint8)).save(
                 folder / "plate" / well / f"{k}.png")
+    dng_stack(folder / "raw", n_layers=3, height=64, width=64, exif=CAMERA_EXIF)
+    heic_stack(folder / "phone", n_layers=3, height=48, width=64)
     (folder / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
     (folder / "configs").symlink_to(ROOT / "configs", target_is_directory=True)
 

@@ -37,7 +37,8 @@ def _run_fuse(args: argparse.Namespace) -> None:
                         confidence=args.confidence,
                         align=align_options(args) if args.align else None,
                         focus_channel=args.focus_channel, height_map=args.height_map,
-                        halo=args.halo, **method_options(args))
+                        halo=args.halo, colour_space=args.colour_space,
+                        metadata_from=args.metadata_from, **method_options(args))
     if not args.quiet:
         times = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.seconds.items())
         stacks = f"{report.stacks} stacks of " if report.stacks > 1 else ""
@@ -57,7 +58,8 @@ def _run_batch(args: argparse.Namespace) -> int:
                         align=align_options(args) if args.align else None,
                         format=args.format or "png", force=args.force,
                         focus_channel=args.focus_channel, height_map=args.height_map,
-                        halo=args.halo, **method_options(args))
+                        halo=args.halo, colour_space=args.colour_space,
+                        metadata_from=args.metadata_from, **method_options(args))
     return summary(results)
 
 

@@ -128,6 +128,30 @@ def method_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def add_photo_options(parser: argparse.ArgumentParser) -> None:
+    """The options for photographs: the colour space a RAW stack is developed into, and
+    which layer's metadata the fused image carries (docs/camera-files.md)."""
+    from stackmff.io.colour import COLOUR_SPACES, DEFAULT_SPACE
+
+    group = parser.add_argument_group("photographs (RAW, HEIC, JPEG: colour and metadata)")
+    group.add_argument("--colour-space", choices=tuple(COLOUR_SPACES),
+                       help=f"RAW stacks: develop into this space, its ICC profile embedded "
+                            f"(default {DEFAULT_SPACE}; linear needs .tif or .png)")
+    group.add_argument("--metadata-from", metavar="K", type=metadata_source,
+                       help="the layer (0-based) whose EXIF, XMP and IPTC the fused image "
+                            "carries (default: the reference layer, the middle one), or "
+                            "'none'")
+
+
+def metadata_source(text: str) -> int | str:
+    """``--metadata-from``: a layer index, or ``none``."""
+    if text == "none":
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a layer index (0, 1, ...) or 'none', got {text}")
+    return int(text)
+
+
 def add_microscopy_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
     """The options for microscopy files (OME-TIFF, OME-Zarr, ImageJ hyperstacks): for one
     file (``fuse``: ``--height-map PATH``) or for each file of a batch (``--height-map``

@@ -11,6 +11,7 @@ from stackmff import __version__
 from stackmff.cli_options import (
     add_fusion_options,
     add_microscopy_options,
+    add_photo_options,
     add_registration_options,
 )
 from stackmff.outputs import CONFIDENCE, FOCUS_MAP, INDICES
@@ -49,9 +50,11 @@ def _add_fuse(commands) -> None:
                     "bit depth.")
     inputs = fuse.add_argument_group("input")
     inputs.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="a folder (natural order), a glob, image files, one "
-                             "multi-page TIFF, or one OME-TIFF, OME-Zarr or ImageJ hyperstack")
+                        help="a folder (natural order), a glob, image files (camera RAW and "
+                             "HEIC too), one multi-page TIFF, or one OME-TIFF, OME-Zarr or "
+                             "ImageJ hyperstack")
     add_fusion_options(fuse)
+    add_photo_options(fuse)
     add_microscopy_options(fuse)
     output = fuse.add_argument_group("output")
     output.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -78,6 +81,7 @@ def _add_batch(commands) -> None:
                             "ImageJ hyperstacks: one stack each), or a .txt/.csv list of "
                             "stack paths")
     add_fusion_options(batch)
+    add_photo_options(batch)
     add_microscopy_options(batch, batch=True)
     run = batch.add_argument_group("execution")
     run.add_argument("--workers", type=int, metavar="N",

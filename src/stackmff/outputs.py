@@ -4,7 +4,8 @@ before any pixel is read, and their encoding. Every front end (``fuse``, ``batch
 
 The products: the fused image, the focus-map picture (colour, with a bar) and the raw layer
 indices beside it, the confidence, and (microscopy) the height map in µm. A source with several
-stacks (scenes x time points) writes its maps as TIFFs with one page per stack.
+stacks (scenes x time points) writes its maps as TIFFs with one page per stack. A photograph's
+fused image also carries its layers' ICC profile and one layer's metadata (:class:`Photo`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from stackmff.errors import StackError
 from stackmff.io.atomic import FolderWriter
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import SOFTWARE, encode_image, is_own_output
+from stackmff.io.metadata import FusionRecord, embed
 from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, check_output_paths
 from stackmff.microscopy.axes import Metadata, check_heights, heights
 from stackmff.microscopy.source import is_zarr
@@ -63,6 +65,8 @@ class Target:
         where: the input, for messages.
         inputs: files the outputs must not overwrite.
         metadata, layers: of a microscopy source: its heights, known before any pixel.
+        linear: the fused image holds linear light (a RAW stack developed linear), which
+            needs 16 bits.
     """
 
     microscopy: bool = False
@@ -74,6 +78,7 @@ class Target:
     inputs: tuple[Path, ...] = ()
     metadata: Metadata | None = None
     layers: int = 0
+    linear: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,9 @@ class OutputPlan:
 
     def _check_image(self, target: Target) -> None:
         image = self.image
+        if target.linear and image.suffix.lower() not in (".png", *TIFF_SUFFIXES):
+            raise StackError(f"cannot write {image}: linear light needs 16 bits (.tif or "
+                             ".png); 8 bits of it band in the shadows")
         if not target.microscopy:
             _check_writable(image)
         elif is_zarr_output(image):
@@ -226,6 +234,19 @@ class Microscopy:
     name: str = ""
 
 
+@dataclass(frozen=True)
+class Photo:
+    """What a photograph's fused image carries beside its pixels.
+
+    Attributes:
+        icc: the ICC profile of its layers (or of the space a RAW stack was developed into).
+        record: whose metadata it carries and how it was fused; ``None`` to carry none.
+    """
+
+    icc: bytes | None = None
+    record: FusionRecord | None = None
+
+
 @dataclass
 class Products:
     """What one run made, stack by stack (in scene, time point order).
@@ -238,6 +259,7 @@ class Products:
         layers: the stacks' layer count (the focus-map picture's colour bar).
         method: the method's name, for messages.
         microscopy: set for a microscopy image: its fused image is TCYX with metadata.
+        photo: set for a stack of photographs: the profile and metadata it carries.
     """
 
     fused: np.ndarray
@@ -246,6 +268,7 @@ class Products:
     layers: int
     method: str = ""
     microscopy: Microscopy | None = None
+    photo: Photo | None = None
 
 
 def _encode_fused(products: Products, path: Path) -> bytes | FolderWriter:
@@ -253,7 +276,11 @@ def _encode_fused(products: Products, path: Path) -> bytes | FolderWriter:
     series per scene) or, for one 8- or 16-bit plane, a plain image."""
     about, fused = products.microscopy, products.fused
     if about is None:
-        return encode_image(fused, path, SOFTWARE)
+        photo = products.photo or Photo()
+        data = encode_image(fused, path, SOFTWARE, photo.icc)
+        if photo.record is None:
+            return data
+        return embed(data, path, photo.record, (fused.shape[1], fused.shape[0]))
     if is_zarr(path):
         from stackmff.microscopy.ome_zarr import zarr_writer
 

@@ -4,7 +4,9 @@
 A folder, a glob, a list of files or a plain multi-page TIFF is a source of one stack; an
 OME-TIFF, OME-Zarr or ImageJ hyperstack (and a numpy, Dask or xarray array with named axes)
 is a source of one stack per scene and time point, each channel gathered with the focus
-channel's map (:mod:`stackmff.channel_rule`). Every front end (the CLI's ``fuse``, ``batch``,
+channel's map (:mod:`stackmff.channel_rule`). Camera files (RAW, HEIC) are image files too: a
+RAW stack is developed with one set of settings, decided on a perceptual view when developed
+linear, and its fused image carries a profile and one layer's metadata like any photograph's. Every front end (the CLI's ``fuse``, ``batch``,
 napari) comes through here; the file formats are read and written by :mod:`stackmff.io` and
 :mod:`stackmff.microscopy`, the products are named, checked and encoded by
 :mod:`stackmff.outputs`.
@@ -23,12 +25,18 @@ import numpy as np
 
 from stackmff.errors import StackError
 from stackmff.io import FusionWork, Stack, expand_inputs, load_stack, write_files_atomically
+from stackmff.io.colour import colour_space as check_colour_space
+from stackmff.io.colour import linear_from_perceptual, perceptual
+from stackmff.io.image import SOFTWARE
+from stackmff.io.metadata import FusionRecord, carries_metadata
+from stackmff.io.pixels import to_float
 from stackmff.methods import Fuser, FusionMethod, get_method
 from stackmff.microscopy.axes import Metadata, check_heights, heights, resolve_channel
 from stackmff.microscopy.source import Source, check_dtype, is_microscopy_file
-from stackmff.outputs import Microscopy, OutputPlan, Products, Target, skip_own_outputs
+from stackmff.outputs import Microscopy, OutputPlan, Photo, Products, Target, skip_own_outputs
 from stackmff.result import FusionResult, MicroscopyResult
 from stackmff.runtime.allocator import release_free_memory
+from stackmff.stack_ops import gather
 
 DEFAULT_METHOD = "depthmap"
 
@@ -103,6 +111,7 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
                confidence: str | Path | None = None, align: dict | None = None,
                fuser: Fuser | None = None, focus_channel: int | str | None = None,
                height_map: str | Path | None = None, halo: str | None = None,
+               colour_space: str | None = None, metadata_from: int | str | None = None,
                **options) -> FuseReport:
     """Files in, files out: check everything, read, optionally align, fuse, write.
 
@@ -122,13 +131,18 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
         height_map: microscopy: a ``.tif`` for float32 heights in µm per time point.
         halo: ``"near-to-far"`` or ``"far-to-near"`` to limit halos beside near objects
             (see :mod:`stackmff.retouch.halo`), for methods that select layers.
+        colour_space: RAW stacks: the space they are developed into (``srgb`` by default,
+            ``linear``, ``adobe-rgb``, ``prophoto``; see docs/camera-files.md).
+        metadata_from: photographs: the file (0-based) whose EXIF, XMP and IPTC the fused
+            image carries (default: the reference layer, the middle one), or ``"none"``.
         **options: the method's options.
     """
     started = time.perf_counter()
     entry = check_method(method, **options)
     check_halo(halo, entry, options)
     plan = OutputPlan.of(output, focus_map, confidence, height_map)
-    source = open_inputs(inputs, focus_channel, height_map, align)
+    source = open_inputs(inputs, focus_channel, height_map, align, colour_space,
+                         metadata_from)
     try:
         plan.check(source.target(), entry.confidence, method)
         source.decide()
@@ -145,11 +159,14 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
 
 
 def open_inputs(inputs: str | Path | Sequence[str | Path], focus_channel=None,
-                height_map=None, align: dict | None = None) -> ImageFiles | MicroscopyFile:
+                height_map=None, align: dict | None = None, colour_space: str | None = None,
+                metadata_from: int | str | None = None) -> ImageFiles | MicroscopyFile:
     """The inputs as a source: one microscopy file, or the image files of one stack.
 
     A plain multi-page TIFF is read as a microscopy file (its pages the Z planes) when
-    microscopy options are given; those options need one such file.
+    microscopy options are given; those options need one such file. The photographs'
+    options (colour space, metadata) do not apply to microscopy files, which keep their OME
+    metadata.
     """
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     single = len(inputs) == 1 and not glob_like(inputs[0])
@@ -164,13 +181,19 @@ def open_inputs(inputs: str | Path | Sequence[str | Path], focus_channel=None,
     if reads_as_microscopy(microscopy_file, one_file, bool(asked)):
         if align is not None:
             raise StackError("--align does not apply to microscopy files")
+        photo = [name for name, value in (("--colour-space", colour_space),
+                                          ("--metadata-from", metadata_from))
+                 if value is not None]
+        if photo:
+            raise StackError(f"{' and '.join(photo)} apply to photographs; microscopy files "
+                             "keep their OME metadata")
         from stackmff.microscopy.source import open_source
 
         return MicroscopyFile(open_source(inputs[0]), focus_channel)
     paths = skip_own_outputs(expand_inputs(inputs), inputs)
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
-    return ImageFiles(paths, align)
+    return ImageFiles(paths, align, colour_space, metadata_from)
 
 
 def reads_as_microscopy(microscopy_file: bool, one_file: bool, microscopy_options: bool) -> bool:
@@ -185,18 +208,37 @@ def glob_like(value: str | Path) -> bool:
 
 
 class ImageFiles:
-    """Image files (a folder, a glob, a list, a plain multi-page TIFF): one stack, read at
-    the files' bit depth, optionally registered."""
+    """Image files (a folder, a glob, a list, a plain multi-page TIFF, camera RAW or HEIC
+    files): one stack, read at the files' bit depth (RAW: developed), optionally registered."""
 
-    def __init__(self, paths: list[Path], align: dict | None):
+    def __init__(self, paths: list[Path], align: dict | None, colour_space: str | None = None,
+                 metadata_from: int | str | None = None):
         self.paths, self.align = paths, align
+        self.space = None if colour_space is None else check_colour_space(colour_space)
+        self.colour_space = colour_space
+        self.metadata_from = metadata_from
         self.summary: dict = {}
 
     def target(self) -> Target:
-        return Target(inputs=tuple(self.paths))
+        return Target(inputs=tuple(self.paths),
+                      linear=self.space is not None and self.space.linear)
+
+    @property
+    def reference(self) -> int:
+        """The reference layer: the alignment's, else the middle one."""
+        chosen = (self.align or {}).get("reference", "middle")
+        return len(self.paths) // 2 if chosen == "middle" else int(chosen)
 
     def decide(self) -> None:
-        """Nothing more to check before the pixels."""
+        """The layer whose metadata is carried exists."""
+        chosen = self.metadata_from
+        if chosen is None or chosen == "none":
+            return
+        if isinstance(chosen, str) and not chosen.isdigit():
+            raise StackError(f"--metadata-from takes a layer index or 'none', got {chosen!r}")
+        if not 0 <= int(chosen) < len(self.paths):
+            raise StackError(f"--metadata-from {chosen}: the stack has {len(self.paths)} "
+                             f"files (0 to {len(self.paths) - 1})")
 
     def fuse(self, fuser: Fuser, entry: FusionMethod, copies: bool,
              seconds: dict) -> Products:
@@ -205,7 +247,8 @@ class ImageFiles:
         # them; registration wants floats
         stack = load_stack(self.paths, match_sizes=self.align is not None,
                            floats=self.align is not None,
-                           fusing=FusionWork(entry.float_copy))
+                           fusing=FusionWork(entry.float_copy),
+                           colour_space=self.colour_space, reference=self.reference)
         seconds["load"] = time.perf_counter() - loading
         if self.align is not None:
             from stackmff.registration import align_stack
@@ -216,14 +259,41 @@ class ImageFiles:
                                         paths=[stack.paths[k] for k in alignment.indices])
             seconds["align"] = time.perf_counter() - aligning
         fusing = time.perf_counter()
-        result = fuser(stack.layers)
+        result = fuse_photograph(fuser, stack, copies)
         seconds["fuse"] = time.perf_counter() - fusing
         height, width = stack.layers.shape[1:3]
         self.summary = {"layers": len(stack), "width": width, "height": height}
-        return stack_products(result, stack)
+        products = stack_products(result, stack)
+        products.photo = Photo(stack.icc, self._record(stack, result.method or entry.name))
+        return products
+
+    def _record(self, stack: Stack, method: str) -> FusionRecord | None:
+        """Whose metadata the fused image carries, if that layer has any."""
+        if self.metadata_from == "none":
+            return None
+        index = self.reference if self.metadata_from is None else int(self.metadata_from)
+        source = self.paths[min(index, len(self.paths) - 1)]
+        if not carries_metadata(source):
+            return None
+        return FusionRecord(source, method, len(stack), tuple(dict.fromkeys(stack.paths)),
+                            SOFTWARE)
 
     def close(self) -> None:
         pass
+
+
+def fuse_photograph(fuser: Fuser, stack: Stack, copies: bool) -> FusionResult:
+    """Fuse a stack; a stack of linear light (RAW developed linear) is decided on its
+    perceptual view, and its pixels are then taken from the linear layers (gathered with
+    the map, or, for a method that computes pixels, its result turned linear again)."""
+    if stack.space is None or not stack.space.linear:
+        return fuser(stack.layers)
+    result = fuser(perceptual(stack.layers))
+    if copies and result.focus_map is not None:
+        fused = gather(stack.layers, result.focus_map)
+    else:
+        fused = linear_from_perceptual(to_float(result.fused))
+    return dataclasses.replace(result, fused=fused)
 
 
 def stack_products(result: FusionResult, stack: Stack) -> Products:

@@ -50,6 +50,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
               align: dict | None = None, format: str | Sequence[str] = "png",
               force: bool = False, focus_channel: int | str | None = None,
               height_map: bool = False, halo: str | None = None,
+              colour_space: str | None = None, metadata_from: int | str | None = None,
               **options) -> list[BatchResult]:
     """Fuse many stacks, each into ``OUTDIR/<its name>.<format>`` (and its maps).
 
@@ -75,6 +76,9 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
             every file.
         height_map: microscopy: also write ``<name>_height_map.tif`` (float32 µm).
         halo: limit halos beside near objects (see :func:`stackmff.fuse_files`).
+        colour_space, metadata_from: stacks of photographs: the space RAW stacks are
+            developed into, and whose metadata each fused image carries (see
+            :func:`stackmff.fuse_files`).
         **options: the method's options (see :func:`stackmff.fuse_stack`).
 
     Returns:
@@ -97,6 +101,10 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     entry = check_method(method, **options)
     check_halo(halo, entry, options)
     check_confidence(confidence, entry.confidence, method)
+    if colour_space is not None:
+        from stackmff.io.colour import colour_space as check_colour_space
+
+        check_colour_space(colour_space)
     tasks = (list(stacks) if stacks and all(isinstance(s, StackTask) for s in stacks)
              else find_stacks(list(stacks), outdir))
     _check_outdir(outdir)
@@ -104,7 +112,7 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     batch = BatchOptions(method, tuple(sorted(options.items())),
                          None if align is None else tuple(sorted(align.items())),
                          focus_map, confidence, image_format, threads, microscopy_format,
-                         focus_channel, height_map, halo)
+                         focus_channel, height_map, halo, colour_space, metadata_from)
     _check_microscopy(tasks, batch)
     _check_places(tasks, batch, outdir)
     _check_outputs(tasks, batch, outdir)

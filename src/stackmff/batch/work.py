@@ -61,6 +61,8 @@ class BatchOptions:
     focus_channel: int | str | None = None
     height_map: bool = False
     halo: str | None = None
+    colour_space: str | None = None
+    metadata_from: int | str | None = None
 
     @property
     def microscopy_options(self) -> list[str]:
@@ -92,10 +94,13 @@ class BatchOptions:
     def recipe(self) -> dict:
         """What decides the pixels of an output besides its stack, as the report records it
         (JSON values, so that a line read back compares equal)."""
+        photo = {name: value for name, value in (("colour_space", self.colour_space),
+                                                 ("metadata_from", self.metadata_from))
+                 if value is not None}  # only when given: earlier reports stay valid
         return json.loads(json.dumps({
             "method_options": dict(self.method_options),
             "align": None if self.align is None else dict(self.align),
-            "halo": self.halo, "focus_channel": self.focus_channel}, default=str))
+            "halo": self.halo, "focus_channel": self.focus_channel, **photo}, default=str))
 
     def finished(self, task: StackTask, outdir: Path, record: dict | None) -> bool:
         """Whether ``task`` need not be fused again: its last ``ok`` report line ``record``
@@ -255,8 +260,9 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
     plan = options.outputs(task, outdir)
     result = BatchResult.of(task, outdir, options, "failed", attempts=attempt)
     microscopy = options.microscopy(task)
-    extra = {"focus_channel": options.focus_channel,
-             "height_map": plan.height_map} if microscopy else {}
+    extra = ({"focus_channel": options.focus_channel, "height_map": plan.height_map}
+             if microscopy else {"colour_space": options.colour_space,
+                                 "metadata_from": options.metadata_from})
     _set_up_process(options.threads)
     _reset_peak_memory()
     started = time.perf_counter()
