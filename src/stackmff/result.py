@@ -26,12 +26,19 @@ class FusionResult:
         confidence: ``(H, W)`` float32 in [0, 1], the method's certainty in its choice, or
             ``None`` where the method has no such notion.
         method: name of the method that produced it.
+        depth: ``(H, W)`` float32, the focus position in layers refined below one layer
+            around the method's best layer (``depthmap``: a Gaussian through the focus
+            measures of that layer and its two neighbours; the network: the expected layer of
+            the probabilities there), or ``None``. It is a measurement, not a choice: where
+            the focus map was smoothed or edited away from it, the map's layer counts (see
+            :mod:`stackmff.surface`).
     """
 
     fused: np.ndarray
     focus_map: np.ndarray | None = None
     confidence: np.ndarray | None = None
     method: str = ""
+    depth: np.ndarray | None = None
 
 
 @dataclass
