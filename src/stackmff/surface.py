@@ -28,6 +28,7 @@ from stackmff.microscopy.axes import MICROMETRES
 DEFAULT_FACES = 500_000
 MIN_RADIUS = 2          # the smoothing window's least half-width (pixels)
 FLOOR_WEIGHT = 1e-3     # the weight of a pixel with no confidence: it follows, never leads
+OWN_VOTE = 0.5          # a pixel's own vote, as a share of its window's mean weight
 LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9.].*?)?\s*$")
 
 
@@ -111,11 +112,16 @@ def refined_positions(focus_map: np.ndarray, depth: np.ndarray | None) -> np.nda
 def smooth_positions(focus_map: np.ndarray, positions: np.ndarray, weights: np.ndarray,
                      radius: int) -> np.ndarray:
     """Confidence-weighted median of the layers in a ``2 radius + 1`` square, then the
-    weighted mean of the sub-layer positions of the neighbours on that layer."""
+    weighted mean of the sub-layer positions of the neighbours on that layer.
+
+    A pixel's own vote counts extra (:data:`OWN_VOTE`), so that a sure structure narrower
+    than half the window (a wire, a corner) keeps its layer where all are equally sure,
+    while a lone unsure pick follows its neighbours."""
     size = (2 * radius + 1, 2 * radius + 1)
+    own = np.float32(OWN_VOTE)
 
     def window_mean(values: np.ndarray) -> np.ndarray:
-        return cv2.blur(values, size, borderType=cv2.BORDER_REFLECT)
+        return cv2.blur(values, size, borderType=cv2.BORDER_REFLECT) + own * values
 
     half = window_mean(weights) * np.float32(0.5)
     below = np.zeros_like(half)
