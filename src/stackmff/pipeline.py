@@ -352,11 +352,12 @@ def fuse_array(array, axes: str | None, method: str, fuser: Fuser | None,
     focus = resolve_channel(focus_channel, source.metadata, source.shape[1], WHERE)
     check_heights(source.metadata, source.shape[2], WHERE)
     fuser = with_halo(fuser or entry.prepare(**options), halo)
-    fused, maps, confidences, _ = fuse_stacks(source, fuser, entry.copies_pixels(**options),
-                                              focus, method)
+    fused, maps, confidences, depths = fuse_stacks(source, fuser,
+                                                   entry.copies_pixels(**options), focus, method)
     focus_map = np.stack(maps)
     values, in_um = heights(focus_map, source.metadata, WHERE, warn=False)
     confidence = None if confidences is None else np.stack(confidences)
     fused = as_dataarray(fused[0], array, axes) if is_xarray(array) else fused[0]
+    depth = None if any(d is None for d in depths) else np.stack(depths)
     return MicroscopyResult(fused, focus_map, confidence, values, source.metadata, method,
-                            in_um)
+                            in_um, depth=depth)

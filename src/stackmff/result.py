@@ -54,6 +54,8 @@ class MicroscopyResult:
             indices when the Z step is unknown (``heights_in_um`` is then ``False``).
         metadata: the input's physical sizes, Z origin and channels.
         method: the method's name.
+        depth: ``(T, Y, X)`` float32 sub-layer focus positions (see
+            :attr:`FusionResult.depth`) for an array of one time point, else ``None``.
     """
 
     fused: Any
@@ -64,3 +66,4 @@ class MicroscopyResult:
     method: str
     heights_in_um: bool = True
     axes: str = "TCYX"
+    depth: np.ndarray | None = None

@@ -248,7 +248,8 @@ def make_surface(focus_map: np.ndarray, layers: int, *, depth: np.ndarray | None
     positions = smooth_positions(focus_map, refined_positions(focus_map, depth), weights,
                                  radius)
     rows, cols = _samples(height, step), _samples(width, step)
-    grid = np.ascontiguousarray(positions[rows][:, cols], np.float32)
+    # within the stack (a mean of equal values may round just past the last layer)
+    grid = np.clip(positions[rows][:, cols], 0, layers - 1).astype(np.float32)
     return Surface(rows, cols, grid, (height, width), layers)
 
 
