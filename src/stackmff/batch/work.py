@@ -98,12 +98,15 @@ class BatchOptions:
     def recipe(self) -> dict:
         """What decides the pixels of an output besides its stack, as the report records it
         (JSON values, so that a line read back compares equal)."""
-        return json.loads(json.dumps({
-            "method_options": dict(self.method_options),
-            "align": None if self.align is None else dict(self.align),
-            "halo": self.halo, "focus_channel": self.focus_channel, "prefer": self.prefer,
-            "mesh": dataclasses.asdict(self.mesh_options) if self.mesh else None},
-            default=str))
+        recipe = {"method_options": dict(self.method_options),
+                  "align": None if self.align is None else dict(self.align),
+                  "halo": self.halo, "focus_channel": self.focus_channel}
+        # only when given: the lines of batches run without them stay valid
+        if self.prefer is not None:
+            recipe["prefer"] = self.prefer
+        if self.mesh is not None:
+            recipe["mesh"] = dataclasses.asdict(self.mesh_options)
+        return json.loads(json.dumps(recipe, default=str))
 
     def finished(self, task: StackTask, outdir: Path, record: dict | None) -> bool:
         """Whether ``task`` need not be fused again: its last ``ok`` report line ``record``
