@@ -23,8 +23,8 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.io.atomic import FolderWriter
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
-from stackmff.io.mesh import check_mesh_suffix, require_trimesh
 from stackmff.io.image import SOFTWARE, encode_image, is_own_output
+from stackmff.io.mesh import check_mesh_suffix, require_trimesh
 from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, check_output_paths
 from stackmff.microscopy.axes import Metadata, check_heights, heights
 from stackmff.microscopy.source import is_zarr

@@ -20,8 +20,8 @@ from stackmff.batch.stacks import StackTask, find_stacks
 from stackmff.batch.work import BatchOptions, BatchResult, split_formats, worker_environment
 from stackmff.errors import StackError
 from stackmff.io.atomic import remove_stale_temporaries
-from stackmff.io.paths import check_inside
 from stackmff.io.mesh import MESH_SUFFIXES, require_trimesh
+from stackmff.io.paths import check_inside
 from stackmff.outputs import MeshOptions, check_confidence, is_zarr_output
 from stackmff.progress import progress
 

@@ -9,7 +9,6 @@ the other products, all together.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
