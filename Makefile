@@ -21,7 +21,7 @@ $(CORE): pyproject.toml
 # pytest-qt goes with the napari extra, not in the test extra: without a Qt binding it would
 # stop every pytest run.
 $(EXTRAS): $(CORE)
-	$(BIN)/pip install --quiet -e ".[test,cluster,napari,microscopy,raw,heif,metadata]" "pytest-qt>=4.4"
+	$(BIN)/pip install --quiet -e ".[test,cluster,napari,microscopy,raw,heif,metadata,mesh]" "pytest-qt>=4.4"
 	touch $@
 
 demo: $(CORE)

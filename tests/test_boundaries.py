@@ -97,7 +97,7 @@ LAYERS = (
     ("stack_ops", "microscopy", "metrics", "model"),      # stacks, formats, measures, net
     ("result", "registration", "runtime", "weights"),
     ("methods",),                                         # the registry
-    ("classical", "fusion", "retouch", "channel_rule", "outputs"),
+    ("classical", "fusion", "retouch", "channel_rule", "surface", "outputs"),
     ("pipeline", "regather"),                             # the one path, files to files
     ("api",),
     ("stackmff", "__main__", "cli", "cli_parser", "cli_options", "batch", "napari",
@@ -184,6 +184,21 @@ def test_import_stackmff_and_a_jpeg_fuse_do_not_import_the_camera_libraries(tmp_
     assert (tmp_path / "out.jpg").exists()
     assert "stackmff.io.metadata" in loaded  # the path that would carry metadata ran
     assert not CAMERA_LIBRARIES & {m.split(".")[0] for m in loaded}
+def test_import_stackmff_and_a_plain_fuse_do_not_import_trimesh(tmp_path):
+    """trimesh (the mesh extra) is imported only when a mesh is written."""
+    from stackmff.testing import make_stack, write_stack
+
+    write_stack(tmp_path / "stack", make_stack(3, 32, 40, colour=True)[0])
+    loaded = modules_after(
+        "import stackmff, stackmff.cli, stackmff.batch, stackmff.surface\n"
+        f"stackmff.fuse_files({str(tmp_path / 'stack')!r}, {str(tmp_path / 'o.png')!r})")
+    assert "stackmff.outputs" in loaded and "stackmff.surface" in loaded
+    assert "trimesh" not in loaded
+    with_mesh = modules_after(
+        "import stackmff\n"
+        f"stackmff.fuse_files({str(tmp_path / 'stack')!r}, {str(tmp_path / 'o.png')!r}, "
+        f"mesh={str(tmp_path / 'o.ply')!r})")
+    assert "trimesh" in with_mesh  # the check above means something
 
 
 def test_microscopy_tiffs_fuse_without_zarr(tmp_path):

@@ -95,14 +95,22 @@ def promised_outputs(args: list[str]) -> list[str]:
             paths += [focus_map, str(Path(focus_map).with_name(Path(focus_map).stem
                                                                + "_indices.png"))]
         confidence = option(args, "--confidence")
-        return paths + ([confidence] if confidence else [])
+        mesh = option(args, "--mesh")
+        if mesh and mesh.endswith(".obj"):
+            paths += [mesh[:-4] + ".mtl", mesh[:-4] + "_texture.png"]
+        return paths + ([confidence] if confidence else []) + ([mesh] if mesh else [])
+    if args[0] == "regather":
+        return [option(args, "-o", "--output")] + ([option(args, "--mesh")]
+                                                   if "--mesh" in args else [])
     if args[0] == "align":
         out = option(args, "-o", "--output")
         return [f"{out}/transforms.json"] + [f"{out}/IMG_{k:04d}.JPG" for k in (1, 2, 3)]
     if args[0] == "batch":
         out = option(args, "-o", "--output")
         maps = ["A1_focus_map.png", "A1_focus_map_indices.png"] if "--focus-map" in args else []
-        return [f"{out}/{name}" for name in ("A1.png", "A2.png", "batch.jsonl", *maps)]
+        mesh = option(args, "--mesh")
+        meshes = [f"A1.{mesh}", f"A2.{mesh}"] if mesh else []
+        return [f"{out}/{name}" for name in ("A1.png", "A2.png", "batch.jsonl", *maps, *meshes)]
     if args[0] == "synth":
         return [f"{option(args, '-o', '--output')}/stack_000/focus_map.png"]
     if args[0] == "train":

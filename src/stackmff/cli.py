@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stackmff.api import DEFAULT_METHOD, fuse_files
-from stackmff.cli_options import align_options, method_options
+from stackmff.cli_options import align_options, mesh_options, method_options
 from stackmff.cli_parser import build_parser
 from stackmff.errors import StackError
 from stackmff.io import load_stack
@@ -37,8 +37,9 @@ def _run_fuse(args: argparse.Namespace) -> None:
                         confidence=args.confidence,
                         align=align_options(args) if args.align else None,
                         focus_channel=args.focus_channel, height_map=args.height_map,
-                        halo=args.halo, colour_space=args.colour_space,
-                        metadata_from=args.metadata_from, **method_options(args))
+                        halo=args.halo, prefer=args.prefer, colour_space=args.colour_space,
+                        metadata_from=args.metadata_from, **mesh_options(args),
+                        **method_options(args))
     if not args.quiet:
         times = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.seconds.items())
         stacks = f"{report.stacks} stacks of " if report.stacks > 1 else ""
@@ -58,8 +59,9 @@ def _run_batch(args: argparse.Namespace) -> int:
                         align=align_options(args) if args.align else None,
                         format=args.format or "png", force=args.force,
                         focus_channel=args.focus_channel, height_map=args.height_map,
-                        halo=args.halo, colour_space=args.colour_space,
-                        metadata_from=args.metadata_from, **method_options(args))
+                        halo=args.halo, prefer=args.prefer, colour_space=args.colour_space,
+                        metadata_from=args.metadata_from, **mesh_options(args),
+                        **method_options(args))
     return summary(results)
 
 
@@ -108,7 +110,8 @@ def _run_regather(args: argparse.Namespace) -> None:
 
     written = regather_files(args.inputs, args.focus_map, args.output,
                              confidence=args.confidence, original_map=args.original_map,
-                             confidence_out=args.confidence_out)
+                             confidence_out=args.confidence_out, prefer=args.prefer,
+                             **mesh_options(args))
     if not args.quiet:
         for path in written:
             print(f"wrote {path}")

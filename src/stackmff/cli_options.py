@@ -1,5 +1,6 @@
-"""The options that ``fuse`` and ``batch`` share: registration, method, network; and how they
-become the library's keyword arguments."""
+"""The options that ``fuse`` and ``batch`` share: registration, method, network, the map
+edits after the method (``--halo``, ``--prefer``), the surface mesh; and how they become the
+library's keyword arguments."""
 
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def align_options(args) -> dict:
             "on_failure": args.on_failure, "tolerance": args.tolerance}
 
 
-def add_fusion_options(parser: argparse.ArgumentParser) -> None:
-    """Registration, method and network options: the same for one stack and for a batch."""
+def add_fusion_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
+    """Registration, method, network and mesh options: the same for one stack and for a
+    batch (whose ``--mesh`` names a format, each stack's mesh named after it)."""
     add_registration_options(parser.add_argument_group("registration"), with_switch=True)
     method = parser.add_argument_group("fusion")
     method.add_argument("-m", "--method", default=DEFAULT_METHOD,
@@ -50,7 +52,46 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
                         help="keep near objects' blur out of the far background beside them "
                              "(docs/halo.md); the value says how the stack runs "
                              "(default near-to-far: the first image focused nearest)")
+    add_prefer_option(method)
     add_method_options(parser)
+    add_mesh_options(parser, batch)
+
+
+def add_prefer_option(group) -> None:
+    group.add_argument("--prefer", choices=("near", "far"),
+                       help="where several layers are nearly as sharp (at least half the "
+                            "sharpest), take the nearest or the farthest (the first image "
+                            "focused nearest); for methods that select layers")
+
+
+def add_mesh_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
+    """``--mesh`` and how the surface is measured (docs/mesh.md)."""
+    group = parser.add_argument_group("surface mesh (pip install \"stackmff[mesh]\")")
+    if batch:
+        group.add_argument("--mesh", choices=("glb", "obj", "ply", "stl"),
+                           help="also write <name>.<format>: the surface (heights from the "
+                                "focus map) textured with the fused image")
+    else:
+        group.add_argument("--mesh", metavar="PATH",
+                           help="the surface (heights from the focus map) as .glb or .obj "
+                                "(textured with the fused image), .ply (vertex colours) or "
+                                ".stl (geometry)")
+    group.add_argument("--mesh-faces", type=int, metavar="N",
+                       help="the most triangles of the mesh (default 500000)")
+    group.add_argument("--z-step", metavar="LENGTH",
+                       help="the distance between layers with its unit (e.g. 0.05mm, 20um): "
+                            "heights become lengths; a microscopy file's Z step is used "
+                            "otherwise")
+    group.add_argument("--pixel-size", metavar="LENGTH",
+                       help="the size of a pixel on the subject (e.g. 4.5um); a microscopy "
+                            "file's pixel size is used otherwise")
+
+
+def mesh_options(args: argparse.Namespace) -> dict:
+    """The mesh options as the library's keyword arguments (``mesh`` a path for ``fuse`` and
+    ``regather``, a format for ``batch``)."""
+    return {"mesh": args.mesh, "mesh_faces": args.mesh_faces, "z_step": args.z_step,
+            "pixel_size": args.pixel_size}
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:

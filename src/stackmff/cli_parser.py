@@ -10,8 +10,10 @@ import argparse
 from stackmff import __version__
 from stackmff.cli_options import (
     add_fusion_options,
+    add_mesh_options,
     add_microscopy_options,
     add_photo_options,
+    add_prefer_option,
     add_registration_options,
 )
 from stackmff.outputs import CONFIDENCE, FOCUS_MAP, INDICES
@@ -80,7 +82,7 @@ def _add_batch(commands) -> None:
                             "globs, multi-page TIFFs, microscopy files (OME-TIFF, OME-Zarr, "
                             "ImageJ hyperstacks: one stack each), or a .txt/.csv list of "
                             "stack paths")
-    add_fusion_options(batch)
+    add_fusion_options(batch, batch=True)
     add_photo_options(batch)
     add_microscopy_options(batch, batch=True)
     run = batch.add_argument_group("execution")
@@ -146,6 +148,8 @@ def _add_regather(commands) -> None:
                           help=f"the unedited <stem>{INDICES}.png, to find the edited pixels")
     regather.add_argument("--confidence-out", metavar="PATH",
                           help="where the carried-over confidence goes (16-bit grey)")
+    add_prefer_option(regather)
+    add_mesh_options(regather)
     regather.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
 

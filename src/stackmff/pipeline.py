@@ -33,7 +33,15 @@ from stackmff.io.pixels import to_float
 from stackmff.methods import Fuser, FusionMethod, get_method
 from stackmff.microscopy.axes import Metadata, check_heights, heights, resolve_channel
 from stackmff.microscopy.source import Source, check_dtype, is_microscopy_file
-from stackmff.outputs import Microscopy, OutputPlan, Photo, Products, Target, skip_own_outputs
+from stackmff.outputs import (
+    MeshOptions,
+    Microscopy,
+    OutputPlan,
+    Photo,
+    Products,
+    Target,
+    skip_own_outputs,
+)
 from stackmff.result import FusionResult, MicroscopyResult
 from stackmff.runtime.allocator import release_free_memory
 from stackmff.stack_ops import gather
@@ -58,24 +66,34 @@ def prepare_method(method: str = DEFAULT_METHOD, **options) -> Fuser:
     return check_method(method, **options).prepare(**options)
 
 
-def check_halo(halo: str | None, entry: FusionMethod, options: dict) -> None:
-    """``halo`` (``"near-to-far"`` or ``"far-to-near"``: how the stack runs) edits the focus
-    map after the method, so it needs a method whose pixels are the layers its map names."""
-    if halo is None:
-        return
-    from stackmff.retouch import ORDERS
+def check_halo(halo: str | None, entry: FusionMethod, options: dict,
+               prefer: str | None = None) -> None:
+    """``halo`` (``"near-to-far"`` or ``"far-to-near"``: how the stack runs) and ``prefer``
+    (``"near"`` or ``"far"``) edit the focus map after the method, so they need a method whose
+    pixels are the layers its map names."""
+    if halo is not None:
+        from stackmff.retouch import ORDERS
 
-    if halo not in ORDERS:
-        raise StackError(f"--halo takes {' or '.join(ORDERS)}, got {halo!r}")
-    if not entry.copies_pixels(**options):
-        blend = f" --blend {options['blend']}" if "blend" in options else ""
-        raise StackError(f"--halo edits the focus map, so it needs a method that selects "
-                         f"layers (see `stackmff methods`; the network with --blend hard), "
-                         f"not --method {entry.name}{blend}")
+        if halo not in ORDERS:
+            raise StackError(f"--halo takes {' or '.join(ORDERS)}, got {halo!r}")
+    if prefer is not None:
+        from stackmff.retouch.ties import check_side
+
+        check_side(prefer)
+    for flag, value in (("--halo", halo), ("--prefer", prefer)):
+        if value is not None and not entry.copies_pixels(**options):
+            blend = f" --blend {options['blend']}" if "blend" in options else ""
+            raise StackError(f"{flag} edits the focus map, so it needs a method that selects "
+                             f"layers (see `stackmff methods`; the network with --blend "
+                             f"hard), not --method {entry.name}{blend}")
 
 
-def with_halo(fuser: Fuser, halo: str | None) -> Fuser:
-    """The fuser, followed by the halo limit when one was asked for (:mod:`stackmff.retouch.halo`)."""
+def with_halo(fuser: Fuser, halo: str | None, prefer: str | None = None) -> Fuser:
+    """The fuser, followed by the steps that edit its map when asked for: the near or far
+    sharp layer (:mod:`stackmff.retouch.ties`), then the halo limit
+    (:mod:`stackmff.retouch.halo`)."""
+    if prefer is not None:
+        fuser = _Preferring(fuser, prefer)
     return fuser if halo is None else _HaloLimited(fuser, halo)
 
 
@@ -89,6 +107,18 @@ class _HaloLimited:
         from stackmff.retouch import limit_result_halos
 
         return limit_result_halos(layers, self.fuser(layers), self.order)
+
+
+class _Preferring:
+    """A fuser whose results take the nearest (farthest) of the layers nearly as sharp."""
+
+    def __init__(self, fuser: Fuser, side: str):
+        self.fuser, self.side = fuser, side
+
+    def __call__(self, layers: np.ndarray) -> FusionResult:
+        from stackmff.retouch import prefer_result
+
+        return prefer_result(layers, self.fuser(layers), self.side)
 
 
 @dataclass
@@ -111,8 +141,10 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
                confidence: str | Path | None = None, align: dict | None = None,
                fuser: Fuser | None = None, focus_channel: int | str | None = None,
                height_map: str | Path | None = None, halo: str | None = None,
-               colour_space: str | None = None, metadata_from: int | str | None = None,
-               **options) -> FuseReport:
+               prefer: str | None = None, mesh: str | Path | None = None,
+               mesh_faces: int | None = None, z_step: str | float | None = None,
+               pixel_size: str | float | None = None, colour_space: str | None = None,
+               metadata_from: int | str | None = None, **options) -> FuseReport:
     """Files in, files out: check everything, read, optionally align, fuse, write.
 
     Every check that does not need the pixels (method, options, output types and paths, the
@@ -135,18 +167,25 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
             ``linear``, ``adobe-rgb``, ``prophoto``; see docs/camera-files.md).
         metadata_from: photographs: the file (0-based) whose EXIF, XMP and IPTC the fused
             image carries (default: the reference layer, the middle one), or ``"none"``.
+        prefer: ``"near"`` or ``"far"``: where several layers are nearly as sharp, take the
+            nearest or the farthest (see :mod:`stackmff.retouch.ties`).
+        mesh: a ``.glb``, ``.obj``, ``.ply`` or ``.stl`` for the surface (the ``mesh``
+            extra; see :mod:`stackmff.surface`), of at most ``mesh_faces`` triangles.
+        z_step, pixel_size: the mesh's lengths (``"0.05mm"``, or numbers in µm); for a
+            microscopy file they replace its metadata's.
         **options: the method's options.
     """
     started = time.perf_counter()
     entry = check_method(method, **options)
-    check_halo(halo, entry, options)
-    plan = OutputPlan.of(output, focus_map, confidence, height_map)
+    check_halo(halo, entry, options, prefer)
+    plan = OutputPlan.of(output, focus_map, confidence, height_map, mesh,
+                         MeshOptions.of(mesh_faces, z_step, pixel_size))
     source = open_inputs(inputs, focus_channel, height_map, align, colour_space,
                          metadata_from)
     try:
         plan.check(source.target(), entry.confidence, method)
         source.decide()
-        fuser = with_halo(fuser or entry.prepare(**options), halo)
+        fuser = with_halo(fuser or entry.prepare(**options), halo, prefer)
         seconds = {"prepare": time.perf_counter() - started}
         products = source.fuse(fuser, entry, entry.copies_pixels(**options), seconds)
         writing = time.perf_counter()
@@ -301,7 +340,8 @@ def stack_products(result: FusionResult, stack: Stack) -> Products:
     return Products(
         stack.to_output(result.fused),
         None if result.focus_map is None else [result.focus_map.astype(np.uint16)],
-        None if result.confidence is None else [result.confidence], len(stack), result.method)
+        None if result.confidence is None else [result.confidence], len(stack), result.method,
+        depths=[result.depth])
 
 
 class MicroscopyFile:
@@ -335,36 +375,40 @@ class MicroscopyFile:
     def fuse(self, fuser: Fuser, entry: FusionMethod, copies: bool,
              seconds: dict) -> Products:
         fusing = time.perf_counter()
-        fused, maps, confidences = fuse_stacks(self.source, fuser, copies, self.focus,
-                                               entry.name)
+        fused, maps, confidences, depths = fuse_stacks(self.source, fuser, copies, self.focus,
+                                                       entry.name)
         seconds["fuse"] = time.perf_counter() - fusing
         source = self.source
         about = Microscopy(source.metadata, str(source.path), source.version, source.path.name)
-        return Products(fused, maps, confidences, source.shape[2], entry.name, about)
+        return Products(fused, maps, confidences, source.shape[2], entry.name, about,
+                        depths=depths)
 
     def close(self) -> None:
         self.source.close()
 
 
 def fuse_stacks(source: Source, fuser: Fuser, copies: bool, focus: int | str, method: str
-                ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None]:
+                ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None, list]:
     """Fuse every (scene, T) stack, one in memory at a time: the fused ``(S, T, C, Y, X)``
-    in the source's dtype, and the focus map and confidence of each stack."""
+    in the source's dtype, and the focus map, confidence and sub-layer depth (or ``None``)
+    of each stack."""
     from stackmff.channel_rule import fuse_czyx
 
     scenes, (times, channels, _, height, width) = source.scenes, source.shape
     fused = np.empty((scenes, times, channels, height, width), source.dtype)
-    maps, confidences = [], []
+    maps, confidences, depths = [], [], []
     for scene in range(scenes):
         for t in range(times):
             stack = source.read(scene, t)
-            fused[scene, t], focus_map, certainty = fuse_czyx(stack, fuser, copies, focus,
-                                                              method)
-            del stack
+            decided = fuse_czyx(stack, fuser, copies, focus, method)
+            fused[scene, t], focus_map, certainty = decided.fused, decided.focus_map, \
+                decided.confidence
+            depths.append(decided.depth if scenes * times == 1 else None)  # a mesh's only
+            del stack, decided
             release_free_memory()  # the next stack reuses pages, not the holes of this one
             maps.append(focus_map.astype(np.uint16))
             confidences.append(None if certainty is None else certainty.astype(np.float32))
-    return fused, maps, None if any(c is None for c in confidences) else confidences
+    return fused, maps, None if any(c is None for c in confidences) else confidences, depths
 
 
 def fuse_array(array, axes: str | None, method: str, fuser: Fuser | None,
@@ -380,11 +424,12 @@ def fuse_array(array, axes: str | None, method: str, fuser: Fuser | None,
     focus = resolve_channel(focus_channel, source.metadata, source.shape[1], WHERE)
     check_heights(source.metadata, source.shape[2], WHERE)
     fuser = with_halo(fuser or entry.prepare(**options), halo)
-    fused, maps, confidences = fuse_stacks(source, fuser, entry.copies_pixels(**options),
-                                           focus, method)
+    fused, maps, confidences, depths = fuse_stacks(source, fuser,
+                                                   entry.copies_pixels(**options), focus, method)
     focus_map = np.stack(maps)
     values, in_um = heights(focus_map, source.metadata, WHERE, warn=False)
     confidence = None if confidences is None else np.stack(confidences)
     fused = as_dataarray(fused[0], array, axes) if is_xarray(array) else fused[0]
+    depth = None if any(d is None for d in depths) else np.stack(depths)
     return MicroscopyResult(fused, focus_map, confidence, values, source.metadata, method,
-                            in_um)
+                            in_um, depth=depth)

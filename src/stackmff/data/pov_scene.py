@@ -75,9 +75,9 @@ class PovScene:
                  f"right x * {self.width / self.height:.6f} up y angle {self.fov:.4f}{lens} }}",
                  "background { rgb 0 }"]
         if depth_pass:
-            depth = ("texture { pigment { function { z / %.6f } color_map { [0 rgb 0] "
-                     "[1 rgb 1] } } finish { ambient 0 emission 1 diffuse 0 specular 0 "
-                     "reflection 0 } }" % self.depth_scale)
+            depth = (f"texture {{ pigment {{ function {{ z / {self.depth_scale:.6f} }} "
+                     "color_map { [0 rgb 0] [1 rgb 1] } } finish { ambient 0 emission 1 "
+                     "diffuse 0 specular 0 reflection 0 } }")
             lines += [f"object {{ {s.shape} {s.placement} {depth} }}" for s in self.solids]
         else:
             lines += [f"light_source {{ <{p[0]:.4f}, {p[1]:.4f}, {p[2]:.4f}> color rgb "
@@ -298,7 +298,7 @@ class _Builder:
             x, y = self.point(z)
             texture = (self.plain_texture(glossy=True) if self.rng.random() < 0.6 else
                        self.photo_texture((2 * radius, 2 * radius)).replace(
-                           f"finish {{ ", "finish { specular 0.8 roughness 0.005 ", 1))
+                           "finish { ", "finish { specular 0.8 roughness 0.005 ", 1))
             self.add(f"sphere {{ <0, 0, 0>, {radius:.5f} }}", texture,
                      f"translate <{x:.4f}, {y:.4f}, {z + radius:.4f}>")
 

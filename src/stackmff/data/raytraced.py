@@ -29,6 +29,7 @@ from stackmff.data.pov_scene import PovScene, draw_scene
 
 STEP_BLUR = (1.6, 4.0)       # px, blur-circle diameter between neighbouring focus planes
 MIN_MAX_BLUR = (10.0, 28.0)  # px, the farthest plane's blur diameter at the near end, at least
+CLEAN = PhysicalOptions(noise=0.0, jpeg=0.0)
 
 
 @dataclass
@@ -76,7 +77,7 @@ def choose_aperture(scene: PovScene, n_layers: int, rng: np.random.Generator) ->
 
 
 def render_raytraced(scene: PovScene, n_layers: int, rng: np.random.Generator,
-                     options: PhysicalOptions = PhysicalOptions(),
+                     options: PhysicalOptions = CLEAN,
                      samples: tuple[int, int] = (16, 128)) -> RaytracedStack:
     """Render ``scene`` as an ``n_layers`` stack with its truth, depth and label."""
     if n_layers < 2:
