@@ -21,7 +21,8 @@ $(CORE): pyproject.toml
 # pytest-qt goes with the napari extra, not in the test extra: without a Qt binding it would
 # stop every pytest run.
 $(EXTRAS): $(CORE)
-	$(BIN)/pip install --quiet -e ".[test,cluster,napari,microscopy,watch]" "pytest-qt>=4.4"
+	$(BIN)/pip install --quiet -e ".[test,cluster,napari,microscopy,raw,heif,metadata,mesh,watch]" \
+		"pytest-qt>=4.4"
 	touch $@
 
 demo: $(CORE)
@@ -29,9 +30,11 @@ demo: $(CORE)
 	@echo "wrote out/pcb_fused.png and out/pcb_focus_map.png"
 
 # The napari plugin's tests drive a real viewer: a virtual X server with OpenGL
-# (scripts/setup_gui.sh).
+# (scripts/setup_gui.sh); the ray-traced renderer's tests run POV-Ray and draw the Debian
+# photos (scripts/setup_training.sh).
 test: $(EXTRAS)
 	scripts/setup_gui.sh
+	scripts/setup_training.sh
 	xvfb-run -a -s "-screen 0 1600x1200x24" $(BIN)/python -m pytest --durations=15
 
 # Benchmarks: installs the peers (Debian enfuse, GNU time, opencv-doc's Aloe scene) first.

@@ -593,6 +593,43 @@ def dead_writer_temporary(out: Path) -> None:
     (out / "s0.png").unlink()
 
 
+def camera(kind: str) -> Callable[[Path], list[str]]:
+    """A stack of camera files with one bad file or option (stackmff.testing_camera)."""
+
+    def setup(folder: Path) -> list[str]:
+        from PIL import Image
+
+        from stackmff.testing_camera import dng_stack, heic_stack, photo_stack
+
+        out = ["-o", str(folder / ("fused.jpg" if kind == "linear into jpg" else "fused.tif"))]
+        if kind in ("undecodable raw", "raw and jpeg", "linear into jpg"):
+            paths, _ = dng_stack(folder / "stack", n_layers=3, height=32, width=48)
+            if kind == "undecodable raw":
+                paths[1].write_bytes(paths[1].read_bytes()[:300])
+            if kind == "raw and jpeg":
+                photo_stack(folder / "stack", n_layers=1, height=32, width=48)
+            extra = ["--colour-space", "linear"] if kind == "linear into jpg" else []
+            return ["fuse", str(folder / "stack"), *out, *extra]
+        if kind == "truncated heic":
+            paths, _ = heic_stack(folder / "stack", n_layers=3, height=32, width=48)
+            paths[1].write_bytes(paths[1].read_bytes()[:300])
+            return ["fuse", str(folder / "stack"), *out]
+        paths = photo_stack(folder / "stack", n_layers=3, height=32, width=48)
+        image = Image.open(paths[1])
+        image.load()
+        if kind == "corrupt icc":
+            image.save(paths[1], icc_profile=b"\0\0\1\0" + b"damaged" * 40)
+        else:  # EXIF too large for a JPEG's APP1 segment: a warning, the image written
+            exif = image.getexif()
+            exif[0x010E] = "x" * 70000
+            image.save(paths[1].with_suffix(".png"), exif=exif)
+            paths[1].unlink()
+            return ["fuse", str(folder / "stack"), "-o", str(folder / "fused.jpg")]
+        return ["fuse", str(folder / "stack"), *out]
+
+    return setup
+
+
 CASES = [
     Case("zero-byte .png in a folder", zero_byte(".png", "folder"), expect="empty.png"),
     Case("zero-byte .jpg in a folder", zero_byte(".jpg", "folder"), expect="empty.jpg"),
@@ -627,6 +664,13 @@ CASES = [
          expect="max_steps"),
     Case("train: crop of the wrong type", train_bad("crop = 64", 'crop = "big"'),
          expect="crop"),
+    Case("a RAW file LibRaw cannot decode", camera("undecodable raw"), expect="LibRaw"),
+    Case("a truncated HEIC", camera("truncated heic"), expect="IMG_0002.heic"),
+    Case("a corrupt ICC profile", camera("corrupt icc"), expect="ICC profile is damaged"),
+    Case("RAW and JPEG in one stack", camera("raw and jpeg"), expect="mixes RAW files"),
+    Case("--colour-space linear into a .jpg", camera("linear into jpg"), expect="16 bits"),
+    Case("EXIF too large for a JPEG APP1 segment", camera("exif too large"), succeeds=True,
+         warns="too large for a JPEG APP1 segment"),
 ]
 MICROSCOPY_CASES = [
     Case("OME-XML declaring SizeX 320 for 160-pixel pages",

@@ -97,11 +97,11 @@ LAYERS = (
     ("stack_ops", "microscopy", "metrics", "model"),      # stacks, formats, measures, net
     ("result", "registration", "runtime", "weights"),
     ("methods",),                                         # the registry
-    ("classical", "fusion", "retouch", "channel_rule", "outputs"),
+    ("classical", "fusion", "retouch", "channel_rule", "surface", "outputs"),
     ("pipeline", "regather"),                             # the one path, files to files
     ("api",),
     ("stackmff", "__main__", "cli", "cli_parser", "cli_options", "batch", "watch", "napari",
-     "data", "training", "evaluation", "testing"),        # front ends and tools
+     "data", "training", "evaluation", "testing", "testing_camera"),  # front ends and tools
 )
 FRONT_ENDS = ("cli", "cli_parser", "cli_options", "batch", "watch", "napari")
 
@@ -158,6 +158,8 @@ def modules_after(statement: str) -> set[str]:
 # what fusing never needs: training, benchmarking, synthetic scenes, the test helpers
 INFERENCE_ONLY = ("stackmff.training", "stackmff.evaluation", "stackmff.data",
                   "stackmff.testing")
+# the camera extras' libraries: only a camera file (or a layer with metadata) needs them
+CAMERA_LIBRARIES = {"rawpy", "pillow_heif", "pyexiv2"}
 
 
 def test_import_stackmff_and_the_classical_methods_do_not_import_torch_or_dask():
@@ -166,6 +168,37 @@ def test_import_stackmff_and_the_classical_methods_do_not_import_torch_or_dask()
                            "'pyramid')")
     assert not {"torch", "dask", "distributed", "napari", "zarr", "watchdog"} & loaded
     assert not any(m.startswith(INFERENCE_ONLY) for m in loaded)
+
+
+def test_import_stackmff_and_a_jpeg_fuse_do_not_import_the_camera_libraries(tmp_path):
+    """LibRaw, libheif and Exiv2 are imported for camera files and for layers that carry
+    metadata, never for ``import stackmff`` or a stack of plain JPEGs."""
+    from stackmff.testing import make_stack, write_stack
+
+    assert not CAMERA_LIBRARIES & modules_after("import stackmff")
+    write_stack(tmp_path / "stack", make_stack(3, 32, 40, colour=True)[0], suffix=".jpg")
+    loaded = modules_after(
+        "from stackmff.cli import main\n"
+        f"assert main(['fuse', {str(tmp_path / 'stack')!r}, '-q', "
+        f"'-o', {str(tmp_path / 'out.jpg')!r}]) == 0")
+    assert (tmp_path / "out.jpg").exists()
+    assert "stackmff.io.metadata" in loaded  # the path that would carry metadata ran
+    assert not CAMERA_LIBRARIES & {m.split(".")[0] for m in loaded}
+def test_import_stackmff_and_a_plain_fuse_do_not_import_trimesh(tmp_path):
+    """trimesh (the mesh extra) is imported only when a mesh is written."""
+    from stackmff.testing import make_stack, write_stack
+
+    write_stack(tmp_path / "stack", make_stack(3, 32, 40, colour=True)[0])
+    loaded = modules_after(
+        "import stackmff, stackmff.cli, stackmff.batch, stackmff.surface\n"
+        f"stackmff.fuse_files({str(tmp_path / 'stack')!r}, {str(tmp_path / 'o.png')!r})")
+    assert "stackmff.outputs" in loaded and "stackmff.surface" in loaded
+    assert "trimesh" not in loaded
+    with_mesh = modules_after(
+        "import stackmff\n"
+        f"stackmff.fuse_files({str(tmp_path / 'stack')!r}, {str(tmp_path / 'o.png')!r}, "
+        f"mesh={str(tmp_path / 'o.ply')!r})")
+    assert "trimesh" in with_mesh  # the check above means something
 
 
 def test_microscopy_tiffs_fuse_without_zarr(tmp_path):

@@ -481,3 +481,39 @@ def test_channels_save_an_ome_tiff_and_the_index_map(viewer, widget, qtbot, tmp_
     assert ome_pixels(tmp_path / "out.ome.tif")["names"] == ["DAPI", "GFP"]
     indices = read_pages(tmp_path / "out_focus_map_indices.png")[0]
     assert np.array_equal(indices, session.focus_map)
+
+
+# the 3D view ----------------------------------------------------------------------------------
+
+
+def test_the_3d_view_adds_the_surface_coloured_and_scaled_like_the_stack(viewer, widget, qtbot):
+    layer = add_stack(viewer, widget, stack_data(), scale=(2.0, 0.5, 0.5))
+    session = fuse(qtbot, widget)
+    assert session.depth is not None  # depthmap refines its map below one layer
+    count = len(viewer.layers)
+    surface = widget.show_surface()
+    assert surface is not None, widget.status.value
+    assert len(viewer.layers) == count + 1
+    assert [type(x).__name__ for x in viewer.layers].count("Surface") == 1
+    expected, colours = session.surface(widget.labels_layer.data)
+    vertices, faces = surface.data[:2]
+    assert len(vertices) == expected.vertex_count == 48 * 64  # a tiny stack: every pixel
+    assert len(faces) == 2 * 47 * 63
+    assert np.allclose(surface.scale, layer.scale) and np.allclose(surface.scale, (2, 0.5, 0.5))
+    assert surface.vertex_colors.shape == (48 * 64, 4) and surface.vertex_colors.std() > 0.05
+    assert viewer.dims.ndisplay == 3
+    assert vertices[:, 0].min() >= 0 and vertices[:, 0].max() <= len(session.layers) - 1
+    # the view again replaces the surface, it does not add another
+    widget.show_surface()
+    assert [type(x).__name__ for x in viewer.layers].count("Surface") == 1
+
+
+def test_the_3d_view_of_channels_is_in_micrometres(viewer, widget, qtbot, tmp_path):
+    _, data, layers = open_ome_tiff(viewer, tmp_path)
+    widget.stack.reset_choices()
+    widget.stack.value = layers[0]
+    fuse(qtbot, widget)
+    surface = widget.show_surface()
+    assert surface is not None, widget.status.value
+    assert np.allclose(surface.scale, [0.5, 0.25, 0.25])
+    assert len(surface.data[0]) == data.shape[-2] * data.shape[-1]

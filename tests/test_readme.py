@@ -15,6 +15,7 @@ import tifffile
 from PIL import Image
 
 from stackmff.testing import make_stack
+from stackmff.testing_camera import CAMERA_EXIF, dng_stack, heic_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -62,7 +63,8 @@ RUNNABLE = [args for args in COMMANDS if not needs_gpu(args) and not trains_long
 
 
 def prepare(folder: Path) -> None:
-    """The inputs the README's examples name, small: three 64x64 layers each."""
+    """The inputs the README's examples name, small: three 64x64 layers each (``raw/``: DNG
+    files, ``phone/``: HEIC)."""
     layers, _, _ = make_stack(n_layers=3, height=64, width=64, colour=True, seed=3)
     shots = folder / "shots"
     shots.mkdir()
@@ -79,6 +81,8 @@ def prepare(folder: Path) -> None:
             (folder / "plate" / well).mkdir(parents=True, exist_ok=True)
             Image.fromarray((layer * 255).round().astype(np.uint8)).save(
                 folder / "plate" / well / f"{k}.png")
+    dng_stack(folder / "raw", n_layers=3, height=64, width=64, exif=CAMERA_EXIF)
+    heic_stack(folder / "phone", n_layers=3, height=48, width=64)
     (folder / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
     (folder / "configs").symlink_to(ROOT / "configs", target_is_directory=True)
 
@@ -92,14 +96,22 @@ def promised_outputs(args: list[str]) -> list[str]:
             paths += [focus_map, str(Path(focus_map).with_name(Path(focus_map).stem
                                                                + "_indices.png"))]
         confidence = option(args, "--confidence")
-        return paths + ([confidence] if confidence else [])
+        mesh = option(args, "--mesh")
+        if mesh and mesh.endswith(".obj"):
+            paths += [mesh[:-4] + ".mtl", mesh[:-4] + "_texture.png"]
+        return paths + ([confidence] if confidence else []) + ([mesh] if mesh else [])
+    if args[0] == "regather":
+        return [option(args, "-o", "--output")] + ([option(args, "--mesh")]
+                                                   if "--mesh" in args else [])
     if args[0] == "align":
         out = option(args, "-o", "--output")
         return [f"{out}/transforms.json"] + [f"{out}/IMG_{k:04d}.JPG" for k in (1, 2, 3)]
     if args[0] == "batch":
         out = option(args, "-o", "--output")
         maps = ["A1_focus_map.png", "A1_focus_map_indices.png"] if "--focus-map" in args else []
-        return [f"{out}/{name}" for name in ("A1.png", "A2.png", "batch.jsonl", *maps)]
+        mesh = option(args, "--mesh")
+        meshes = [f"A1.{mesh}", f"A2.{mesh}"] if mesh else []
+        return [f"{out}/{name}" for name in ("A1.png", "A2.png", "batch.jsonl", *maps, *meshes)]
     if args[0] == "watch":
         live = option(args, "--live")
         return [f"{option(args, '-o', '--output')}/batch.jsonl"] + ([live] if live else [])

@@ -35,7 +35,8 @@ def method_names() -> list[str]:
 
 def fuse_stack(stack, method: str = DEFAULT_METHOD, *, fuser: Fuser | None = None,
                axes: str | None = None, focus_channel: int | str | None = None,
-               metadata=None, halo: str | None = None, **options):
+               metadata=None, halo: str | None = None, prefer: str | None = None,
+               **options):
     """Fuse a focus stack into one all-in-focus image.
 
     Args:
@@ -60,6 +61,9 @@ def fuse_stack(stack, method: str = DEFAULT_METHOD, *, fuser: Fuser | None = Non
         halo: ``"near-to-far"`` or ``"far-to-near"`` (how the stack runs) to limit halos
             beside near objects (:mod:`stackmff.retouch.halo`), for methods that select
             layers: a step after the method, not one of its options.
+        prefer: ``"near"`` or ``"far"``: where several layers are nearly as sharp, take the
+            nearest or the farthest (:mod:`stackmff.retouch.ties`); a step after the method,
+            for methods that select layers (stacks of images, not named-axis arrays).
         **options: the method's options; ``v3`` takes ``checkpoint`` (default: the shipped
             model), ``device``, ``tile``, ``margin``, ``precision``, ``global_means``,
             ``native``, ``blend``, ``blend_sigma`` and ``blend_scales`` (see
@@ -69,18 +73,21 @@ def fuse_stack(stack, method: str = DEFAULT_METHOD, *, fuser: Fuser | None = Non
         A :class:`FusionResult` with the fused image (float32, [0, 1]) and, where the method
         has them, the focus map and confidence (for a microscopy array, see ``axes``).
     """
+    if prefer is not None and (axes is not None or _module(stack) in ("xarray", "dask")):
+        raise StackError("prefer applies to a stack of images (numpy), not to arrays with "
+                         "named axes or Dask arrays")
     if axes is not None or _module(stack) == "xarray":
         return fuse_array(stack, axes, method, fuser, focus_channel, metadata, options, halo)
     if focus_channel is not None or metadata is not None:
         raise StackError("focus_channel and metadata apply to arrays with named axes (axes=)")
-    if fuser is None and halo is not None:
-        check_halo(halo, check_method(method, **options), options)
+    if fuser is None and (halo is not None or prefer is not None):
+        check_halo(halo, check_method(method, **options), options, prefer)
     if _is_dask_array(stack):
         return _fuse_dask(stack, method, fuser, options, halo)
     layers = stack.layers if isinstance(stack, Stack) else np.asarray(stack)
     if fuser is None:
         fuser = prepare_method(method, **options)
-    return with_halo(fuser, halo)(layers)
+    return with_halo(fuser, halo, prefer)(layers)
 
 
 def _module(value) -> str:

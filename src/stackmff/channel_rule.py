@@ -10,6 +10,7 @@ focus channel.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -19,6 +20,7 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.io.pixels import from_float, to_float
 from stackmff.methods import Fuser
+from stackmff.result import FusionResult
 from stackmff.runtime.allocator import release_free_memory
 from stackmff.stack_ops import gather
 
@@ -92,8 +94,9 @@ def focus_plane(stack: np.ndarray, focus: int | str) -> np.ndarray:
 
 
 def fuse_czyx(stack: np.ndarray, fuser: Fuser, selects: bool, focus: int | str,
-              name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Fuse one ``(C, Z, Y, X)`` stack; returns ``(fused CYX, focus map, confidence)``."""
+              name: str) -> FusionResult:
+    """Fuse one ``(C, Z, Y, X)`` stack: the fused ``CYX`` in the stack's dtype, with the
+    focus channel's focus map, confidence and sub-layer depth."""
     decided = fuser(focus_plane(stack, focus))
     release_free_memory()  # the float focus plane is gone: its pages go back, not held as a hole
     if decided.focus_map is None:
@@ -101,11 +104,11 @@ def fuse_czyx(stack: np.ndarray, fuser: Fuser, selects: bool, focus: int | str,
     focus_map = decided.focus_map
     if selects:
         fused = np.stack([gather(stack[c], focus_map) for c in range(stack.shape[0])])
-        return fused, focus_map, decided.confidence
+        return dataclasses.replace(decided, fused=fused)
     planes = []
     for c in range(stack.shape[0]):
         layers, value_range = scaled(stack[c])
         result = decided if c == focus else fuser(layers)
         del layers
         planes.append(from_float(result.fused, stack.dtype, value_range))
-    return np.stack(planes), focus_map, decided.confidence
+    return dataclasses.replace(decided, fused=np.stack(planes))

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stackmff.api import DEFAULT_METHOD, fuse_files
-from stackmff.cli_options import align_options, method_options
+from stackmff.cli_options import align_options, mesh_options, method_options
 from stackmff.cli_parser import build_parser
 from stackmff.errors import StackError
 from stackmff.io import load_stack
@@ -37,7 +37,9 @@ def _run_fuse(args: argparse.Namespace) -> None:
                         confidence=args.confidence,
                         align=align_options(args) if args.align else None,
                         focus_channel=args.focus_channel, height_map=args.height_map,
-                        halo=args.halo, **method_options(args))
+                        halo=args.halo, prefer=args.prefer, colour_space=args.colour_space,
+                        metadata_from=args.metadata_from, **mesh_options(args),
+                        **method_options(args))
     if not args.quiet:
         times = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.seconds.items())
         stacks = f"{report.stacks} stacks of " if report.stacks > 1 else ""
@@ -53,7 +55,9 @@ def _batch_keywords(args: argparse.Namespace) -> dict:
     share."""
     return dict(focus_map=args.focus_map, confidence=args.confidence,
                 align=align_options(args) if args.align else None,
-                format=args.format or "png", halo=args.halo, **method_options(args))
+                format=args.format or "png", halo=args.halo, prefer=args.prefer,
+                colour_space=args.colour_space, metadata_from=args.metadata_from,
+                **mesh_options(args), **method_options(args))
 
 
 def _run_batch(args: argparse.Namespace) -> int:
@@ -123,7 +127,8 @@ def _run_regather(args: argparse.Namespace) -> None:
 
     written = regather_files(args.inputs, args.focus_map, args.output,
                              confidence=args.confidence, original_map=args.original_map,
-                             confidence_out=args.confidence_out)
+                             confidence_out=args.confidence_out, prefer=args.prefer,
+                             **mesh_options(args))
     if not args.quiet:
         for path in written:
             print(f"wrote {path}")
@@ -133,16 +138,23 @@ def _run_bench(args: argparse.Namespace) -> None:
     from stackmff.evaluation.bench import run_bench
 
     out = run_bench(args.suite, args.methods, args.quick, Path(args.data), Path(args.out),
-                    args.checkpoint, plots=not args.no_plots)
+                    args.checkpoint, plots=not args.no_plots, raytraced=Path(args.raytraced),
+                    head=args.head, rows_out=Path(args.rows) if args.rows else None)
     print(f"wrote {out}")
 
 
 def _run_synth(args: argparse.Namespace) -> None:
     from stackmff.data.export import write_synthetic_stacks
 
-    folders = write_synthetic_stacks(args.output, args.count, args.layers, args.size,
-                                     args.renderer, args.seed)
-    print(f"wrote {len(folders)} stacks of {args.layers} layers to {args.output}")
+    done = write_synthetic_stacks(args.output, args.count, args.layers, args.size,
+                                  args.renderer, args.seed, args.split == "validation",
+                                  show_progress=True)
+    low, high = args.layers
+    layers = str(low) if low == high else f"{low} to {high}"
+    rate = (f": {done.frames} frames in {done.seconds:.0f} s, "
+            f"{60 * done.frames / done.seconds:.1f} frames per minute" if done.stacks else "")
+    print(f"{len(done.folders)} stacks of {layers} layers in {args.output} "
+          f"({done.stacks} rendered now{rate})")
 
 
 def _run_methods() -> None:

@@ -1,5 +1,6 @@
-"""The options that ``fuse`` and ``batch`` share: registration, method, network; and how they
-become the library's keyword arguments."""
+"""The options that ``fuse`` and ``batch`` share: registration, method, network, the map
+edits after the method (``--halo``, ``--prefer``), the surface mesh; and how they become the
+library's keyword arguments."""
 
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def align_options(args) -> dict:
             "on_failure": args.on_failure, "tolerance": args.tolerance}
 
 
-def add_fusion_options(parser: argparse.ArgumentParser) -> None:
-    """Registration, method and network options: the same for one stack and for a batch."""
+def add_fusion_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
+    """Registration, method, network and mesh options: the same for one stack and for a
+    batch (whose ``--mesh`` names a format, each stack's mesh named after it)."""
     add_registration_options(parser.add_argument_group("registration"), with_switch=True)
     method = parser.add_argument_group("fusion")
     method.add_argument("-m", "--method", default=DEFAULT_METHOD,
@@ -50,7 +52,46 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
                         help="keep near objects' blur out of the far background beside them "
                              "(docs/halo.md); the value says how the stack runs "
                              "(default near-to-far: the first image focused nearest)")
+    add_prefer_option(method)
     add_method_options(parser)
+    add_mesh_options(parser, batch)
+
+
+def add_prefer_option(group) -> None:
+    group.add_argument("--prefer", choices=("near", "far"),
+                       help="where several layers are nearly as sharp (at least half the "
+                            "sharpest), take the nearest or the farthest (the first image "
+                            "focused nearest); for methods that select layers")
+
+
+def add_mesh_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
+    """``--mesh`` and how the surface is measured (docs/mesh.md)."""
+    group = parser.add_argument_group("surface mesh (pip install \"stackmff[mesh]\")")
+    if batch:
+        group.add_argument("--mesh", choices=("glb", "obj", "ply", "stl"),
+                           help="also write <name>.<format>: the surface (heights from the "
+                                "focus map) textured with the fused image")
+    else:
+        group.add_argument("--mesh", metavar="PATH",
+                           help="the surface (heights from the focus map) as .glb or .obj "
+                                "(textured with the fused image), .ply (vertex colours) or "
+                                ".stl (geometry)")
+    group.add_argument("--mesh-faces", type=int, metavar="N",
+                       help="the most triangles of the mesh (default 500000)")
+    group.add_argument("--z-step", metavar="LENGTH",
+                       help="the distance between layers with its unit (e.g. 0.05mm, 20um): "
+                            "heights become lengths; a microscopy file's Z step is used "
+                            "otherwise")
+    group.add_argument("--pixel-size", metavar="LENGTH",
+                       help="the size of a pixel on the subject (e.g. 4.5um); a microscopy "
+                            "file's pixel size is used otherwise")
+
+
+def mesh_options(args: argparse.Namespace) -> dict:
+    """The mesh options as the library's keyword arguments (``mesh`` a path for ``fuse`` and
+    ``regather``, a format for ``batch``)."""
+    return {"mesh": args.mesh, "mesh_faces": args.mesh_faces, "z_step": args.z_step,
+            "pixel_size": args.pixel_size}
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +167,30 @@ def method_options(args: argparse.Namespace) -> dict:
                  else "--method " + ", ".join(takers))
         raise StackError(f"{flags} applies to {which} only, not to --method {args.method}")
     return options
+
+
+def add_photo_options(parser: argparse.ArgumentParser) -> None:
+    """The options for photographs: the colour space a RAW stack is developed into, and
+    which layer's metadata the fused image carries (docs/camera-files.md)."""
+    from stackmff.io.colour import COLOUR_SPACES, DEFAULT_SPACE
+
+    group = parser.add_argument_group("photographs (RAW, HEIC, JPEG: colour and metadata)")
+    group.add_argument("--colour-space", choices=tuple(COLOUR_SPACES),
+                       help=f"RAW stacks: develop into this space, its ICC profile embedded "
+                            f"(default {DEFAULT_SPACE}; linear needs .tif or .png)")
+    group.add_argument("--metadata-from", metavar="K", type=metadata_source,
+                       help="the layer (0-based) whose EXIF, XMP and IPTC the fused image "
+                            "carries (default: the reference layer, the middle one), or "
+                            "'none'")
+
+
+def metadata_source(text: str) -> int | str:
+    """``--metadata-from``: a layer index, or ``none``."""
+    if text == "none":
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a layer index (0, 1, ...) or 'none', got {text}")
+    return int(text)
 
 
 def add_microscopy_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:

@@ -10,7 +10,10 @@ import argparse
 from stackmff import __version__
 from stackmff.cli_options import (
     add_fusion_options,
+    add_mesh_options,
     add_microscopy_options,
+    add_photo_options,
+    add_prefer_option,
     add_registration_options,
 )
 from stackmff.outputs import CONFIDENCE, FOCUS_MAP, INDICES
@@ -51,9 +54,11 @@ def _add_fuse(commands) -> None:
                     "bit depth.")
     inputs = fuse.add_argument_group("input")
     inputs.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="a folder (natural order), a glob, image files, one "
-                             "multi-page TIFF, or one OME-TIFF, OME-Zarr or ImageJ hyperstack")
+                        help="a folder (natural order), a glob, image files (camera RAW and "
+                             "HEIC too), one multi-page TIFF, or one OME-TIFF, OME-Zarr or "
+                             "ImageJ hyperstack")
     add_fusion_options(fuse)
+    add_photo_options(fuse)
     add_microscopy_options(fuse)
     output = fuse.add_argument_group("output")
     output.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -79,7 +84,8 @@ def _add_batch(commands) -> None:
                             "globs, multi-page TIFFs, microscopy files (OME-TIFF, OME-Zarr, "
                             "ImageJ hyperstacks: one stack each), or a .txt/.csv list of "
                             "stack paths")
-    add_fusion_options(batch)
+    add_fusion_options(batch, batch=True)
+    add_photo_options(batch)
     add_microscopy_options(batch, batch=True)
     run = batch.add_argument_group("execution")
     run.add_argument("--workers", type=int, metavar="N",
@@ -122,7 +128,8 @@ def _add_watch(commands) -> None:
                     "or at --layers frames. Ctrl-C stops; a restart skips what is done "
                     "(docs/watch.md).")
     watch.add_argument("folder", metavar="FOLDER", help="where the frames land")
-    add_fusion_options(watch)
+    add_fusion_options(watch, batch=True)
+    add_photo_options(watch)
     stacks = watch.add_argument_group("stacks")
     stacks.add_argument("--gap", type=float, default=DEFAULT_GAP, metavar="SECONDS",
                         help="a stack ends when none of its frames has changed for this long "
@@ -182,6 +189,8 @@ def _add_regather(commands) -> None:
                           help=f"the unedited <stem>{INDICES}.png, to find the edited pixels")
     regather.add_argument("--confidence-out", metavar="PATH",
                           help="where the carried-over confidence goes (16-bit grey)")
+    add_prefer_option(regather)
+    add_mesh_options(regather)
     regather.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
 
@@ -193,15 +202,23 @@ def _add_bench(commands) -> None:
                     "every benchmark stack and write a Markdown report with plots.")
     bench.add_argument("--suite", nargs="+", metavar="NAME",
                        help="stack-size, order, interference, pairs, devernay-office, "
-                            "lytro-epfl48, microscopy (default: these seven); validation, "
-                            "validation-order, "
+                            "lytro-epfl48, microscopy, hci-lightfield, raytraced (default: "
+                            "these nine); out-of-domain (the five that the training renderer "
+                            "never made: hci-lightfield, devernay-office, lytro-epfl48, "
+                            "raytraced, microscopy); validation, validation-order, "
                             "validation-interference (held-out scenes, to judge a model)")
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
     bench.add_argument("--quick", action="store_true", help="small crops, fewer variants; the real stacks only when named by --suite")
     bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows (default: the shipped model)")
+    bench.add_argument("--head", metavar="PATH", help="head for the v3+ rows (default: the shipped head)")
+    bench.add_argument("--raytraced", default="runs/raytraced-validation", metavar="DIR",
+                       help="the ray-traced validation split, rendered there on first use "
+                            "(needs POV-Ray; default runs/raytraced-validation)")
     bench.add_argument("--data", default="../shared/data",
                        help="folder with the real ground-truth stacks (default ../shared/data)")
     bench.add_argument("--out", default="docs/benchmarks.md", metavar="PATH")
+    bench.add_argument("--rows", metavar="PATH",
+                       help="also append every stack's scores to this JSON-lines file")
     bench.add_argument("--no-plots", action="store_true")
 
 
@@ -209,15 +226,32 @@ def _add_synth(commands) -> None:
     """``synth``: synthetic stacks with ground truth."""
     synth = commands.add_parser(
         "synth", help="write synthetic stacks with ground truth",
-        description="Render synthetic focus stacks (dead-leaves scenes and held-out photos "
-                    "with procedural depth) and write them with their all-in-focus image and "
-                    "ground-truth focus map.")
+        description="Render synthetic focus stacks and write them with their all-in-focus "
+                    "image and ground-truth focus map: dead-leaves scenes and photos with "
+                    "procedural depth (physical, faithful), or random 3D scenes ray-traced "
+                    "by POV-Ray through a real aperture (raytraced). Stack i is drawn from "
+                    "the seed (SEED, i); stacks already in DIR are kept, so a rerun "
+                    "continues the set.")
     synth.add_argument("-o", "--output", required=True, metavar="DIR")
-    synth.add_argument("--renderer", choices=("physical", "faithful"), default="physical")
-    synth.add_argument("--layers", type=int, default=8, metavar="N")
+    synth.add_argument("--renderer", choices=("physical", "faithful", "raytraced"),
+                       default="physical")
+    synth.add_argument("--layers", type=layer_range, default=(8, 8), metavar="N|LOW-HIGH",
+                       help="layers per stack, or a range drawn from per stack (default 8)")
     synth.add_argument("--count", type=int, default=4)
     synth.add_argument("--size", type=int, default=256, metavar="PX")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--split", choices=("validation", "train"), default="validation",
+                       help="draw photos (and ray-traced scene families) from the held-out "
+                            "side, never trained on (default), or from the training side")
+
+
+def layer_range(text: str) -> tuple[int, int]:
+    """``N`` or ``LOW-HIGH``, as an inclusive range."""
+    low, _, high = text.partition("-")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH, got {text!r}") from None
 
 
 def _add_train(commands) -> None:

@@ -3,8 +3,11 @@ before any pixel is read, and their encoding. Every front end (``fuse``, ``batch
 ``regather``, napari) asks it; no other module spells a product's suffix.
 
 The products: the fused image, the focus-map picture (colour, with a bar) and the raw layer
-indices beside it, the confidence, and (microscopy) the height map in µm. A source with several
-stacks (scenes x time points) writes its maps as TIFFs with one page per stack.
+indices beside it, the confidence, (microscopy) the height map in µm, and the surface as a
+mesh (:mod:`stackmff.surface`; an OBJ with its material library and texture beside it). A
+source with several stacks (scenes x time points) writes its maps as TIFFs with one page per
+stack. A photograph's fused image also carries its layers' ICC profile and one layer's
+metadata (:class:`Photo`).
 """
 
 from __future__ import annotations
@@ -22,13 +25,23 @@ from stackmff.errors import StackError
 from stackmff.io.atomic import FolderWriter
 from stackmff.io.focusmap import confidence_picture, focus_map_picture
 from stackmff.io.image import SOFTWARE, encode_image, is_own_output
+from stackmff.io.mesh import check_mesh_suffix, require_trimesh
+from stackmff.io.metadata import FusionRecord, embed
 from stackmff.io.paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, check_output_paths
 from stackmff.microscopy.axes import Metadata, check_heights, heights
 from stackmff.microscopy.source import is_zarr
+from stackmff.surface import (
+    DEFAULT_FACES,
+    SurfaceScale,
+    make_surface,
+    parse_length,
+    texture_picture,
+)
 
 FOCUS_MAP, INDICES, CONFIDENCE, HEIGHT_MAP = "_focus_map", "_indices", "_confidence", "_height_map"
+TEXTURE = "_texture"  # an OBJ mesh's texture, beside it
 # the names of the maps, recognised among the inputs (an earlier run's products)
-PRODUCT_NAMES = (FOCUS_MAP, INDICES, CONFIDENCE, HEIGHT_MAP)
+PRODUCT_NAMES = (FOCUS_MAP, INDICES, CONFIDENCE, HEIGHT_MAP, TEXTURE)
 # the suffixes of a fused microscopy image (TCYX with its metadata)
 OME_TIFF, OME_ZARR = ".ome.tif", ".ome.zarr"
 # the pixel types OME-XML names (float16 is written as float32)
@@ -52,6 +65,53 @@ def indices_path(focus_map: str | Path) -> Path:
     return path.with_name(f"{path.stem}{INDICES}{'.tif' if is_tiff(path) else '.png'}")
 
 
+def mesh_companions(mesh: Path) -> tuple[Path, Path] | None:
+    """What an OBJ mesh needs beside it: ``<stem>.mtl`` and ``<stem>_texture.png``; ``None``
+    for the formats that are one file."""
+    if mesh.suffix.lower() != ".obj":
+        return None
+    return mesh.with_suffix(".mtl"), mesh.with_name(f"{mesh.stem}{TEXTURE}.png")
+
+
+@dataclass(frozen=True)
+class MeshOptions:
+    """How the surface becomes a mesh.
+
+    Attributes:
+        faces: the most triangles (``--mesh-faces``).
+        z_step: the distance between layers in µm (``--z-step``: a photo stack's rail
+            step); for a microscopy file it replaces the file's Z step.
+        pixel_size: the size of a pixel in µm (``--pixel-size``); for a microscopy file it
+            replaces the file's pixel size.
+    """
+
+    faces: int = DEFAULT_FACES
+    z_step: float | None = None
+    pixel_size: float | None = None
+
+    @classmethod
+    def of(cls, faces: int | None = None, z_step: str | float | None = None,
+           pixel_size: str | float | None = None) -> MeshOptions:
+        """The options from the command line's text (``0.05mm``) or numbers in µm.
+
+        Raises:
+            StackError: a length without a known unit, or not a positive number of faces.
+        """
+        faces = DEFAULT_FACES if faces is None else faces
+        if isinstance(faces, bool) or not isinstance(faces, (int, np.integer)) or faces < 2:
+            raise StackError(f"--mesh-faces must be a whole number of at least 2, got {faces!r}")
+        return cls(int(faces), None if z_step is None else parse_length(z_step, "--z-step"),
+                   None if pixel_size is None else parse_length(pixel_size, "--pixel-size"))
+
+    @property
+    def given(self) -> list[str]:
+        """The options given, as the command line names them."""
+        return [flag for flag, value in (("--mesh-faces", self.faces != DEFAULT_FACES),
+                                         ("--z-step", self.z_step is not None),
+                                         ("--pixel-size", self.pixel_size is not None))
+                if value]
+
+
 @dataclass(frozen=True)
 class Target:
     """What the source will give, as far as the outputs care; known from headers alone.
@@ -63,6 +123,8 @@ class Target:
         where: the input, for messages.
         inputs: files the outputs must not overwrite.
         metadata, layers: of a microscopy source: its heights, known before any pixel.
+        linear: the fused image holds linear light (a RAW stack developed linear), which
+            needs 16 bits.
     """
 
     microscopy: bool = False
@@ -74,6 +136,7 @@ class Target:
     inputs: tuple[Path, ...] = ()
     metadata: Metadata | None = None
     layers: int = 0
+    linear: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,30 +147,36 @@ class OutputPlan:
     focus_map: Path | None = None
     confidence: Path | None = None
     height_map: Path | None = None
+    mesh: Path | None = None
+    mesh_options: MeshOptions = MeshOptions()
 
     @classmethod
     def of(cls, image: str | Path, focus_map: str | Path | None = None,
            confidence: str | Path | None = None,
-           height_map: str | Path | None = None) -> OutputPlan:
+           height_map: str | Path | None = None, mesh: str | Path | None = None,
+           mesh_options: MeshOptions = MeshOptions()) -> OutputPlan:
         def path(value):
             return None if value is None else Path(value)
 
-        return cls(Path(image), path(focus_map), path(confidence), path(height_map))
+        return cls(Path(image), path(focus_map), path(confidence), path(height_map),
+                   path(mesh), mesh_options)
 
     @classmethod
     def named(cls, stem: Path, image_suffix: str, *, focus_map: bool = False,
               confidence: bool = False, height_map: bool = False,
-              pictures: str = ".png") -> OutputPlan:
+              pictures: str = ".png", mesh: str | None = None,
+              mesh_options: MeshOptions = MeshOptions()) -> OutputPlan:
         """Every product named after one stem: ``<stem><image_suffix>``,
         ``<stem>_focus_map<pictures>`` (and its ``_indices``), ``<stem>_confidence<pictures>``,
-        ``<stem>_height_map.tif``."""
+        ``<stem>_height_map.tif``, ``<stem><mesh>`` (a mesh suffix such as ``.glb``)."""
 
         def path(suffix: str) -> Path:
             return stem.with_name(stem.name + suffix)
 
         return cls(path(image_suffix), path(FOCUS_MAP + pictures) if focus_map else None,
                    path(CONFIDENCE + pictures) if confidence else None,
-                   path(HEIGHT_MAP + ".tif") if height_map else None)
+                   path(HEIGHT_MAP + ".tif") if height_map else None,
+                   path(mesh) if mesh else None, mesh_options)
 
     @classmethod
     def beside(cls, image: Path, **products) -> OutputPlan:
@@ -122,8 +191,9 @@ class OutputPlan:
 
     def paths(self) -> list[Path]:
         """Every file (or OME-Zarr folder) the plan writes, the fused image first."""
+        companions = () if self.mesh is None else mesh_companions(self.mesh) or ()
         return [p for p in (self.image, self.focus_map, self.indices, self.confidence,
-                            self.height_map) if p is not None]
+                            self.height_map, self.mesh, *companions) if p is not None]
 
     def check(self, target: Target, has_confidence: bool = True, method: str = "") -> None:
         """Everything about the outputs that is known before any pixel is read: file types,
@@ -148,6 +218,7 @@ class OutputPlan:
                              "write them to a .tif")
         if self.height_map is not None and target.metadata is not None:
             check_heights(target.metadata, target.layers, target.where)
+        self._check_mesh(target)
         self.check_paths(target.inputs, target.microscopy)
         check_confidence(self.confidence is not None, has_confidence, method)
 
@@ -164,8 +235,27 @@ class OutputPlan:
         for folder in folders:
             _check_replaceable(folder)
 
+    def _check_mesh(self, target: Target) -> None:
+        """A mesh of a known type, of one stack, with trimesh installed; mesh options only
+        with a mesh."""
+        if self.mesh is None:
+            given = self.mesh_options.given
+            if given:
+                raise StackError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'}"
+                                 " to --mesh, which was not given")
+            return
+        check_mesh_suffix(self.mesh)
+        if target.stacks > 1:
+            raise StackError(f"--mesh {self.mesh}: {target.where} holds {target.stacks} stacks "
+                             "(scenes x time points) and a mesh is one surface; fuse one scene "
+                             "and time point into a file of its own")
+        require_trimesh()
+
     def _check_image(self, target: Target) -> None:
         image = self.image
+        if target.linear and image.suffix.lower() not in (".png", *TIFF_SUFFIXES):
+            raise StackError(f"cannot write {image}: linear light needs 16 bits (.tif or "
+                             ".png); 8 bits of it band in the shadows")
         if not target.microscopy:
             _check_writable(image)
         elif is_zarr_output(image):
@@ -205,7 +295,32 @@ class OutputPlan:
                                             self.confidence)
         if self.height_map is not None:
             files[self.height_map] = _encode_heights(products)
+        if self.mesh is not None:
+            files.update(self._encode_mesh(products))
         return files
+
+    def _encode_mesh(self, products: Products) -> dict[Path, bytes]:
+        """The surface of the (one) stack, textured with its fused image, in µm where the
+        metadata or the options say so (see :mod:`stackmff.surface`)."""
+        from stackmff.io.mesh import MeshData, encode_mesh
+
+        about, options = products.microscopy, self.mesh_options
+        focus_map = products.focus_maps[0]
+        surface = make_surface(
+            focus_map, products.layers,
+            depth=_first(products.depths),
+            confidence=_first(products.surface_confidences or products.confidences),
+            faces=options.faces)
+        scale = surface_scale(about.metadata if about else None, options, about is None,
+                              about.where if about else str(self.mesh))
+        if about is None:
+            picture = texture_picture(products.fused)
+        else:
+            channels = products.fused.shape[2]
+            picture = texture_picture(products.fused[0, 0], about.metadata.colors(channels))
+        data = MeshData(surface.vertices(scale), surface.faces, surface.uv(), picture,
+                        surface.sample(picture), scale.description(products.layers))
+        return encode_mesh(data, self.mesh, mesh_companions(self.mesh))
 
 
 @dataclass(frozen=True)
@@ -226,6 +341,19 @@ class Microscopy:
     name: str = ""
 
 
+@dataclass(frozen=True)
+class Photo:
+    """What a photograph's fused image carries beside its pixels.
+
+    Attributes:
+        icc: the ICC profile of its layers (or of the space a RAW stack was developed into).
+        record: whose metadata it carries and how it was fused; ``None`` to carry none.
+    """
+
+    icc: bytes | None = None
+    record: FusionRecord | None = None
+
+
 @dataclass
 class Products:
     """What one run made, stack by stack (in scene, time point order).
@@ -238,6 +366,11 @@ class Products:
         layers: the stacks' layer count (the focus-map picture's colour bar).
         method: the method's name, for messages.
         microscopy: set for a microscopy image: its fused image is TCYX with metadata.
+        photo: set for a stack of photographs: the profile and metadata it carries.
+        depths: ``(H, W)`` float32 sub-layer positions per stack (``FusionResult.depth``),
+            or ``None``: what the mesh refines its heights with.
+        surface_confidences: what the mesh weighs its heights by, where that is not
+            ``confidences`` (a retouch: the edited pixels are sure).
     """
 
     fused: np.ndarray
@@ -246,6 +379,32 @@ class Products:
     layers: int
     method: str = ""
     microscopy: Microscopy | None = None
+    photo: Photo | None = None
+    depths: list[np.ndarray | None] | None = None
+    surface_confidences: list[np.ndarray] | None = None
+
+
+def _first(values: list | None):
+    return None if values is None else values[0]
+
+
+def surface_scale(metadata: Metadata | None, options: MeshOptions, photos: bool,
+                  where: str) -> SurfaceScale:
+    """The lengths of a mesh: the options first, then a microscopy file's metadata; what
+    stays unknown stays in pixels and layers, with a warning."""
+    metadata = metadata or Metadata()
+    z_step = options.z_step or metadata.size_z
+    size_x = options.pixel_size or metadata.size_x
+    size_y = options.pixel_size or metadata.size_y or size_x
+    size_x = size_x or size_y
+    if z_step is None:
+        warnings.warn(f"{where}: the mesh's heights are layer indices, not lengths: give "
+                      "--z-step (the distance between layers, e.g. 0.05mm)", stacklevel=3)
+    elif size_x is None:
+        warnings.warn(f"{where}: the mesh's x and y are pixels and its heights µm: give "
+                      "--pixel-size (e.g. 5um) for a surface true to scale", stacklevel=3)
+    origin = metadata.z_origin if options.z_step is None and metadata.size_z else 0.0
+    return SurfaceScale(size_x, size_y, z_step, origin, towards_camera=photos)
 
 
 def _encode_fused(products: Products, path: Path) -> bytes | FolderWriter:
@@ -253,7 +412,11 @@ def _encode_fused(products: Products, path: Path) -> bytes | FolderWriter:
     series per scene) or, for one 8- or 16-bit plane, a plain image."""
     about, fused = products.microscopy, products.fused
     if about is None:
-        return encode_image(fused, path, SOFTWARE)
+        photo = products.photo or Photo()
+        data = encode_image(fused, path, SOFTWARE, photo.icc)
+        if photo.record is None:
+            return data
+        return embed(data, path, photo.record, (fused.shape[1], fused.shape[0]))
     if is_zarr(path):
         from stackmff.microscopy.ome_zarr import zarr_writer
 

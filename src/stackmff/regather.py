@@ -11,14 +11,18 @@ import numpy as np
 from stackmff.errors import StackError
 from stackmff.io import expand_inputs, load_stack, write_files_atomically
 from stackmff.io.focusmap import read_confidence_picture, read_index_map
-from stackmff.outputs import INDICES, OutputPlan, Products, Target, indices_path
-from stackmff.retouch import check_focus_map, regather_edit
+from stackmff.outputs import INDICES, MeshOptions, OutputPlan, Products, Target, indices_path
+from stackmff.retouch import check_focus_map, prefer_sharp, regather_edit
+from stackmff.retouch.ties import check_side
 
 
 def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | Path,
                    output: str | Path, *, confidence: str | Path | None = None,
                    original_map: str | Path | None = None,
-                   confidence_out: str | Path | None = None) -> list[Path]:
+                   confidence_out: str | Path | None = None, prefer: str | None = None,
+                   mesh: str | Path | None = None, mesh_faces: int | None = None,
+                   z_step: str | float | None = None,
+                   pixel_size: str | float | None = None) -> list[Path]:
     """Files in, files out: the fused image of the stack and an edited index map.
 
     The map is the ``<stem>_indices.png`` that ``stackmff fuse --focus-map`` writes (0-based
@@ -29,6 +33,11 @@ def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | P
     (the unedited indices), the confidence is written to ``confidence_out``, 0 where the map
     was edited. Everything is checked before anything is written, and the outputs appear
     together.
+
+    ``prefer`` (``"near"`` or ``"far"``) moves each pixel to the nearest (farthest) layer
+    at least half as sharp as its sharpest (:mod:`stackmff.retouch.ties`), except where the
+    map was edited when ``original_map`` says where. ``mesh`` also writes the surface of the
+    map (as :func:`stackmff.fuse_files`; the edited pixels count as sure).
 
     Returns:
         The paths written.
@@ -47,7 +56,9 @@ def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | P
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
     sources = [*paths, *(Path(p) for p in (focus_map, confidence, original_map) if p)]
-    plan = OutputPlan.of(output, confidence=confidence_out)
+    check_side(prefer)
+    plan = OutputPlan.of(output, confidence=confidence_out, mesh=mesh,
+                         mesh_options=MeshOptions.of(mesh_faces, z_step, pixel_size))
     plan.check(Target(inputs=tuple(sources)))
     edited = read_index_map(focus_map, _raw_map_hint(focus_map))
     stack = load_stack(paths)
@@ -59,9 +70,16 @@ def regather_files(inputs: str | Path | Sequence[str | Path], focus_map: str | P
         _check_index_map(original, len(stack), size, original_map)
         kept = read_confidence_picture(confidence, size)
         decided = edited != original
+    if prefer is not None:
+        preferred = prefer_sharp(stack.layers, edited, prefer, keep=decided)
+        decided = preferred != edited if decided is None else decided | (preferred != edited)
+        edited = preferred
     fused, kept = regather_edit(stack.layers, edited, decided, kept)
-    files = plan.encode(Products(stack.to_output(fused), None,
-                                 None if kept is None else [kept], len(stack), "regather"))
+    # the mesh: where a person (or --prefer) chose, the layer is sure
+    sure = None if kept is None else np.where(decided, np.float32(1), kept)
+    files = plan.encode(Products(stack.to_output(fused), [edited.astype(np.uint16)],
+                                 None if kept is None else [kept], len(stack), "regather",
+                                 surface_confidences=None if sure is None else [sure]))
     write_files_atomically(files)
     return list(files)
 

@@ -26,12 +26,19 @@ class FusionResult:
         confidence: ``(H, W)`` float32 in [0, 1], the method's certainty in its choice, or
             ``None`` where the method has no such notion.
         method: name of the method that produced it.
+        depth: ``(H, W)`` float32, the focus position in layers refined below one layer
+            around the method's best layer (``depthmap``: a Gaussian through the focus
+            measures of that layer and its two neighbours; the network: the expected layer of
+            the probabilities there), or ``None``. It is a measurement, not a choice: where
+            the focus map was smoothed or edited away from it, the map's layer counts (see
+            :mod:`stackmff.surface`).
     """
 
     fused: np.ndarray
     focus_map: np.ndarray | None = None
     confidence: np.ndarray | None = None
     method: str = ""
+    depth: np.ndarray | None = None
 
 
 @dataclass
@@ -47,6 +54,8 @@ class MicroscopyResult:
             indices when the Z step is unknown (``heights_in_um`` is then ``False``).
         metadata: the input's physical sizes, Z origin and channels.
         method: the method's name.
+        depth: ``(T, Y, X)`` float32 sub-layer focus positions (see
+            :attr:`FusionResult.depth`) for an array of one time point, else ``None``.
     """
 
     fused: Any
@@ -57,3 +66,4 @@ class MicroscopyResult:
     method: str
     heights_in_um: bool = True
     axes: str = "TCYX"
+    depth: np.ndarray | None = None

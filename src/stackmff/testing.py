@@ -50,6 +50,27 @@ def make_stack(n_layers: int = 4, height: int = 90, width: int = 124, colour: bo
     return layers, truth, focus_map
 
 
+def render_depth(truth: np.ndarray, depth: np.ndarray, n_layers: int,
+                 blur_per_layer: float = 1.6, levels_per_layer: int = 8) -> np.ndarray:
+    """A stack of a surface at a continuous ``depth`` (in layers, ``(H, W)``): layer k shows
+    each pixel blurred with sigma ``blur_per_layer * |k - depth|`` (the blur is interpolated
+    between ``levels_per_layer`` precomputed blurs per layer of distance)."""
+    sigmas = np.arange(n_layers * levels_per_layer + 1) / levels_per_layer * blur_per_layer
+    blurred = [truth] + [cv2.GaussianBlur(truth, (0, 0), s) for s in sigmas[1:]]
+    layers = np.empty((n_layers,) + truth.shape, np.float32)
+    for k in range(n_layers):
+        position = np.abs(k - depth) * levels_per_layer
+        low = np.clip(np.floor(position).astype(int), 0, len(sigmas) - 2)
+        part = np.clip(position - low, 0, 1).astype(np.float32)
+        if truth.ndim == 3:
+            part = part[..., None]
+        for level in np.unique(low):
+            mask = low == level
+            mixed = (1 - part) * blurred[level] + part * blurred[level + 1]
+            layers[k][mask] = mixed[mask]
+    return layers
+
+
 def write_stack(folder: Path, layers: np.ndarray, dtype=np.uint8, suffix: str = ".png",
                 names: list[str] | None = None) -> list[Path]:
     """Write float layers as image files (RGB order), ``layer_<k><suffix>`` unless ``names``

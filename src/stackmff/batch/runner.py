@@ -20,8 +20,9 @@ from stackmff.batch.stacks import StackTask, find_stacks
 from stackmff.batch.work import BatchOptions, BatchResult, split_formats, worker_environment
 from stackmff.errors import StackError
 from stackmff.io.atomic import remove_stale_temporaries
+from stackmff.io.mesh import MESH_SUFFIXES, require_trimesh
 from stackmff.io.paths import check_inside
-from stackmff.outputs import check_confidence, is_zarr_output
+from stackmff.outputs import MeshOptions, check_confidence, is_zarr_output
 from stackmff.progress import progress
 
 REPORT = "batch.jsonl"
@@ -49,7 +50,11 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
               workers: int | None = None, focus_map: bool = False, confidence: bool = False,
               align: dict | None = None, format: str | Sequence[str] = "png",
               force: bool = False, focus_channel: int | str | None = None,
-              height_map: bool = False, halo: str | None = None, check_only: bool = False,
+              height_map: bool = False, halo: str | None = None, prefer: str | None = None,
+              mesh: str | None = None, mesh_faces: int | None = None,
+              z_step: str | float | None = None, pixel_size: str | float | None = None,
+              colour_space: str | None = None, metadata_from: int | str | None = None,
+              check_only: bool = False,
               **options) -> list[BatchResult]:
     """Fuse many stacks, each into ``OUTDIR/<its name>.<format>`` (and its maps).
 
@@ -75,6 +80,14 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
             every file.
         height_map: microscopy: also write ``<name>_height_map.tif`` (float32 µm).
         halo: limit halos beside near objects (see :func:`stackmff.fuse_files`).
+        colour_space, metadata_from: stacks of photographs: the space RAW stacks are
+            developed into, and whose metadata each fused image carries (see
+            :func:`stackmff.fuse_files`).
+        prefer: ``"near"`` or ``"far"``: the nearest or farthest of the layers nearly as
+            sharp (see :func:`stackmff.fuse_files`).
+        mesh: ``glb``, ``obj``, ``ply`` or ``stl``: also write ``<name>.<mesh>``, the
+            surface; ``mesh_faces``, ``z_step``, ``pixel_size`` as for
+            :func:`stackmff.fuse_files`, the same for every stack.
         check_only: check what needs no stack (the method and its options, the formats,
             OUTDIR), look for none and fuse nothing: for a front end that finds its stacks
             later (``stackmff watch``).
@@ -98,8 +111,13 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     if not isinstance(workers, int) or workers < 1:
         raise StackError(f"workers must be at least 1, got {workers!r}")
     entry = check_method(method, **options)
-    check_halo(halo, entry, options)
+    check_halo(halo, entry, options, prefer)
     check_confidence(confidence, entry.confidence, method)
+    if colour_space is not None:
+        from stackmff.io.colour import colour_space as check_colour_space
+
+        check_colour_space(colour_space)
+    meshing = _check_mesh(mesh, MeshOptions.of(mesh_faces, z_step, pixel_size))
     if check_only:
         _check_outdir(outdir)
         return []
@@ -110,7 +128,8 @@ def fuse_many(stacks: Sequence[str | Path] | Sequence[StackTask], outdir: str | 
     batch = BatchOptions(method, tuple(sorted(options.items())),
                          None if align is None else tuple(sorted(align.items())),
                          focus_map, confidence, image_format, threads, microscopy_format,
-                         focus_channel, height_map, halo)
+                         focus_channel, height_map, halo, prefer, mesh, meshing,
+                         colour_space, metadata_from)
     _check_microscopy(tasks, batch)
     _check_places(tasks, batch, outdir)
     _check_outputs(tasks, batch, outdir)
@@ -158,6 +177,21 @@ def _run(todo: list[StackTask], outdir: Path, batch: BatchOptions, client, worke
             report.append([result])
     finally:
         finished.close()  # the workers stop here, on an error as on an interrupt
+
+
+def _check_mesh(mesh: str | None, options: MeshOptions) -> MeshOptions:
+    """A mesh format that is written, trimesh installed, and mesh options only with a
+    mesh; before any work."""
+    if mesh is None:
+        if options.given:
+            raise StackError(f"{' and '.join(options.given)} apply to --mesh, which was not "
+                             "given")
+        return options
+    formats = tuple(suffix.lstrip(".") for suffix in MESH_SUFFIXES)
+    if mesh not in formats:
+        raise StackError(f"--mesh takes {', '.join(formats)} in a batch, got {mesh!r}")
+    require_trimesh()
+    return options
 
 
 def _check_microscopy(tasks: list[StackTask], batch: BatchOptions) -> None:

@@ -9,6 +9,7 @@ channel from the focus channel's layers), into ``<name>.ome.tif`` or ``<name>.om
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -21,7 +22,7 @@ from pathlib import Path
 from stackmff.batch.stacks import StackTask
 from stackmff.errors import StackError
 from stackmff.methods import Fuser
-from stackmff.outputs import OME_TIFF, OME_ZARR, OutputPlan, is_zarr_output
+from stackmff.outputs import OME_TIFF, OME_ZARR, MeshOptions, OutputPlan, is_zarr_output
 
 # what --format takes: for stacks of images (written in the stack's bit depth where it can)
 # and for microscopy files (TCYX in the file's dtype, with its metadata)
@@ -61,6 +62,11 @@ class BatchOptions:
     focus_channel: int | str | None = None
     height_map: bool = False
     halo: str | None = None
+    prefer: str | None = None
+    mesh: str | None = None             # a mesh format: glb, obj, ply or stl
+    mesh_options: MeshOptions = MeshOptions()
+    colour_space: str | None = None
+    metadata_from: int | str | None = None
 
     @property
     def microscopy_options(self) -> list[str]:
@@ -86,16 +92,26 @@ class BatchOptions:
         return OutputPlan.named(outdir / task.name, suffix, focus_map=self.focus_map,
                                 confidence=self.confidence,
                                 height_map=self.height_map and microscopy,
-                                pictures=".tif" if microscopy else ".png")
+                                pictures=".tif" if microscopy else ".png",
+                                mesh=f".{self.mesh}" if self.mesh else None,
+                                mesh_options=self.mesh_options)
 
     @property
     def recipe(self) -> dict:
         """What decides the pixels of an output besides its stack, as the report records it
         (JSON values, so that a line read back compares equal)."""
-        return json.loads(json.dumps({
-            "method_options": dict(self.method_options),
-            "align": None if self.align is None else dict(self.align),
-            "halo": self.halo, "focus_channel": self.focus_channel}, default=str))
+        recipe = {"method_options": dict(self.method_options),
+                  "align": None if self.align is None else dict(self.align),
+                  "halo": self.halo, "focus_channel": self.focus_channel}
+        # only when given: the lines of batches run without them stay valid
+        if self.prefer is not None:
+            recipe["prefer"] = self.prefer
+        if self.mesh is not None:
+            recipe["mesh"] = dataclasses.asdict(self.mesh_options)
+        for name in ("colour_space", "metadata_from"):
+            if getattr(self, name) is not None:
+                recipe[name] = getattr(self, name)
+        return json.loads(json.dumps(recipe, default=str))
 
     def finished(self, task: StackTask, outdir: Path, record: dict | None) -> bool:
         """Whether ``task`` need not be fused again: its last ``ok`` report line ``record``
@@ -174,7 +190,11 @@ def _header_reads(path: Path) -> bool:
     import tifffile
 
     from stackmff.io.image import JPEG_MAGIC, PNG_MAGIC, probe_image
+    from stackmff.io.mesh import MESH_SUFFIXES, header_reads
     from stackmff.io.tiff import TIFF_MAGIC
+
+    if path.suffix.lower() in (*MESH_SUFFIXES, ".mtl"):
+        return header_reads(path)
 
     magic = {".png": PNG_MAGIC, ".jpg": JPEG_MAGIC}.get(path.suffix.lower(), TIFF_MAGIC)
     with path.open("rb") as handle:
@@ -255,8 +275,9 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
     plan = options.outputs(task, outdir)
     result = BatchResult.of(task, outdir, options, "failed", attempts=attempt)
     microscopy = options.microscopy(task)
-    extra = {"focus_channel": options.focus_channel,
-             "height_map": plan.height_map} if microscopy else {}
+    extra = ({"focus_channel": options.focus_channel, "height_map": plan.height_map}
+             if microscopy else {"colour_space": options.colour_space,
+                                 "metadata_from": options.metadata_from})
     _set_up_process(options.threads)
     _reset_peak_memory()
     started = time.perf_counter()
@@ -269,6 +290,10 @@ def fuse_one(task: StackTask, outdir: str | Path, options: BatchOptions,
                                 focus_map=plan.focus_map, confidence=plan.confidence,
                                 align=None if options.align is None else dict(options.align),
                                 fuser=_prepared(options), halo=options.halo,
+                                prefer=options.prefer, mesh=plan.mesh,
+                                mesh_faces=options.mesh_options.faces,
+                                z_step=options.mesh_options.z_step,
+                                pixel_size=options.mesh_options.pixel_size,
                                 **dict(options.method_options), **extra)
     except Exception as exc:  # a stack's failure, whatever it is, must not stop the batch
         message = " ".join(str(exc).split()) or type(exc).__name__

@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from stackmff.classical.focus_measures import peak_offset
 from stackmff.classical.selection import RunningSelection, laplacian_measure
 from stackmff.methods import register
 from stackmff.progress import progress
@@ -32,9 +33,12 @@ def consistent_map(focus_map: np.ndarray, n_layers: int, size: int = MEDIAN_SIZE
           "median-smoothed map, pixels copied", float_copy=False)
 def fuse_depthmap(layers: np.ndarray) -> FusionResult:
     layers = check_layers(layers, keep_integers=True)  # converted a layer at a time
-    selection = RunningSelection(layers.shape[1:3])
-    for k in progress(range(layers.shape[0]), desc="depthmap", total=layers.shape[0]):
+    n = layers.shape[0]
+    selection = RunningSelection(layers.shape[1:3], neighbours=True)
+    for k in progress(range(n), desc="depthmap", total=n):
         selection.add(laplacian_measure(layers[k]))
-    focus_map = consistent_map(selection.best, layers.shape[0])
+    focus_map = consistent_map(selection.best, n)
+    depth = selection.best + peak_offset(selection.before, selection.best_measure,
+                                         selection.after, selection.best, n)
     return FusionResult(fused=gather(layers, focus_map), focus_map=focus_map,
-                        confidence=selection.confidence(), method="depthmap")
+                        confidence=selection.confidence(), method="depthmap", depth=depth)

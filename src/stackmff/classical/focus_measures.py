@@ -23,3 +23,18 @@ def laplacian_energy(plane: np.ndarray, window_sigma: float, noise_sigma: float 
 def default_window(shape: tuple[int, int]) -> float:
     """Measure window that grows with the image (about 0.4% of the short side, at least 2)."""
     return max(2.0, 0.004 * min(shape))
+
+
+def peak_offset(before: np.ndarray, peak: np.ndarray, after: np.ndarray, best: np.ndarray,
+                layers: int) -> np.ndarray:
+    """Where, within half a layer, the focus measure peaks around the best layer: the vertex
+    of a Gaussian through the measures of the layer before, the best and the one after (a
+    parabola through their logarithms; shape from focus's usual interpolation). 0 at the first
+    and last layer and where the three do not make a peak."""
+    tiny = np.float32(1e-12)
+    low, mid, high = (np.log(np.maximum(m, tiny)) for m in (before, peak, after))
+    curvature = low - 2 * mid + high
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.float32(0.5) * (low - high) / curvature
+    inside = (best > 0) & (best < layers - 1) & (curvature < 0) & np.isfinite(offset)
+    return np.where(inside, np.clip(offset, -0.5, 0.5), np.float32(0)).astype(np.float32)

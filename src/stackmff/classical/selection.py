@@ -27,21 +27,36 @@ class RunningSelection:
         shape: ``(H, W)`` of the layers.
         keep_pixels: also keep each pixel of the chosen layer (:attr:`pixels`), so that the
             selection can be shown without the layers.
+        neighbours: also keep the measures of the layers just before and after the chosen
+            one (:attr:`before`, :attr:`after`), for a position between layers.
     """
 
-    def __init__(self, shape: tuple[int, int], keep_pixels: bool = False) -> None:
+    def __init__(self, shape: tuple[int, int], keep_pixels: bool = False,
+                 neighbours: bool = False) -> None:
         self.count = 0
         self.best = np.zeros(shape, np.uint16)
         self.best_measure = np.full(shape, -1.0, np.float32)
         self.measure_sum = np.zeros(shape, np.float32)
         self.keep_pixels = keep_pixels
         self.pixels: np.ndarray | None = None
+        self.neighbours = neighbours
+        if neighbours:
+            self.before = np.zeros(shape, np.float32)
+            self.after = np.zeros(shape, np.float32)
+            self.previous: np.ndarray | None = None
 
     def add(self, measure: np.ndarray, layer: np.ndarray | None = None) -> None:
         """Take the next layer's focus measure (and, with ``keep_pixels``, the layer)."""
+        following = self.neighbours and self.previous is not None
+        if following:  # this layer follows the chosen one
+            np.copyto(self.after, measure, where=self.best == self.count - 1)
         sharper = measure > self.best_measure
         self.best[sharper] = self.count
         self.best_measure[sharper] = measure[sharper]
+        if following:  # the one before a newly chosen layer
+            np.copyto(self.before, self.previous, where=sharper)
+        if self.neighbours:
+            self.previous = measure
         self.measure_sum += measure
         if self.keep_pixels:
             if self.pixels is None:

@@ -1,52 +1,159 @@
-"""Write synthetic stacks to disk with their ground truth, for inspection and other tools."""
+"""Write synthetic stacks to disk with their ground truth: for inspection, for other tools,
+and as the ray-traced renderer's cache, which training and validation read."""
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
 from stackmff.data.faithful import render_faithful
 from stackmff.data.physical import PhysicalOptions, render_physical
-from stackmff.data.sources import VALIDATION_PHOTOS, SceneSampler, SourceWeights
+from stackmff.data.sources import (
+    DEBIAN_TRAIN_PHOTOS,
+    DEBIAN_VALIDATION_PHOTOS,
+    TRAIN_PHOTOS,
+    VALIDATION_PHOTOS,
+    SceneSampler,
+    SourceWeights,
+    installed_photos,
+    load_photo,
+)
+from stackmff.errors import StackError
 from stackmff.io import write_files_atomically
 from stackmff.io.image import encode_image
 from stackmff.io.pixels import from_float
+from stackmff.progress import progress
+
+RENDERERS = ("physical", "faithful", "raytraced")
+# what the ray-traced stacks of each split are degraded with (the validation split mildly,
+# as the benchmark suites are)
+RAYTRACED_OPTIONS = {"train": PhysicalOptions(noise=0.01, jpeg=0.2),
+                     "validation": PhysicalOptions(noise=0.005, jpeg=0.0)}
 
 
-def write_synthetic_stacks(out: str | Path, count: int, n_layers: int, size: int,
-                           renderer: str = "physical", seed: int = 0,
-                           held_out: bool = True) -> list[Path]:
-    """Render ``count`` stacks into ``out/stack_000/...``; returns the stack folders.
+def stack_folder(out: str | Path, index: int) -> Path:
+    return Path(out) / f"stack_{index:03d}"
+
+
+@dataclass
+class Rendered:
+    """What a call rendered: every stack folder of the set, and how many stacks and frames
+    (layers plus the truth and, ray-traced, the depth pass) it rendered in how long."""
+
+    folders: list[Path]
+    stacks: int
+    frames: int
+    seconds: float
+
+
+def write_synthetic_stacks(out: str | Path, count: int, n_layers: int | tuple[int, int],
+                           size: int, renderer: str = "physical", seed: int = 0,
+                           held_out: bool = True, show_progress: bool = False) -> Rendered:
+    """Render ``count`` stacks into ``out/stack_000/...``.
 
     Each folder holds ``layer_00.png ...`` (16-bit RGB), ``all_in_focus.png`` (the sharp
-    scene), ``focus_map.png`` (16-bit ground-truth layer indices) and ``stack.json``.
-    ``held_out`` draws photos only from the validation list, never from training photos.
+    scene), ``focus_map.png`` (16-bit ground-truth layer indices) and ``stack.json``; the
+    ray-traced renderer adds ``depth.tif`` (float32 distance along the camera axis). Stack
+    ``i`` is drawn from the seed ``(seed, i)`` with N drawn from ``n_layers`` (a number or an
+    inclusive range), and a folder already complete is kept: a rerun continues the same set,
+    and the same command rebuilds it byte for byte. ``held_out`` draws photos (and, for the
+    ray-traced renderer, scene families) only from the validation side, never from training's.
     """
-    if renderer not in ("physical", "faithful"):
-        raise ValueError(f"renderer must be 'physical' or 'faithful', got {renderer!r}")
-    if n_layers < 2 or count < 1 or size < 32:
-        raise ValueError(f"need layers >= 2, count >= 1, size >= 32; got {n_layers}, {count}, {size}")
-    rng = np.random.default_rng(seed)
-    photos = VALIDATION_PHOTOS if held_out else SceneSampler(size).photos
-    sampler = SceneSampler(size, SourceWeights(0.5, 0.5, 0.0), photos=photos)
-    folders = []
-    for i in range(count):
-        scene = sampler.draw(rng)
-        if renderer == "faithful":
-            stack, focus_map = render_faithful(scene, n_layers, rng)
+    if renderer not in RENDERERS:
+        raise StackError(f"renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
+    low, high = (n_layers, n_layers) if isinstance(n_layers, int) else n_layers
+    if low < 2 or high < low or count < 1 or size < 32:
+        raise StackError(f"need layers >= 2, count >= 1, size >= 32; got {n_layers}, {count}, "
+                         f"{size}")
+    folders = [stack_folder(out, i) for i in range(count)]
+    missing = [i for i in range(count) if not (folders[i] / "stack.json").is_file()]
+    if renderer == "raytraced":
+        from stackmff.data.raytraced import povray_program
+
+        try:
+            povray_program()
+        except RuntimeError as exc:
+            raise StackError(str(exc)) from None
+        names = list(VALIDATION_PHOTOS if held_out else TRAIN_PHOTOS)
+        try:
+            names += installed_photos(DEBIAN_VALIDATION_PHOTOS if held_out else DEBIAN_TRAIN_PHOTOS)
+        except FileNotFoundError as exc:
+            raise StackError(str(exc)) from None
+        photos = [load_photo(name) for name in names]
+    else:
+        sampler = SceneSampler(size, SourceWeights(0.5, 0.5, 0.0),
+                               photos=VALIDATION_PHOTOS if held_out else TRAIN_PHOTOS)
+    started, frames = time.perf_counter(), 0
+    for i in progress(missing, desc="render", total=len(missing), unit="stack") \
+            if show_progress else missing:
+        rng = np.random.default_rng([seed, i])
+        n = int(rng.integers(low, high + 1))
+        info = {"renderer": renderer, "layers": n, "size": size, "seed": seed, "index": i,
+                "split": "validation" if held_out else "train"}
+        extra: dict[Path, bytes] = {}
+        if renderer == "raytraced":
+            from stackmff.data.raytraced import draw_and_render
+
+            split = "validation" if held_out else "train"
+            made = draw_and_render(rng, (size, size), n, photos, held_out, RAYTRACED_OPTIONS[split])
+            stack, truth, focus_map = made.layers, made.truth, made.label
+            extra[folders[i] / "depth.tif"] = _float_tiff(made.depth)
+            info.update(focus=[round(float(f), 6) for f in made.focus],
+                        aperture=round(made.aperture, 6), families=made.families,
+                        photos=[Path(p).name for p in names])
         else:
-            stack, focus_map = render_physical(scene, n_layers, rng, PhysicalOptions())
-        folder = Path(out) / f"stack_{i:03d}"
-        files = {folder / f"layer_{k:02d}.png": encode_image(from_float(layer, np.uint16),
-                                                             f"layer_{k:02d}.png")
+            scene = sampler.draw(rng)
+            if renderer == "faithful":
+                stack, focus_map = render_faithful(scene, n, rng)
+            else:
+                stack, focus_map = render_physical(scene, n, rng, PhysicalOptions())
+            truth = scene.image
+        frames += n + (2 if renderer == "raytraced" else 1)
+        files = {folders[i] / f"layer_{k:02d}.png": encode_image(from_float(layer, np.uint16),
+                                                                 f"layer_{k:02d}.png")
                  for k, layer in enumerate(stack)}
-        files[folder / "all_in_focus.png"] = encode_image(from_float(scene.image, np.uint16),
-                                                          "all_in_focus.png")
-        files[folder / "focus_map.png"] = encode_image(focus_map.astype(np.uint16), "focus_map.png")
-        info = {"renderer": renderer, "layers": n_layers, "size": size, "seed": seed, "index": i}
-        files[folder / "stack.json"] = json.dumps(info, indent=2).encode()
+        files[folders[i] / "all_in_focus.png"] = encode_image(from_float(truth, np.uint16),
+                                                              "all_in_focus.png")
+        files[folders[i] / "focus_map.png"] = encode_image(focus_map.astype(np.uint16),
+                                                           "focus_map.png")
+        files.update(extra)
+        files[folders[i] / "stack.json"] = json.dumps(info, indent=2).encode()
         write_files_atomically(files)
-        folders.append(folder)
-    return folders
+    return Rendered(folders, len(missing), frames, time.perf_counter() - started)
+
+
+def _float_tiff(values: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, values.astype(np.float32), compression="zlib")
+    return buffer.getvalue()
+
+
+def read_synthetic_stack(folder: str | Path) -> dict:
+    """One written stack: ``layers`` (N, H, W[, 3]) uint16, ``truth``, ``focus_map`` and, for
+    ray-traced stacks, ``depth``; ``info`` is its stack.json."""
+    import cv2
+
+    folder = Path(folder)
+    info = json.loads((folder / "stack.json").read_text())
+
+    def read(path: Path) -> np.ndarray:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise StackError(f"cannot read {path}: render the stack again (delete its folder)")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
+
+    stack = {"info": info,
+             "layers": np.stack([read(folder / f"layer_{k:02d}.png")
+                                 for k in range(info["layers"])]),
+             "truth": read(folder / "all_in_focus.png"),
+             "focus_map": read(folder / "focus_map.png").astype(np.int64)}
+    if (folder / "depth.tif").is_file():
+        stack["depth"] = tifffile.imread(folder / "depth.tif")
+    return stack

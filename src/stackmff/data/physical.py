@@ -115,7 +115,7 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
     if interference:
         junk = np.stack([cv2.GaussianBlur(image, (31, 31), 0)] * interference)
         stack = np.concatenate([stack, junk])
-    stack = _degrade(stack, rng, options)
+    stack = degrade(stack, rng, options)
     total = stack.shape[0]
     order = rng.permutation(total) if shuffle else np.arange(total)
     return stack[order], np.argsort(order)[focus_map]
@@ -130,7 +130,8 @@ def closest_layer(stack: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.argmin(errors, axis=0).astype(np.int64)
 
 
-def _degrade(stack: np.ndarray, rng: np.random.Generator, options: PhysicalOptions) -> np.ndarray:
+def degrade(stack: np.ndarray, rng: np.random.Generator, options: PhysicalOptions) -> np.ndarray:
+    """Sensor noise and JPEG as ``options`` draw them, the same for every renderer."""
     if options.noise > 0:
         sigma = rng.uniform(0, options.noise)
         stack = stack + rng.normal(0, sigma, stack.shape).astype(np.float32)

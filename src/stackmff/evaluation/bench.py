@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 from stackmff.evaluation.report import write_report
 from stackmff.evaluation.runner import available_methods, run_stack
 from stackmff.evaluation.suites import (
+    hci_stacks,
     microscopy_stacks,
+    raytraced_stacks,
     real_stacks,
     synthetic_stacks,
     validation_stacks,
@@ -17,7 +21,9 @@ from stackmff.evaluation.suites import (
 from stackmff.progress import progress
 
 SUITES = ("stack-size", "order", "interference", "pairs", "devernay-office", "lytro-epfl48",
-          "microscopy")
+          "microscopy", "hci-lightfield", "raytraced")
+# the stacks the physical renderer (the shipped model's training data) never made: the judge
+OUT_OF_DOMAIN = ("hci-lightfield", "devernay-office", "lytro-epfl48", "raytraced", "microscopy")
 # held-out scenes only, for judging a trained model; run when asked for with --suite
 VALIDATION_SUITES = ("validation", "validation-order", "validation-interference")
 
@@ -39,8 +45,15 @@ def network_flops(sizes: list[int]) -> dict[int, float]:
 
 
 def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, data: Path,
-              out: Path, checkpoint: str | None, plots: bool = True) -> Path:
-    chosen = set(suites or SUITES)
+              out: Path, checkpoint: str | None, plots: bool = True,
+              raytraced: Path = Path("runs/raytraced-validation"), head: str | None = None,
+              rows_out: Path | None = None) -> Path:
+    """``suites``: names, or ``out-of-domain`` for all of OUT_OF_DOMAIN; ``raytraced``: the
+    folder of the ray-traced validation split (rendered there on first use); ``rows_out``: a
+    JSON-lines file that gets every stack's scores as they come (to compare two runs stack by
+    stack: benchmarks/compare_rows.py)."""
+    names = [n for s in (suites or SUITES) for n in (OUT_OF_DOMAIN if s == "out-of-domain" else [s])]
+    chosen = set(names)
     known = SUITES + VALIDATION_SUITES
     unknown = chosen - set(known)
     if unknown:
@@ -50,7 +63,7 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
         print("stackmff: warning: matplotlib is not installed; no plots "
               "(pip install -e '.[bench]')", file=sys.stderr)
         plots = False
-    method_list = available_methods(methods, checkpoint)
+    method_list = available_methods(methods, checkpoint, head)
     stacks = []
     if chosen & set(SUITES):
         stacks += [s for s in synthetic_stacks(quick) if s.suite in chosen]
@@ -60,7 +73,12 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
         stacks += [s for s in validation_stacks() if s.suite in chosen]
     if not quick or suites:  # --quick skips the real stacks unless they are named
         stacks += [s for s in real_stacks(data) if s.suite in chosen]
+        if "hci-lightfield" in chosen:
+            stacks += list(hci_stacks(data))
+    if "raytraced" in chosen and (not quick or suites):
+        stacks += list(raytraced_stacks(raytraced))
     results, difference_sets, shown = [], [], set()
+    rows_file = rows_out
     for stack in progress(stacks, desc="bench", total=len(stacks)):
         keep = stack.suite not in shown and stack.truth is not None
         rows = run_stack(stack, method_list, keep_images=keep)
@@ -71,6 +89,11 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
             for r in rows:
                 r.fused = None
         results += rows
+        if rows_file is not None:
+            with rows_file.open("a") as handle:
+                for r in rows:
+                    handle.write(json.dumps({k: v for k, v in dataclasses.asdict(r).items()
+                                             if k != "fused"}) + "\n")
         print(f"{stack.suite} / {stack.variant} / {stack.name}: "
               + ", ".join(f"{r.method} {r.psnr:.2f}" for r in rows), file=sys.stderr, flush=True)
     plot_paths = []

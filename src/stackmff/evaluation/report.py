@@ -152,13 +152,47 @@ def network_section(results: list[RunResult], methods: list[str],
     return lines + [""]
 
 
-def _network_rows(results: list[RunResult], others: list[str], network: str) -> list[str]:
-    lines = []
+def _scores(results: list[RunResult]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+    """suite, variant -> method -> stack -> PSNR, in run order; a suite of several variants
+    also gets an ``all`` entry that pools them (each stack named with its variant)."""
     by_variant: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
-    for r in results:  # in run order: suite, variant -> method -> scene -> PSNR
+    variants = defaultdict(set)
+    for r in results:
+        variants[r.suite].add(r.variant)
+    for r in results:
         scores = by_variant.setdefault((r.suite, r.variant), defaultdict(dict))
         if not r.error and math.isfinite(r.psnr):
             scores[r.method][r.scene] = r.psnr
+    for suite, names in variants.items():
+        if len(names) < 2:
+            continue
+        pooled = by_variant.setdefault((suite, "all"), defaultdict(dict))
+        for r in results:
+            if r.suite == suite and not r.error and math.isfinite(r.psnr):
+                pooled[r.method][f"{r.variant} {r.scene}"] = r.psnr
+    return by_variant
+
+
+def means_section(results: list[RunResult], methods: list[str]) -> list[str]:
+    """Mean PSNR of every method (columns) on every suite and stack size (rows), the pooled
+    ``all`` row of each suite included: the table a reader compares first."""
+    scores = _scores(results)
+    shown = [m for m in methods if any(m in s for s in scores.values())]
+    if not shown:
+        return []
+    lines = ["| suite | variant | stacks | " + " | ".join(shown) + " |",
+             "|---|---|---:|" + "---:|" * len(shown)]
+    for (suite, variant), by_method in scores.items():
+        stacks = max((len(v) for v in by_method.values()), default=0)
+        cells = [_fmt(float(np.mean(list(by_method[m].values())))) if by_method.get(m) else "-"
+                 for m in shown]
+        lines.append(f"| {suite} | {variant} | {stacks} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _network_rows(results: list[RunResult], others: list[str], network: str) -> list[str]:
+    lines = []
+    by_variant = _scores(results)
     for (suite, variant), scores in by_variant.items():
         scenes = set(scores.get(network, {}))
         rivals = [m for m in others if m in scores and set(scores[m]) >= scenes]
@@ -244,6 +278,9 @@ def write_report(results: list[RunResult], methods: list[str], out: Path, comman
         "gather where confident and the blend across focus-map boundaries, `v3-soft2` the "
         "soft blend with probabilities averaged over input scales 1 and 0.75.",
         "",
+        "## Mean PSNR per suite and stack size (dB)",
+        "",
+        *means_section(results, methods + list(BOUNDS)),
         "## Our best method against enfuse",
         "",
         *(gap_section(results) or ["enfuse was not run.", ""]),

@@ -62,17 +62,20 @@ class Method:
     ours: bool
 
 
-def available_methods(requested: list[str] | None, checkpoint: str | None) -> list[Method]:
-    """Our classical methods, the network (given weights, else the shipped ones), installed
-    peers."""
+def available_methods(requested: list[str] | None, checkpoint: str | None,
+                      head: str | None = None) -> list[Method]:
+    """Our classical methods, the network (given weights, else the shipped ones; v3+ with
+    the given head, else the shipped one), installed peers."""
     from stackmff.errors import StackError
     from stackmff.methods import list_methods
 
     methods = []
     for m in list_methods():
-        fixed = ["--checkpoint", str(checkpoint)] if checkpoint and "checkpoint" in m.options else []
+        given = {k: v for k, v in (("checkpoint", checkpoint), ("head", head))
+                 if v and k in m.options}
+        fixed = [arg for k, v in given.items() for arg in (f"--{k}", str(v))]
         try:
-            m.check_options(**({"checkpoint": checkpoint} if fixed else {}))
+            m.check_options(**given)
         except StackError:  # the network without weights given or shipped: no rows
             continue
         rows = BLEND_ROWS if "blend" in m.options else {"": ()}

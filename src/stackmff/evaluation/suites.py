@@ -5,8 +5,11 @@ motorcycle in scikit-image; the Middlebury Aloe in Debian's opencv-doc, when ins
 held-out photos with procedural depth, and rendered microscope stacks (widefield
 fluorescence, brightfield) in 16 bit. Variants are the paper's experiments: stack size N,
 layer order, fully blurred interference layers, pairs. Real suites come from ../shared/data
-when present (Devernay's ray-traced office, the Lytro EPFL #48 focal stack). The validation
-suites render only images that no training run draws from, to judge a trained model.
+when present (Devernay's ray-traced office, the Lytro EPFL #48 focal stack, two HCI light fields refocused
+over all their views). The validation suites render only images that no training run draws
+from, to judge a trained model; the out-of-domain suites hold only stacks that the physical
+renderer, which the shipped model was trained on, never made: the real ones, a ray-traced
+split (held-out seeds, photos and scene families) and the rendered microscope stacks.
 """
 
 from __future__ import annotations
@@ -189,6 +192,51 @@ def real_stacks(data: Path) -> Iterator[BenchStack]:
         reference = lytro / "reference" / "afocus_lytro.png"
         truth = to_float(read_pages(reference)[0])
         yield BenchStack("lytro-epfl48", "9 slices", "48", stack.layers, truth, None, stack.dtype)
+
+
+def hci_stacks(data: Path) -> Iterator[BenchStack]:
+    """The HCI light fields refocused into 9 planes, and their even planes as N = 5, with the
+    centre view as the truth and the plane nearest the true disparity as the map."""
+    import cv2
+
+    from stackmff.io import load_stack, read_pages
+    from stackmff.io.pixels import to_float
+
+    root = data / "hci-lightfield"
+    for scene in ("antinous", "backgammon"):
+        folder = root / scene
+        if not folder.is_dir():
+            continue
+        truth = to_float(read_pages(folder / "reference" / "all_in_focus.png")[0])
+        layers = sorted((folder / "stack").glob("*.png"))
+        for variant, chosen, index in (("N=9", layers, "focus_index.png"),
+                                       ("N=5", layers[::2], "focus_index_n5.png")):
+            stack = load_stack(chosen)
+            focus_map = cv2.imread(str(folder / "reference" / index), cv2.IMREAD_UNCHANGED)
+            yield BenchStack("hci-lightfield", variant, scene, stack.layers, truth,
+                             focus_map.astype(np.int64), stack.dtype)
+
+
+# the ray-traced validation split: stack i from the seed (1000, i), held-out photos and scene
+# families; rendered on first use into its folder, kept there for the next run
+RAYTRACED_SPLIT = {"count": 12, "n_layers": (3, 12), "size": 192, "seed": 1000}
+RAYTRACED_SIZES = {"N=3-5": (3, 5), "N=6-8": (6, 8), "N=9-12": (9, 12)}
+
+
+def raytraced_stacks(folder: Path) -> Iterator[BenchStack]:
+    """The ray-traced validation split, grouped by stack size; written for the methods as
+    8-bit files, as a camera's JPEGs or the other suites' stacks are."""
+    from stackmff.data.export import read_synthetic_stack, write_synthetic_stacks
+
+    rendered = write_synthetic_stacks(folder, renderer="raytraced", held_out=True,
+                                      show_progress=True, **RAYTRACED_SPLIT)
+    for stack_folder in rendered.folders:
+        stack = read_synthetic_stack(stack_folder)
+        n = stack["info"]["layers"]
+        variant = next(name for name, (low, high) in RAYTRACED_SIZES.items() if low <= n <= high)
+        yield BenchStack("raytraced", variant, stack_folder.name,
+                         stack["layers"].astype(np.float32) / 65535,
+                         stack["truth"].astype(np.float32) / 65535, stack["focus_map"])
 
 
 MICROSCOPY_PLANES = 16

@@ -156,6 +156,18 @@ def winner(p: torch.Tensor, depth_head: bool) -> torch.Tensor:
     return torch.round(torch.einsum("nhw,n->hw", p, positions) * (n - 1)).long()
 
 
+def peak_position(p: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """The expected layer of the probabilities ``p`` (``[N, h, w]``) over the best layer and
+    its two neighbours: the focus position refined below one layer
+    (``FusionResult.depth``)."""
+    n = p.shape[0]
+    below = p.gather(0, (best - 1).clamp(min=0)[None])[0] * (best > 0)
+    above = p.gather(0, (best + 1).clamp(max=n - 1)[None])[0] * (best < n - 1)
+    centre = p.gather(0, best[None])[0]
+    total = (below + centre + above).clamp(min=1e-12)
+    return best.to(p.dtype) + (above - below) / total
+
+
 def weighted_mean(p: np.ndarray, layers: np.ndarray, mask: np.ndarray | None = None,
                   out: np.ndarray | None = None) -> np.ndarray:
     """``sum_k p[k] * layers[k]`` over the pixels of ``mask`` (all if ``None``), one layer at a
@@ -199,6 +211,7 @@ class TileDecision:
     focus_map: np.ndarray
     confidence: np.ndarray
     fused: np.ndarray | None
+    depth: np.ndarray | None = None
 
 
 def decide_tile(blend: Blend, logits: Logits, grey: np.ndarray, layers: np.ndarray,
@@ -208,11 +221,12 @@ def decide_tile(blend: Blend, logits: Logits, grey: np.ndarray, layers: np.ndarr
     p = probabilities(blend, logits, grey)
     best = winner(p, depth_head)
     confidence = p.gather(0, best[None])[0].numpy()
+    rows, cols = core
+    depth = peak_position(p, best).float().numpy()[rows, cols]
     focus_map = best.numpy()
     del best
-    rows, cols = core
     if blend.mode == "hard":
-        return TileDecision(focus_map[rows, cols], confidence[rows, cols], None)
+        return TileDecision(focus_map[rows, cols], confidence[rows, cols], None, depth)
     p = p.numpy()
     core_p, core_layers = p[:, rows, cols], layers[:, rows, cols]
     if blend.mode == "soft":
@@ -222,7 +236,7 @@ def decide_tile(blend: Blend, logits: Logits, grey: np.ndarray, layers: np.ndarr
         fused = gather(core_layers, focus_map[rows, cols])
         if mask.any():
             weighted_mean(core_p, core_layers, mask, fused)
-    return TileDecision(focus_map[rows, cols], confidence[rows, cols], fused)
+    return TileDecision(focus_map[rows, cols], confidence[rows, cols], fused, depth)
 
 
 def exact_fraction(fused: np.ndarray, layers: np.ndarray, focus_map: np.ndarray) -> float:

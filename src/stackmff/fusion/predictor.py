@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from stackmff.errors import StackError
-from stackmff.fusion.blend import Blend, decide_tile
+from stackmff.fusion.blend import Blend, decide_tile, peak_position
 from stackmff.fusion.image_means import ImageMeans
 from stackmff.fusion.network_method import OPTIONS
 from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, Tile, plan_tiles
@@ -199,6 +199,7 @@ class StackFuser:
         n, height, width = layers.shape[:3]
         focus_map = np.empty((height, width), np.uint16)
         confidence = np.empty((height, width), np.float32)
+        depth = np.empty((height, width), np.float32)
         tile = self.tile
         if tile == "auto":
             tile = auto_tile(n, self.margin, self.workers)
@@ -210,22 +211,25 @@ class StackFuser:
             grey = window_luma(layers, slice(y0, y1), slice(x0, x1))
             if not self.blend.plain_gather:
                 self._blend_tile(tile, grey, to_float(layers[:, y0:y1, x0:x1]), means,
-                                 (focus_map, confidence, fused))
+                                 (focus_map, confidence, fused, depth))
                 continue
             output = StackOutput(self.logits(grey, means)[None])
             if self.model.config.head == "depth_regression":  # V3*: expectation over layers
                 winner = output.depth_focus_map()[0]
             else:
                 winner = output.focus_map()[0]
-            best = output.probabilities()[0].gather(0, winner[None])[0]
+            p = output.probabilities()[0]
+            best = p.gather(0, winner[None])[0]
             rows, cols = tile.core_in_window()
             cy0, cy1, cx0, cx1 = tile.core
             focus_map[cy0:cy1, cx0:cx1] = winner[rows, cols].cpu().numpy()
             confidence[cy0:cy1, cx0:cx1] = best[rows, cols].cpu().numpy()
-            del output, winner, best
+            depth[cy0:cy1, cx0:cx1] = peak_position(p, winner)[rows, cols].float().cpu().numpy()
+            del output, winner, best, p
             release_free_memory()
         return FusionResult(fused=gather(layers, focus_map) if fused is None else fused,
-                            focus_map=focus_map, confidence=confidence, method=self.name)
+                            focus_map=focus_map, confidence=confidence, method=self.name,
+                            depth=depth)
 
     def _blend_tile(self, tile: Tile, grey: np.ndarray, window: np.ndarray,
                     means: ImageMeans | None, outputs: tuple) -> None:
@@ -235,9 +239,10 @@ class StackFuser:
             self.blend, lambda g, full: self.logits(g, means if full else None), grey, window,
             tile.core_in_window(), self.model.config.head == "depth_regression")
         cy0, cy1, cx0, cx1 = tile.core
-        focus_map, confidence, fused = outputs
+        focus_map, confidence, fused, depth = outputs
         focus_map[cy0:cy1, cx0:cx1] = decision.focus_map
         confidence[cy0:cy1, cx0:cx1] = decision.confidence
+        depth[cy0:cy1, cx0:cx1] = decision.depth
         if fused is not None:
             fused[cy0:cy1, cx0:cx1] = decision.fused
         release_free_memory()

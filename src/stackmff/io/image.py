@@ -1,8 +1,11 @@
 """Read and write single images at full bit depth; writes are atomic.
 
 OpenCV decodes pixels (it keeps 16 bit, unlike Pillow for 16-bit colour PNG), tifffile reads
-multi-page TIFF z-stacks (see :mod:`stackmff.io.tiff`), and Pillow reads headers and the EXIF
-orientation. Headers are read before any pixels, so a file that declares an absurd size is
+multi-page TIFF z-stacks (see :mod:`stackmff.io.tiff`), Pillow reads headers, the embedded ICC
+profile and the EXIF orientation; camera RAW files are developed by LibRaw
+(:mod:`stackmff.io.raw`) and HEIF images decoded by libheif (:mod:`stackmff.io.heif`), each
+imported only when such a file is read. An output gets the input's ICC profile beside its
+pixels, since the profile is what the pixel values mean. Headers are read before any pixels, so a file that declares an absurd size is
 refused before it is decoded, and PNG chunks are checked first so that a damaged file gives
 our one-line error instead of the decoder's messages on stderr.
 """
@@ -24,7 +27,7 @@ from PIL import Image
 
 from stackmff.errors import StackError
 from stackmff.io.atomic import write_files_atomically
-from stackmff.io.paths import TIFF_SUFFIXES
+from stackmff.io.paths import TIFF_SUFFIXES, camera_kind
 from stackmff.io.tiff import (
     TIFF_MAGIC,
     decode_tiff,
@@ -66,6 +69,7 @@ class ImageInfo:
         height, width: the size of each page as stored.
         channels: 3 for colour, 1 for grey (alpha is not counted: it is dropped).
         itemsize: bytes per decoded sample (1 or 2).
+        icc: the embedded ICC profile, if any.
     """
 
     layers: int
@@ -73,6 +77,7 @@ class ImageInfo:
     width: int
     channels: int
     itemsize: int
+    icc: bytes | None = None
 
 
 @dataclass
@@ -94,6 +99,14 @@ def probe_image(path: str | Path) -> ImageInfo | None:
             than :data:`MAX_PIXELS` pixels per image.
     """
     path = Path(path)
+    kind = camera_kind(path)
+    if kind is not None:
+        _check_readable(path)
+        info = _probe_camera(path, kind)
+        if info.height * info.width > MAX_PIXELS:
+            raise StackError(f"{path} declares {info.width}x{info.height} pixels, more than "
+                             f"the limit of {MAX_PIXELS:,} pixels per image")
+        return info
     try:
         with path.open("rb") as handle:
             head = handle.read(32)
@@ -108,6 +121,29 @@ def probe_image(path: str | Path) -> ImageInfo | None:
         raise StackError(f"{path} declares {info.width}x{info.height} pixels, more than the "
                          f"limit of {MAX_PIXELS:,} pixels per image")
     return info
+
+
+def _check_readable(path: Path) -> None:
+    """A camera file exists, can be opened and is not empty (before its decoder sees it)."""
+    try:
+        if path.stat().st_size == 0:
+            raise StackError(f"cannot decode {path}: the file is empty")
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise StackError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _probe_camera(path: Path, kind: str) -> ImageInfo:
+    if kind == "raw":
+        from stackmff.io.raw import probe_raw
+
+        height, width = probe_raw(path)
+        return ImageInfo(1, height, width, 3, 2)
+    from stackmff.io.heif import probe_heif
+
+    height, width, depth, icc = probe_heif(path)
+    return ImageInfo(1, height, width, 3, 1 if depth <= 8 else 2, icc)
 
 
 def read_pages(path: str | Path) -> list[np.ndarray]:
@@ -126,14 +162,28 @@ def read_pages(path: str | Path) -> list[np.ndarray]:
     return decoded.pages
 
 
-def read_image(path: str | Path) -> DecodedImage:
+def read_image(path: str | Path, develop=None) -> DecodedImage:
     """Like :func:`read_pages`, but report a dropped alpha channel instead of warning.
+
+    Args:
+        develop: for a RAW file, the stack's :class:`stackmff.io.raw.DevelopSettings`
+            (default: the file's own, in sRGB).
 
     Raises:
         StackError: if the file cannot be read, declares too many pixels, or cannot be decoded.
     """
     path = Path(path)
     probe_image(path)
+    kind = camera_kind(path)
+    if kind == "raw":
+        from stackmff.io.raw import develop as develop_raw
+        from stackmff.io.raw import settings_for
+
+        return DecodedImage([develop_raw(path, develop or settings_for(path, "srgb"))])
+    if kind == "heif":
+        from stackmff.io.heif import read_heif
+
+        return DecodedImage([read_heif(path)])
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -150,9 +200,11 @@ def _probe_tiff(handle: BinaryIO, path: Path) -> ImageInfo:
     with tiff_errors(path), tifffile.TiffFile(handle) as tif:
         layouts = layouts_of(tif, path)
         itemsize = max(series.dtype.itemsize for series in tif.series)
+        icc = tif.pages.first.tags.valueof(34675)  # InterColorProfile
     first = layouts[0]
     return ImageInfo(sum(layout.layers for layout in layouts), first.height, first.width,
-                     3 if any(layout.samples >= 3 for layout in layouts) else 1, itemsize)
+                     3 if any(layout.samples >= 3 for layout in layouts) else 1, itemsize,
+                     bytes(icc) if icc else None)
 
 
 def _probe_other(handle: BinaryIO, head: bytes, path: Path) -> ImageInfo | None:
@@ -163,8 +215,9 @@ def _probe_other(handle: BinaryIO, head: bytes, path: Path) -> ImageInfo | None:
         return None
     width, height = image.size
     sixteen = image.mode.startswith("I") or (head.startswith(PNG_MAGIC) and head[24:25] == b"\x10")
+    icc = image.info.get("icc_profile") or None
     return ImageInfo(1, height, width, 3 if image.mode in _COLOUR_MODES else 1,
-                     2 if sixteen else 1)
+                     2 if sixteen else 1, icc)
 
 
 def _pillow_header(handle: BinaryIO) -> Image.Image | None:
@@ -262,10 +315,12 @@ def _normalise_page(page: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
     return page, alpha
 
 
-def encode_image(image: np.ndarray, path: str | Path, software: str | None = None) -> bytes:
+def encode_image(image: np.ndarray, path: str | Path, software: str | None = None,
+                 icc: bytes | None = None) -> bytes:
     """Encode an integer RGB/grey image for the file type given by ``path``'s suffix;
     ``software`` (e.g. :data:`SOFTWARE`, for the fusion's products) is recorded in a PNG, TIFF
-    or JPEG, without changing a pixel."""
+    or JPEG, and ``icc`` (the profile that says what the values mean) embedded in a PNG
+    (iCCP), TIFF (InterColorProfile) or JPEG (APP2), without changing a pixel."""
     path = Path(path)
     suffix = path.suffix.lower()
     if image.dtype not in SUPPORTED_DTYPES:
@@ -273,7 +328,8 @@ def encode_image(image: np.ndarray, path: str | Path, software: str | None = Non
     if suffix in TIFF_SUFFIXES:
         buffer = io.BytesIO()
         tifffile.imwrite(buffer, image, photometric="rgb" if image.ndim == 3 else "minisblack",
-                         compression="zlib", **({"software": software} if software else {}))
+                         compression="zlib", **({"software": software} if software else {}),
+                         **({"iccprofile": icc} if icc else {}))
         return buffer.getvalue()
     if suffix in (".jpg", ".jpeg", ".jpe", ".bmp", ".webp") and image.dtype == np.uint16:
         warnings.warn(f"{suffix} holds 8 bits only: {path.name} is written as 8-bit; "
@@ -287,7 +343,33 @@ def encode_image(image: np.ndarray, path: str | Path, software: str | None = Non
         ok = False
     if not ok:
         raise StackError(f"cannot write {path}: unsupported file type {suffix!r}")
-    return _marked(encoded.tobytes(), software) if software else encoded.tobytes()
+    data = _marked(encoded.tobytes(), software) if software else encoded.tobytes()
+    if icc and not data.startswith((PNG_MAGIC, JPEG_MAGIC)):
+        warnings.warn(f"{suffix} keeps no ICC profile: {path.name} is written without one; "
+                      "use .tif, .png or .jpg to keep the colour space", stacklevel=3)
+    return _with_profile(data, icc) if icc else data
+
+
+def _with_profile(data: bytes, icc: bytes) -> bytes:
+    """``data`` with the ICC profile ``icc``: a PNG iCCP chunk after the header, or JPEG APP2
+    segments (ICC.1 Annex B: at most 65,519 bytes each, numbered) after the leading
+    APP0/APP1/comment segments. The pixels are untouched."""
+    if data.startswith(PNG_MAGIC):
+        body = b"iCCP" + b"ICC profile\0\0" + zlib.compress(icc, 9)
+        chunk = (struct.pack(">I", len(body) - 4) + body
+                 + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF))
+        end = len(PNG_MAGIC) + 25
+        return data[:end] + chunk + data[end:]
+    pieces = [icc[i:i + 65519] for i in range(0, len(icc), 65519)]
+    if len(pieces) > 255:
+        raise StackError(f"an ICC profile of {len(icc):,} bytes does not fit in a JPEG")
+    segments = b"".join(
+        b"\xff\xe2" + struct.pack(">H", 2 + 14 + len(piece)) + b"ICC_PROFILE\0"
+        + bytes([k + 1, len(pieces)]) + piece for k, piece in enumerate(pieces))
+    position = 2
+    while data[position:position + 1] == b"\xff" and data[position + 1] in (0xE0, 0xE1, 0xFE):
+        position += 2 + struct.unpack(">H", data[position + 2:position + 4])[0]
+    return data[:position] + segments + data[position:]
 
 
 def _marked(data: bytes, software: str) -> bytes:
@@ -318,8 +400,31 @@ def is_own_output(path: Path) -> bool:
     except Exception:  # unreadable: the decoder reports it
         return False
     if head.startswith(PNG_MAGIC):
-        return b"tEXtSoftware\0stackmff" in head
-    return head.startswith(JPEG_MAGIC) and head[2:4] == b"\xff\xfe" and b"stackmff" in head[:64]
+        if b"tEXtSoftware\0stackmff" in head:
+            return True
+    elif not head.startswith(JPEG_MAGIC):
+        return False
+    elif head[2:4] == b"\xff\xfe" and b"stackmff" in head[:64]:
+        return True
+    return _marked_in_header(Path(path))
+
+
+def _marked_in_header(path: Path) -> bool:
+    """The marker further in (a PNG's text chunk or a JPEG's comment after the metadata
+    written with it, or the EXIF Software tag)."""
+    try:
+        with Path(path).open("rb") as handle:
+            image = _pillow_header(handle)
+            if image is None:
+                return False
+            info = image.info
+            marks = [info.get("Software", ""), info.get("comment", b"")]
+            if "exif" in info:
+                marks.append(image.getexif().get(0x0131, ""))
+    except Exception:  # unreadable: the decoder reports it
+        return False
+    return any((m.decode("latin-1") if isinstance(m, bytes) else str(m)).startswith("stackmff")
+               for m in marks)
 
 
 def write_image(image: np.ndarray, path: str | Path) -> None:

@@ -12,9 +12,17 @@ from pathlib import Path
 
 from stackmff.errors import StackError
 
+# camera RAW files, developed by LibRaw (the raw extra): every format it reads
+RAW_SUFFIXES = frozenset(
+    {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf",
+     ".rw2", ".rwl", ".pef", ".ptx", ".srw", ".x3f", ".3fr", ".fff", ".iiq", ".mos", ".mef",
+     ".mrw", ".erf", ".kdc", ".dcr", ".gpr"}
+)
+# HEIF images (phones), decoded by libheif (the heif extra)
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jpe", ".jp2"}
-)
+) | RAW_SUFFIXES | HEIF_SUFFIXES
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 # what an output may be: 16 bit in PNG and TIFF, 8 bit in the others
 WRITABLE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jpe", ".bmp", ".webp"})
@@ -98,6 +106,14 @@ def natural_key(path: Path) -> list[object]:
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def camera_kind(path: Path) -> str | None:
+    """``"raw"`` or ``"heif"`` for the camera files that need their own decoder (chosen by
+    the name: a RAW file is often a TIFF inside, which must not be read as one); else
+    ``None``."""
+    suffix = Path(path).suffix.lower()
+    return "raw" if suffix in RAW_SUFFIXES else "heif" if suffix in HEIF_SUFFIXES else None
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:

@@ -1,5 +1,6 @@
 """Load a focus stack: many files or one multi-page TIFF -> ``(L, H, W[, C])``, float32 in
-[0, 1] or the files' integers."""
+[0, 1] or the files' integers; a stack of RAW files developed with one set of settings, and
+the colour profile that every layer shares."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import cv2
 import numpy as np
 
 from stackmff.errors import StackError
+from stackmff.io.colour import ColourSpace, check_profile, describe, profile
 from stackmff.io.image import DecodedImage, ImageInfo, probe_image, read_image
-from stackmff.io.paths import expand_inputs
+from stackmff.io.paths import camera_kind, expand_inputs
 from stackmff.io.pixels import from_float, to_float
 from stackmff.progress import progress
 
@@ -32,11 +34,15 @@ class Stack:
             with ``floats=False``, the integer values in ``dtype``.
         dtype: the integer type of the files (``uint8`` or ``uint16``); outputs use it.
         paths: the file each layer came from (a multi-page TIFF repeats its path).
+        icc: the ICC profile every layer carries (a developed RAW stack: its space's).
+        space: for a developed RAW stack, the colour space of its pixels.
     """
 
     layers: np.ndarray
     dtype: np.dtype = field(default_factory=lambda: np.dtype(np.uint8))
     paths: list[Path] = field(default_factory=list)
+    icc: bytes | None = None
+    space: ColourSpace | None = None
 
     def __len__(self) -> int:
         return int(self.layers.shape[0])
@@ -72,7 +78,8 @@ class FusionWork:
 
 
 def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = False,
-               floats: bool = True, fusing: FusionWork | None = None) -> Stack:
+               floats: bool = True, fusing: FusionWork | None = None,
+               colour_space: str | None = None, reference: int | None = None) -> Stack:
     """Load a focus stack from a folder, a glob, a list of files, or a multi-page TIFF.
 
     Grey layers in a colour stack are promoted to RGB; 8-bit layers in a 16-bit stack are
@@ -90,17 +97,24 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
         floats: ``False`` keeps the files' integer values (``Stack.dtype``): a quarter of
             the memory of float32 for 8-bit files; every method takes such a stack.
         fusing: the memory of the method the stack is loaded for, counted in the check.
+        colour_space: for RAW files, the space they are developed into (default sRGB; see
+            :mod:`stackmff.io.colour`).
+        reference: the file whose as-shot white balance develops every RAW layer (default:
+            the middle one).
 
     Raises:
         StackError: no images, a single layer, an unreadable file, a stack too big for the
-            memory, or layers of different sizes (without ``match_sizes``).
+            memory, layers of different sizes (without ``match_sizes``), RAW files mixed with
+            other images, or layers whose ICC profiles differ or are damaged.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     paths = expand_inputs(list(inputs))
     if not paths:
         raise StackError(f"no images found in {', '.join(map(str, inputs))}")
+    develop = _develop_settings(paths, colour_space, reference)
     infos = [probe_image(path) for path in paths]
+    icc = _shared_profile(paths, infos) if develop is None else profile(develop.space.name)
     if not match_sizes:
         _check_declared_sizes(paths, infos)
     _check_memory(infos, floats, fusing)
@@ -109,7 +123,8 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
     pages: list[np.ndarray] = []
     owners: list[Path] = []
     with_alpha: list[str] = []
-    for path, decoded in progress(zip(paths, _decode_all(paths)), desc="load", total=len(paths)):
+    decoded_files = _decode_all(paths, develop)
+    for path, decoded in progress(zip(paths, decoded_files), desc="load", total=len(paths)):
         if assembly is None:
             pages.extend(decoded.pages)
         else:  # copied into the stack at once: the decoded pages are not all held together
@@ -127,15 +142,63 @@ def load_stack(inputs: str | Path | Sequence[str | Path], match_sizes: bool = Fa
     if len(owners) < 2:
         raise StackError(f"a focus stack needs at least 2 images, got {len(owners)} "
                          f"({', '.join(map(str, paths))})")
+    space = None if develop is None else develop.space
     if assembly is not None:
         _check_sizes(assembly.sizes, owners)
-        return Stack(layers=assembly.layers, dtype=assembly.dtype, paths=owners)
+        return Stack(layers=assembly.layers, dtype=assembly.dtype, paths=owners, icc=icc,
+                     space=space)
     assembly = _Assembly(floats, len(pages))
     pages = _match_sizes(pages)
     for i, page in enumerate(pages):
         pages[i] = None  # each page is freed once copied
         assembly.add(page)
-    return Stack(layers=assembly.layers, dtype=assembly.dtype, paths=owners)
+    return Stack(layers=assembly.layers, dtype=assembly.dtype, paths=owners, icc=icc,
+                 space=space)
+
+
+def _develop_settings(paths: list[Path], colour_space: str | None, reference: int | None):
+    """The develop settings of a stack of RAW files (taken once, from the reference file);
+    ``None`` for other images. A stack that mixes RAW files with other images is refused:
+    its layers would not share one colour rendering."""
+    raw = [p for p in paths if camera_kind(p) == "raw"]
+    if raw and len(raw) != len(paths):
+        other = [p.name for p in paths if camera_kind(p) != "raw"]
+        raise StackError(f"the stack mixes RAW files ({_names([p.name for p in raw])}) with "
+                         f"other images ({_names(other)}): fuse them as separate stacks, or "
+                         "convert the RAW files first")
+    if not raw:
+        if colour_space is not None:
+            raise StackError("--colour-space applies to stacks of RAW files (it chooses their "
+                             "develop); other images keep their own colour space and profile")
+        return None
+    from stackmff.io.raw import settings_for
+
+    index = len(paths) // 2 if reference is None else reference
+    if not 0 <= index < len(paths):
+        raise StackError(f"reference layer {index} is out of range for {len(paths)} files")
+    return settings_for(paths[index], colour_space or "srgb")
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+
+
+def _shared_profile(paths: list[Path], infos: list[ImageInfo | None]) -> bytes | None:
+    """The ICC profile every layer carries (``None`` when none carries one). A damaged
+    profile, or layers whose profiles differ (one without any among those with one too),
+    are refused: one output cannot say what two encodings mean."""
+    profiles: dict[bytes | None, list[str]] = {}
+    for path, info in zip(paths, infos):
+        icc = None if info is None else info.icc
+        if icc is not None:
+            check_profile(icc, str(path))
+        profiles.setdefault(icc, []).append(path.name)
+    if len(profiles) > 1:
+        described = "; ".join(f"{describe(icc)}: {_names(names)}"
+                              for icc, names in profiles.items())
+        raise StackError(f"the layers carry different ICC profiles ({described}); convert "
+                         "them to one colour space first")
+    return next(iter(profiles))
 
 
 class _Assembly:
@@ -190,20 +253,20 @@ class _Assembly:
         return wider
 
 
-def _decode_all(paths: list[Path]) -> Iterator[DecodedImage]:
+def _decode_all(paths: list[Path], develop=None) -> Iterator[DecodedImage]:
     """Every file decoded, in order, by as many threads as there are cores, a few files
     ahead of the caller at most (so that decoded pages do not pile up)."""
     workers = min(len(paths), os.cpu_count() or 1)
     if workers <= 1:
-        yield from map(read_image, paths)
+        yield from (read_image(path, develop) for path in paths)
         return
     pool = ThreadPoolExecutor(workers, thread_name_prefix="stackmff-load")
     try:
-        ahead = deque(pool.submit(read_image, path) for path in paths[:2 * workers])
+        ahead = deque(pool.submit(read_image, path, develop) for path in paths[:2 * workers])
         for path in paths[2 * workers:] + [None] * len(ahead):
             decoded = ahead.popleft().result()
             if path is not None:
-                ahead.append(pool.submit(read_image, path))
+                ahead.append(pool.submit(read_image, path, develop))
             yield decoded
     finally:  # a file that fails stops the decoding of those not started yet
         pool.shutdown(wait=True, cancel_futures=True)

@@ -23,6 +23,7 @@ from stackmff.microscopy.axes import Metadata
 from stackmff.napari.hyperstack_reader import layer_metadata
 from stackmff.napari.session import FuseSession, UnitScale
 from stackmff.outputs import Microscopy, OutputPlan, Products, Target
+from stackmff.surface import texture_picture
 
 
 def microscopy_info(layer) -> dict | None:
@@ -77,6 +78,10 @@ class ChannelSession(FuseSession):
     def channels(self) -> int:
         return self.layers.shape[-1]
 
+    def picture(self, fused: np.ndarray) -> np.ndarray:
+        """The channels in their colours, added (as the viewer shows them)."""
+        return texture_picture(np.moveaxis(fused, -1, 0), self.metadata.colors(self.channels))
+
     def save(self, output: str | Path, labels: np.ndarray) -> list[Path]:
         """Write ``name.ome.tif`` (``TCYX``, every channel re-gathered from the edited map),
         ``name_focus_map.png``, ``name_focus_map_indices.png`` and, where the method has
@@ -126,5 +131,6 @@ def fuse_channels(czyx: np.ndarray, method: str, *, focus_channel: int | str = "
     confidence = None if result.confidence is None else result.confidence[0]
     return ChannelSession(np.moveaxis(czyx, 0, -1), UnitScale(np.dtype(czyx.dtype)), method,
                           np.moveaxis(result.fused[0], 0, -1), result.focus_map[0].astype(
-                              np.int64), confidence, tuple(paths), metadata=metadata,
-                          focus_channel=focus_channel)
+                              np.int64), confidence, tuple(paths),
+                          depth=None if result.depth is None else result.depth[0],
+                          metadata=metadata, focus_channel=focus_channel)

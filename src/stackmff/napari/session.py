@@ -25,6 +25,7 @@ from stackmff.outputs import OutputPlan
 from stackmff.result import FusionResult
 from stackmff.retouch import check_focus_map, regather_edit
 from stackmff.stack_ops import check_stack_shape, gather
+from stackmff.surface import DEFAULT_FACES, Surface, make_surface, texture_picture
 
 FILE_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
@@ -116,6 +117,7 @@ class FuseSession:
         paths: the file of every layer, where known (saving never overwrites them).
         offset: ``(y, x)`` pixels of the layers within the source layer (alignment crops).
         aligned: whether the layers were registered (then they differ from the source).
+        depth: ``(H, W)`` the method's sub-layer focus positions, or ``None``.
     """
 
     layers: np.ndarray
@@ -127,6 +129,7 @@ class FuseSession:
     paths: tuple[str, ...] = ()
     offset: tuple[int, int] = (0, 0)
     aligned: bool = False
+    depth: np.ndarray | None = None
 
     def labels(self) -> np.ndarray:
         """The focus map as napari labels: layer index + 1."""
@@ -156,6 +159,30 @@ class FuseSession:
             raise StackError(f"label {bad} (first at x={x}, y={y}) names no layer: the stack has "
                              f"{n} layers, labels 1-{n} (0 keeps the method's choice)")
         return np.where(labels == 0, self.focus_map, labels.astype(np.int64) - 1)
+
+    def surface(self, labels: np.ndarray | None = None,
+                faces: int = DEFAULT_FACES) -> tuple[Surface, np.ndarray]:
+        """The surface of the (edited) focus map, as ``stackmff fuse --mesh`` makes it (the
+        painted pixels count as sure), and its vertex colours ``(V, 4)`` in [0, 1] from the
+        (re-gathered) fused image."""
+        if labels is None:
+            focus_map, fused, confidence = self.focus_map, self.fused, self.confidence
+        else:
+            retouched = self.regather(labels)
+            focus_map, fused = retouched.focus_map, retouched.fused
+            confidence = None if retouched.confidence is None else \
+                np.where(retouched.changed, np.float32(1), retouched.confidence)
+        surface = make_surface(focus_map, len(self.layers), depth=self.depth,
+                               confidence=confidence, faces=faces)
+        picture = self.picture(fused)
+        colours = surface.sample(picture).astype(np.float32) / 255
+        if colours.ndim == 1:
+            colours = np.repeat(colours[:, None], 3, axis=1)
+        return surface, np.concatenate([colours, np.ones((len(colours), 1), np.float32)], 1)
+
+    def picture(self, fused: np.ndarray) -> np.ndarray:
+        """The fused image as 8-bit for display (a mesh's colours)."""
+        return texture_picture(self.scale.to_unit(fused))
 
     def save(self, output: str | Path, labels: np.ndarray) -> list[Path]:
         """Write the retouched image, its focus map and its confidence, all together.
@@ -221,7 +248,7 @@ def fuse_layer(data: np.ndarray, method: str, *, align: bool = False,
     else:
         fused = scale.from_unit(result.fused)
     return FuseSession(data, scale, method, fused, result.focus_map, result.confidence,
-                       paths, offset, align)
+                       paths, offset, align, result.depth)
 
 
 def _aligned(unit: np.ndarray, scale: UnitScale, paths: tuple[str, ...]

@@ -10,6 +10,10 @@ while the cursor moves over the image (or a label is picked), the stack shows th
 the label names. "Re-gather" copies the painted pixels from their layers, exactly. "Save" writes
 the image, the focus map and the confidence together (see :mod:`stackmff.napari.session`).
 
+3D view: the focus map as a surface (:mod:`stackmff.surface`, as ``stackmff fuse --mesh``
+makes it), coloured by the fused image, placed in the stack's own space (the stack layer's
+scale: µm for a microscopy file), and the viewer turned to 3D.
+
 Channels: the channel layers of one microscopy file are fused together (see
 :mod:`stackmff.napari.channels`): the "focus channel" decides, every channel follows, and each
 gets its own fused layer in its colormap.
@@ -22,7 +26,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Surface
 from napari.qt.threading import create_worker
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info
@@ -80,17 +84,22 @@ class FuseWidget(Container):
         self.follow = CheckBox(text="show the layer under the cursor", value=True,
                                tooltip="move the stack's Z to the layer the label names")
         self.regather_button = PushButton(text="Re-gather")
+        self.surface_button = PushButton(text="3D view",
+                                         tooltip="the focus map as a surface coloured by the "
+                                                 "fused image (turn it in napari's 3D mode)")
+        self.surface_layer: Surface | None = None
         self.output = FileEdit(label="save as", mode="w", filter=SAVE_TYPES)
         self.save_button = PushButton(text="Save")
         self.extend([self.stack, self.method, self.focus_channel,
                      *self.option_controls.values(), self.align, self.fuse_button,
-                     self.status, self.follow, self.regather_button, self.output,
-                     self.save_button])
+                     self.status, self.follow, self.regather_button, self.surface_button,
+                     self.output, self.save_button])
 
         self.method.changed.connect(self._update_enabled)
         self.stack.changed.connect(self._update_channels)
         self.fuse_button.changed.connect(self.fuse)
         self.regather_button.changed.connect(self.regather)
+        self.surface_button.changed.connect(lambda: self.show_surface())
         self.save_button.changed.connect(lambda: self.save())
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self.stack.reset_choices)
@@ -224,6 +233,32 @@ class FuseWidget(Container):
         self._say(f"re-gathered: {int(retouched.changed.sum())} pixels from other layers")
         return retouched
 
+    def show_surface(self) -> Surface | None:
+        """Add the (retouched) focus map as a Surface layer over the stack, coloured by the
+        fused image, and show it in 3D; returns the layer."""
+        if not self._ready():
+            return None
+        try:
+            surface, colours = self.session.surface(self.labels_layer.data)
+        except StackError as exc:
+            self._fail(str(exc))
+            return None
+        stack = self.stack_layer if self.stack_layer in self.viewer.layers else None
+        scale = np.ones(3) if stack is None else np.asarray(stack.scale, float)[-3:]
+        # the stack layer is the one fused (the aligned layers are placed where they belong)
+        translate = np.zeros(3) if stack is None else np.asarray(stack.translate, float)[-3:]
+        rows, cols = np.meshgrid(surface.rows, surface.cols, indexing="ij")
+        vertices = np.stack([surface.positions.ravel(), rows.ravel(), cols.ravel()], 1)
+        name = f"{stack.name if stack is not None else 'stack'} surface"
+        if self.surface_layer is not None and self.surface_layer in self.viewer.layers:
+            self.viewer.layers.remove(self.surface_layer)
+        self.surface_layer = self.viewer.add_surface(
+            (vertices.astype(np.float32), surface.faces.astype(np.int32)), name=name,
+            vertex_colors=colours, scale=scale, translate=translate, shading="smooth")
+        self.viewer.dims.ndisplay = 3
+        self._say(f"surface of {surface.vertex_count} vertices: turn it with the mouse")
+        return self.surface_layer
+
     def save(self, output: str | Path | None = None) -> list[Path] | None:
         """Write the retouched image and its maps to ``output`` (default: the "save as"
         field); returns the paths written."""
@@ -311,7 +346,8 @@ class FuseWidget(Container):
         taken = get_method(self.method.value).options
         for name, control in self.option_controls.items():
             control.enabled = name in taken
-        for widget in (self.regather_button, self.save_button, self.follow, self.output):
+        for widget in (self.regather_button, self.save_button, self.follow, self.output,
+                       self.surface_button):
             widget.enabled = self.session is not None
 
     def _say(self, message: str) -> None:

@@ -1,4 +1,6 @@
-"""Write an aligned stack: layers under their own names and bit depth, plus transforms.json."""
+"""Write an aligned stack: layers under their own names and bit depth, plus transforms.json.
+Camera files (RAW, HEIC), which cannot be written back as such, become 16-bit TIFFs with the
+stack's ICC profile."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 from stackmff.io import Stack, write_files_atomically
 from stackmff.io.image import encode_image
-from stackmff.io.paths import check_output_paths
+from stackmff.io.paths import camera_kind, check_output_paths
 from stackmff.registration.align import Alignment
 
 
@@ -18,11 +20,12 @@ def layer_names(stack: Stack) -> list[str]:
     seen: Counter = Counter()
     names = []
     for path in stack.paths:
+        suffix = ".tif" if camera_kind(path) else path.suffix
         if counts[path] > 1:
-            names.append(f"{path.stem}_{seen[path]:03d}{path.suffix}")
+            names.append(f"{path.stem}_{seen[path]:03d}{suffix}")
             seen[path] += 1
         else:
-            names.append(path.name)
+            names.append(f"{path.stem}{suffix}")
     return names
 
 
@@ -36,7 +39,8 @@ def write_aligned(stack: Stack, alignment: Alignment, outdir: str | Path, model:
     check_output_paths([*targets.values(), outdir / "transforms.json"], stack.paths)
     files = {}
     for layer, index in zip(alignment.layers, alignment.indices):
-        files[targets[index]] = encode_image(stack.to_output(layer), targets[index])
+        files[targets[index]] = encode_image(stack.to_output(layer), targets[index],
+                                             icc=stack.icc)
     record = {
         "reference": reference,
         "model": model,

@@ -86,7 +86,7 @@ def limit_result_halos(layers: np.ndarray, result: FusionResult,
     fused, confidence = regather_edit(layers, focus_map, focus_map != result.focus_map,
                                       result.confidence)
     return FusionResult(fused=fused, focus_map=focus_map, confidence=confidence,
-                        method=result.method)
+                        method=result.method, depth=result.depth)
 
 
 def _blur_between_layers(grey: np.ndarray, rank: np.ndarray) -> np.ndarray:

@@ -85,7 +85,8 @@ def prefer(focus_map: np.ndarray, confidence: np.ndarray | None, region: np.ndar
     as *confident* at a pixel depends on what is known:
 
     - With ``probabilities`` (``(L, H, W)``: the network's per-layer probabilities, or any
-      per-layer focus measure, higher = sharper), a layer is a candidate at a pixel where its
+      per-layer focus measure, higher = sharper; or a sequence of ``(H, W)`` layers made on
+      demand, such as :class:`stackmff.retouch.ties.Sharpness`), a layer is a candidate at a pixel where its
       value is at least ``min_ratio`` times the pixel's highest value; the pixel takes the
       nearest (farthest) candidate.
     - Otherwise only the winning layer's confidence is known, so the rule is a neighbourhood
@@ -137,22 +138,36 @@ def prefer(focus_map: np.ndarray, confidence: np.ndarray | None, region: np.ndar
     return preferred
 
 
-def _by_probabilities(probabilities: np.ndarray, focus_map: np.ndarray, min_ratio: float,
+def _by_probabilities(probabilities, focus_map: np.ndarray, min_ratio: float,
                       lowest: bool) -> tuple[np.ndarray, np.ndarray]:
-    probabilities = np.asarray(probabilities, np.float32)
-    if probabilities.ndim != 3 or probabilities.shape[1:] != focus_map.shape:
+    """The nearest (farthest) candidate layer per pixel, a layer at a time: ``probabilities``
+    is an ``(L, H, W)`` array or any sequence of ``(H, W)`` layers computed on demand (it is
+    read twice: once for each pixel's best, once for the candidates)."""
+    if isinstance(probabilities, np.ndarray) or not hasattr(probabilities, "__getitem__"):
+        probabilities = np.asarray(probabilities, np.float32)
+        if probabilities.ndim != 3:
+            raise StackError(f"probabilities must be (L, H, W) with (H, W) = "
+                             f"{focus_map.shape}, got {probabilities.shape}")
+    count = len(probabilities)
+    if count == 0 or np.shape(probabilities[0]) != focus_map.shape:
+        shape = (count, *np.shape(probabilities[0])) if count else (0,)
         raise StackError(f"probabilities must be (L, H, W) with (H, W) = {focus_map.shape}, "
-                         f"got {probabilities.shape}")
+                         f"got {shape}")
     if not 0.0 <= min_ratio <= 1.0:
         raise StackError(f"min_ratio must be in [0, 1], got {min_ratio}")
-    check_focus_map(focus_map, probabilities.shape[0])
-    best = probabilities.max(axis=0)
-    candidate = (probabilities >= min_ratio * best) & (best > 0)
-    if not lowest:
-        candidate = candidate[::-1]
-    first = np.argmax(candidate, axis=0)
-    chosen = first if lowest else probabilities.shape[0] - 1 - first
-    return chosen, candidate.any(axis=0)
+    check_focus_map(focus_map, count)
+    best = np.zeros(focus_map.shape, np.float32)
+    for k in range(count):
+        np.maximum(best, np.asarray(probabilities[k], np.float32), out=best)
+    threshold = np.float32(min_ratio) * best
+    chosen = np.zeros(focus_map.shape, np.int64)
+    found = np.zeros(focus_map.shape, bool)
+    for k in (range(count) if lowest else range(count - 1, -1, -1)):
+        candidate = ~found & (np.asarray(probabilities[k], np.float32) >= threshold)
+        chosen[candidate] = k
+        found |= candidate
+    found &= best > 0
+    return chosen, found
 
 
 def _by_neighbourhood(focus_map: np.ndarray, confident: np.ndarray, window: int,

@@ -2,7 +2,9 @@
 
 Only the small head trains, so a step costs a fraction of a network step once the network's
 logits are on disk. Each stack is rendered by the physical renderer from the training scenes
-(never the held-out validation photos), stored as 8-bit colour as the benchmark stacks are,
+(never the held-out validation photos), or read from a folder of stacks that `stackmff synth`
+wrote (``[cache] rendered``: the ray-traced training split), stored as 8-bit colour as the
+benchmark stacks are,
 turned into luma as inference does, and put through the network forward that inference uses.
 One file per stack (``stack_XXXXX.npz``), each written atomically: an interrupted build goes
 on where it stopped. ``cache.json`` holds the settings the stacks were made with (the
@@ -87,6 +89,30 @@ def render_cached(sampler: SceneSampler, n: int, rng: np.random.Generator,
             "truth": luma(to_float(from_float(scene.image, np.dtype(np.uint8))))}
 
 
+def read_rendered(folder: Path, index: int, crop: int) -> dict:
+    """Stack ``index`` of a folder that `stackmff synth` wrote, centre-cropped to ``crop``,
+    as inference sees it; its label is the layer closest to the truth, as for rendered
+    stacks here."""
+    from stackmff.data.export import read_synthetic_stack, stack_folder
+    from stackmff.data.physical import closest_layer
+
+    path = stack_folder(folder, index)
+    if not (path / "stack.json").is_file():
+        raise StackError(f"[cache] rendered = {str(folder)!r} holds no complete {path.name}: "
+                         f"render it first (stackmff synth ... -o {folder})")
+    stack = read_synthetic_stack(path)
+    height, width = stack["truth"].shape[:2]
+    y, x = max(0, (height - crop) // 2), max(0, (width - crop) // 2)
+    window = (slice(y, y + crop), slice(x, x + crop))
+    layers = from_float(stack["layers"][(slice(None), *window)].astype(np.float32) / 65535,
+                        np.dtype(np.uint8))
+    truth = to_float(from_float(stack["truth"][window].astype(np.float32) / 65535,
+                                np.dtype(np.uint8)))
+    label = closest_layer(to_float(layers), truth)
+    return {"layers": layers, "grey": window_luma(layers), "label": label.astype(np.uint8),
+            "truth": luma(truth)}
+
+
 def build_cache(cache: CacheConfig, progress: bool = False) -> int:
     """Write every stack below ``cache.stacks`` not yet in the folder; stack ``i`` is drawn
     from the seed ``(seed, i)``, so a rerun continues the same set. Returns how many were
@@ -108,9 +134,12 @@ def build_cache(cache: CacheConfig, progress: bool = False) -> int:
                                                      cache.debian_photos))
     options = PhysicalOptions(noise=cache.noise, jpeg=cache.jpeg, label="error")
     for i in tqdm(missing, desc="cache", disable=not progress):
-        rng = np.random.default_rng([cache.seed, i])
-        n = int(rng.integers(cache.min_layers, cache.max_layers + 1))
-        sample = render_cached(sampler, n, rng, options)
+        if cache.rendered:
+            sample = read_rendered(Path(cache.rendered), i, cache.crop)
+        else:
+            rng = np.random.default_rng([cache.seed, i])
+            n = int(rng.integers(cache.min_layers, cache.max_layers + 1))
+            sample = render_cached(sampler, n, rng, options)
         logits = fuser.logits(sample["grey"]).float().cpu().numpy()
         buffer = io.BytesIO()
         np.savez(buffer, grey=sample["grey"], logits=logits, label=sample["label"],

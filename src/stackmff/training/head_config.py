@@ -1,7 +1,8 @@
 """The v3+ head's training configuration: a TOML file with ``target = "head"``.
 
 Sections: ``[head]`` (HeadConfig fields), ``[cache]`` (the stacks whose network logits are
-computed once and cached), ``[data]`` (the crops cut from them), ``[optim]``, ``[run]``.
+computed once and cached: rendered by the physical renderer, or read from a folder of
+rendered stacks such as the ray-traced ones), ``[data]`` (the crops cut from them), ``[optim]``, ``[run]``.
 Missing keys take the defaults below: the settings of the shipped head's run, except its head
 shape (``configs/head.toml`` spells them all out). Every key is checked as for the network.
 """
@@ -43,6 +44,8 @@ class CacheConfig:
     motorcycle: float = 0.1
     photo_folder: str | None = None
     debian_photos: bool = True
+    rendered: str | None = None         # stacks written by `stackmff synth` (e.g. ray-traced),
+    #                                     taken in their order instead of rendering here
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "noise": fraction(), "jpeg": fraction(), "dead_leaves": Rule("float", low=0),
         "photos": Rule("float", low=0), "motorcycle": Rule("float", low=0),
         "photo_folder": Rule("str", optional=True), "debian_photos": Rule("bool"),
+        "rendered": Rule("str", optional=True),
     },
     "data": {"crop": at_least(MIN_CROP), "batch_size": at_least(1)},
     "optim": {
