@@ -433,3 +433,56 @@ def test_a_cache_of_other_settings_is_refused_and_kept(tmp_path, head_cache, cap
     assert snapshot(cache) == before and sorted(p.name for p in old.iterdir()) == [
         "stack_00000.npz"]
     assert not (tmp_path / "other").exists()
+
+
+def test_the_cache_takes_every_kth_stack_from_a_rendered_folder(tmp_path, head_cache):
+    """``[cache] rendered``: even stacks are the folder's stacks in order, as inference sees
+    them (8-bit, centre crop, luma), labelled by the layer closest to the truth; odd stacks
+    are rendered here, the same as in a cache without the folder."""
+    from stackmff.data.export import read_synthetic_stack, write_synthetic_stacks
+    from stackmff.data.physical import closest_layer
+    from stackmff.io.pixels import from_float, to_float
+    from stackmff.stack_ops import window_luma
+    from stackmff.training.config import load_config
+    from stackmff.training.head_cache import build_cache, load_stack, stack_path
+
+    rendered = write_synthetic_stacks(tmp_path / "rendered", 3, (2, 4), 56, "physical", seed=5)
+    network, _ = head_cache
+    extra = f"rendered = '{(tmp_path / 'rendered').as_posix()}'\nrendered_every = 2\n"
+    text = head_config(tmp_path, (network, tmp_path / "mixed"), name="mixed").read_text()
+    config = tmp_path / "mixed.toml"
+    config.write_text(text.replace("debian_photos = false\n", "debian_photos = false\n" + extra))
+    plain = tmp_path / "plain.toml"
+    plain.write_text(text.replace(str((tmp_path / "mixed").as_posix()),
+                                  str((tmp_path / "plain").as_posix())))
+    assert build_cache(load_config(config).cache) == 6
+    assert build_cache(load_config(plain).cache) == 6
+    for i in (0, 2, 4):
+        source = read_synthetic_stack(rendered.folders[i // 2])
+        layers = from_float(source["layers"][:, 4:52, 4:52].astype(np.float32) / 65535,
+                            np.dtype(np.uint8))
+        truth = to_float(from_float(source["truth"][4:52, 4:52].astype(np.float32) / 65535,
+                                    np.dtype(np.uint8)))
+        cached = load_stack(stack_path(tmp_path / "mixed", i))
+        np.testing.assert_array_equal(cached["grey"], window_luma(layers))
+        np.testing.assert_array_equal(cached["label"], closest_layer(to_float(layers), truth))
+    for i in (1, 3, 5):
+        mixed = load_stack(stack_path(tmp_path / "mixed", i))
+        alone = load_stack(stack_path(tmp_path / "plain", i))
+        np.testing.assert_array_equal(mixed["grey"], alone["grey"])
+        np.testing.assert_array_equal(mixed["label"], alone["label"])
+
+
+def test_a_rendered_folder_short_of_stacks_is_one_line(tmp_path, head_cache):
+    from stackmff.errors import StackError
+    from stackmff.training.config import load_config
+    from stackmff.training.head_cache import build_cache
+
+    network, _ = head_cache
+    text = head_config(tmp_path, (network, tmp_path / "cache"), name="short").read_text()
+    config = tmp_path / "short.toml"
+    config.write_text(text.replace("debian_photos = false\n", "debian_photos = false\n"
+                                   f"rendered = '{(tmp_path / 'none').as_posix()}'\n"))
+    with pytest.raises(StackError, match="holds no complete stack_000: render it first"):
+        build_cache(load_config(config).cache)
+    assert not (tmp_path / "cache").exists()  # refused before anything is written

@@ -3,7 +3,8 @@
 Only the small head trains, so a step costs a fraction of a network step once the network's
 logits are on disk. Each stack is rendered by the physical renderer from the training scenes
 (never the held-out validation photos), or read from a folder of stacks that `stackmff synth`
-wrote (``[cache] rendered``: the ray-traced training split), stored as 8-bit colour as the
+wrote (``[cache] rendered``: the ray-traced training split; ``rendered_every = k`` takes
+every k-th stack from there and renders the others), stored as 8-bit colour as the
 benchmark stacks are,
 turned into luma as inference does, and put through the network forward that inference uses.
 One file per stack (``stack_XXXXX.npz``), each written atomically: an interrupted build goes
@@ -124,6 +125,16 @@ def build_cache(cache: CacheConfig, progress: bool = False) -> int:
     missing = [i for i in range(cache.stacks) if not stack_path(folder, i).is_file()]
     if not missing:
         return 0
+    if cache.rendered:  # every stack the cache takes from the folder is there, before any work
+        from stackmff.data.export import stack_folder
+
+        for i in missing:
+            if i % cache.rendered_every == 0:
+                path = stack_folder(cache.rendered, i // cache.rendered_every)
+                if not (path / "stack.json").is_file():
+                    raise StackError(f"[cache] rendered = {cache.rendered!r} holds no complete "
+                                     f"{path.name}: render it first (stackmff synth ... -o "
+                                     f"{cache.rendered})")
     device = training_device(cache.device, "[cache] device").type
     fuser = prepare_network(cache.network, device=device, tile=None)
     if not (folder / MANIFEST).is_file():
@@ -134,8 +145,8 @@ def build_cache(cache: CacheConfig, progress: bool = False) -> int:
                                                      cache.debian_photos))
     options = PhysicalOptions(noise=cache.noise, jpeg=cache.jpeg, label="error")
     for i in tqdm(missing, desc="cache", disable=not progress):
-        if cache.rendered:
-            sample = read_rendered(Path(cache.rendered), i, cache.crop)
+        if cache.rendered and i % cache.rendered_every == 0:
+            sample = read_rendered(Path(cache.rendered), i // cache.rendered_every, cache.crop)
         else:
             rng = np.random.default_rng([cache.seed, i])
             n = int(rng.integers(cache.min_layers, cache.max_layers + 1))

@@ -45,7 +45,9 @@ class CacheConfig:
     photo_folder: str | None = None
     debian_photos: bool = True
     rendered: str | None = None         # stacks written by `stackmff synth` (e.g. ray-traced),
-    #                                     taken in their order instead of rendering here
+    #                                     taken in their order instead of rendering here...
+    rendered_every: int = 1             # ...for every k-th stack (i % k == 0); the others are
+    #                                     rendered here as without `rendered`
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "noise": fraction(), "jpeg": fraction(), "dead_leaves": Rule("float", low=0),
         "photos": Rule("float", low=0), "motorcycle": Rule("float", low=0),
         "photo_folder": Rule("str", optional=True), "debian_photos": Rule("bool"),
-        "rendered": Rule("str", optional=True),
+        "rendered": Rule("str", optional=True), "rendered_every": at_least(1),
     },
     "data": {"crop": at_least(MIN_CROP), "batch_size": at_least(1)},
     "optim": {
