@@ -6,8 +6,10 @@ partial occlusion at depth edges, thin structures in front of far backgrounds an
 highlights come out as a lens makes them, which layer compositing with a disc blur gets
 wrong), and once as the depth pass. Focus planes are spaced evenly in inverse depth, layer 0
 focused farthest, as the physical renderer orders them; a pixel's label is the plane nearest
-its depth in inverse depth. The aperture is chosen per stack so that neighbouring planes
-differ by a blur of 1.6 to 4 px in diameter and the farthest blur is at least 10 to 28 px.
+its depth in inverse depth. The aperture is chosen per stack from thin-lens geometry for a
+blur of 1.6 to 4 px in diameter between neighbouring planes and at least 10 to 28 px across
+the range; POV-Ray's blur measures narrower than that geometry (about 0.4 to 0.55 of it on a
+card's edge: benchmarks/raytraced_blur.py).
 
 Needs the ``povray`` program (Debian package ``povray``, version 3.7).
 """
@@ -27,6 +29,7 @@ import numpy as np
 from stackmff.data.physical import PhysicalOptions, degrade
 from stackmff.data.pov_scene import PovScene, draw_scene
 
+# thin-lens targets (POV-Ray's blur measures narrower: see the module's docstring)
 STEP_BLUR = (1.6, 4.0)       # px, blur-circle diameter between neighbouring focus planes
 MIN_MAX_BLUR = (10.0, 28.0)  # px, the farthest plane's blur diameter at the near end, at least
 CLEAN = PhysicalOptions(noise=0.0, jpeg=0.0)
