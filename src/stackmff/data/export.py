@@ -72,6 +72,8 @@ def write_synthetic_stacks(out: str | Path, count: int, n_layers: int | tuple[in
                          f"{size}")
     folders = [stack_folder(out, i) for i in range(count)]
     missing = [i for i in range(count) if not (folders[i] / "stack.json").is_file()]
+    if not missing:  # the set is complete: nothing to load or render
+        return Rendered(folders, 0, 0, 0.0)
     if renderer == "raytraced":
         from stackmff.data.raytraced import povray_program
 

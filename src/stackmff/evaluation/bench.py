@@ -78,7 +78,6 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
     if "raytraced" in chosen and (not quick or suites):
         stacks += list(raytraced_stacks(raytraced))
     results, difference_sets, shown = [], [], set()
-    rows_file = rows_out
     for stack in progress(stacks, desc="bench", total=len(stacks)):
         keep = stack.suite not in shown and stack.truth is not None
         rows = run_stack(stack, method_list, keep_images=keep)
@@ -89,8 +88,8 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
             for r in rows:
                 r.fused = None
         results += rows
-        if rows_file is not None:
-            with rows_file.open("a") as handle:
+        if rows_out is not None:
+            with rows_out.open("a") as handle:
                 for r in rows:
                     handle.write(json.dumps({k: v for k, v in dataclasses.asdict(r).items()
                                              if k != "fused"}) + "\n")
