@@ -8,7 +8,7 @@ wrong), and once as the depth pass. Focus planes are spaced evenly in inverse de
 focused farthest, as the physical renderer orders them; a pixel's label is the plane nearest
 its depth in inverse depth. The aperture is chosen per stack from thin-lens geometry for a
 blur of 1.6 to 4 px in diameter between neighbouring planes and at least 10 to 28 px across
-the range; POV-Ray's blur measures narrower than that geometry (about 0.4 to 0.55 of it on a
+the range; POV-Ray's blur measures narrower than that geometry (0.35 to 0.55 of it on a
 card's edge: benchmarks/raytraced_blur.py).
 
 Needs the ``povray`` program (Debian package ``povray``, version 3.7).
@@ -72,8 +72,9 @@ def label_from_depth(depth: np.ndarray, focus: np.ndarray) -> np.ndarray:
 
 
 def choose_aperture(scene: PovScene, n_layers: int, rng: np.random.Generator) -> float:
-    """The lens diameter that gives this stack its blur: a point at inverse-depth distance
-    d from the focused plane blurs to ``K * d`` px with ``K = aperture * W / (2 tan(fov/2))``."""
+    """The lens diameter for this stack's blur by thin-lens geometry: a point at
+    inverse-depth distance d from the focused plane blurs to ``K * d`` px with
+    ``K = aperture * W / (2 tan(fov/2))`` (POV-Ray's blur measures narrower)."""
     span = 1.0 / scene.near - 1.0 / scene.far
     k = max(rng.uniform(*STEP_BLUR) * (n_layers - 1), rng.uniform(*MIN_MAX_BLUR)) / span
     return float(k * 2 * math.tan(math.radians(scene.fov) / 2) / scene.width)
