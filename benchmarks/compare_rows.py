@@ -14,22 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections import defaultdict
 from pathlib import Path
 
 from stackmff.evaluation.ranking import paired_difference
+from stackmff.evaluation.report import scores_by_variant
+from stackmff.evaluation.runner import RunResult
 
 
 def scores(path: Path, method: str) -> dict[tuple[str, str], dict[str, float]]:
-    """suite, variant -> stack -> PSNR of ``method``, the suite's pooled ``all`` included."""
-    found: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        if row["method"] != method or row["error"] or not math.isfinite(row["psnr"]):
-            continue
-        found[(row["suite"], row["variant"])][row["scene"]] = row["psnr"]
-        found[(row["suite"], "all")][f"{row['variant']} {row['scene']}"] = row["psnr"]
-    return found
+    """suite, variant -> stack -> PSNR of ``method``, pooled as the report pools them."""
+    rows = [RunResult(**json.loads(line)) for line in path.read_text().splitlines()]
+    return {key: by_method[method] for key, by_method in scores_by_variant(rows).items()
+            if by_method.get(method)}
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from stackmff.data.sources import (
 )
 from stackmff.errors import StackError
 from stackmff.io import write_files_atomically
-from stackmff.io.image import encode_image
+from stackmff.io.image import encode_image, read_pages
 from stackmff.io.pixels import from_float
 from stackmff.progress import progress
 
@@ -140,22 +140,13 @@ def _float_tiff(values: np.ndarray) -> bytes:
 def read_synthetic_stack(folder: str | Path) -> dict:
     """One written stack: ``layers`` (N, H, W[, 3]) uint16, ``truth``, ``focus_map`` and, for
     ray-traced stacks, ``depth``; ``info`` is its stack.json."""
-    import cv2
-
     folder = Path(folder)
     info = json.loads((folder / "stack.json").read_text())
-
-    def read(path: Path) -> np.ndarray:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise StackError(f"cannot read {path}: render the stack again (delete its folder)")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
-
     stack = {"info": info,
-             "layers": np.stack([read(folder / f"layer_{k:02d}.png")
+             "layers": np.stack([read_pages(folder / f"layer_{k:02d}.png")[0]
                                  for k in range(info["layers"])]),
-             "truth": read(folder / "all_in_focus.png"),
-             "focus_map": read(folder / "focus_map.png").astype(np.int64)}
+             "truth": read_pages(folder / "all_in_focus.png")[0],
+             "focus_map": read_pages(folder / "focus_map.png")[0].astype(np.int64)}
     if (folder / "depth.tif").is_file():
         stack["depth"] = tifffile.imread(folder / "depth.tif")
     return stack

@@ -75,8 +75,8 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
         stacks += [s for s in real_stacks(data) if s.suite in chosen]
         if "hci-lightfield" in chosen:
             stacks += list(hci_stacks(data))
-    if "raytraced" in chosen and (not quick or suites):
-        stacks += list(raytraced_stacks(raytraced))
+        if "raytraced" in chosen:
+            stacks += list(raytraced_stacks(raytraced))
     results, difference_sets, shown = [], [], set()
     for stack in progress(stacks, desc="bench", total=len(stacks)):
         keep = stack.suite not in shown and stack.truth is not None

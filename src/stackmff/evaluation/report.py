@@ -152,7 +152,7 @@ def network_section(results: list[RunResult], methods: list[str],
     return lines + [""]
 
 
-def _scores(results: list[RunResult]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+def scores_by_variant(results: list[RunResult]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
     """suite, variant -> method -> stack -> PSNR, in run order; a suite of several variants
     also gets an ``all`` entry that pools them (each stack named with its variant)."""
     by_variant: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
@@ -176,7 +176,7 @@ def _scores(results: list[RunResult]) -> dict[tuple[str, str], dict[str, dict[st
 def means_section(results: list[RunResult], methods: list[str]) -> list[str]:
     """Mean PSNR of every method (columns) on every suite and stack size (rows), the pooled
     ``all`` row of each suite included: the table a reader compares first."""
-    scores = _scores(results)
+    scores = scores_by_variant(results)
     shown = [m for m in methods if any(m in s for s in scores.values())]
     if not shown:
         return []
@@ -192,7 +192,7 @@ def means_section(results: list[RunResult], methods: list[str]) -> list[str]:
 
 def _network_rows(results: list[RunResult], others: list[str], network: str) -> list[str]:
     lines = []
-    by_variant = _scores(results)
+    by_variant = scores_by_variant(results)
     for (suite, variant), scores in by_variant.items():
         scenes = set(scores.get(network, {}))
         rivals = [m for m in others if m in scores and set(scores[m]) >= scenes]

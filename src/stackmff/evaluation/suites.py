@@ -197,8 +197,6 @@ def real_stacks(data: Path) -> Iterator[BenchStack]:
 def hci_stacks(data: Path) -> Iterator[BenchStack]:
     """The HCI light fields refocused into 9 planes, and their even planes as N = 5, with the
     centre view as the truth and the plane nearest the true disparity as the map."""
-    import cv2
-
     from stackmff.io import load_stack, read_pages
     from stackmff.io.pixels import to_float
 
@@ -212,7 +210,7 @@ def hci_stacks(data: Path) -> Iterator[BenchStack]:
         for variant, chosen, index in (("N=9", layers, "focus_index.png"),
                                        ("N=5", layers[::2], "focus_index_n5.png")):
             stack = load_stack(chosen)
-            focus_map = cv2.imread(str(folder / "reference" / index), cv2.IMREAD_UNCHANGED)
+            focus_map = read_pages(folder / "reference" / index)[0]
             yield BenchStack("hci-lightfield", variant, scene, stack.layers, truth,
                              focus_map.astype(np.int64), stack.dtype)
 

@@ -91,17 +91,13 @@ def render_cached(sampler: SceneSampler, n: int, rng: np.random.Generator,
 
 
 def read_rendered(folder: Path, index: int, crop: int) -> dict:
-    """Stack ``index`` of a folder that `stackmff synth` wrote, centre-cropped to ``crop``,
-    as inference sees it; its label is the layer closest to the truth, as for rendered
+    """Stack ``index`` of a folder that `stackmff synth` wrote (:func:`build_cache` has
+    checked that it is there), centre-cropped to ``crop``, as inference sees it; its label is the layer closest to the truth, as for rendered
     stacks here."""
     from stackmff.data.export import read_synthetic_stack, stack_folder
     from stackmff.data.physical import closest_layer
 
-    path = stack_folder(folder, index)
-    if not (path / "stack.json").is_file():
-        raise StackError(f"[cache] rendered = {str(folder)!r} holds no complete {path.name}: "
-                         f"render it first (stackmff synth ... -o {folder})")
-    stack = read_synthetic_stack(path)
+    stack = read_synthetic_stack(stack_folder(folder, index))
     height, width = stack["truth"].shape[:2]
     y, x = max(0, (height - crop) // 2), max(0, (width - crop) // 2)
     window = (slice(y, y + crop), slice(x, x + crop))
