@@ -8,6 +8,7 @@ from stackmff.fusion import StackFuser, plan_tiles
 from stackmff.io import read_pages
 from stackmff.model import StackMFFV3
 from stackmff.model.blocks import PyramidFC
+from stackmff.runtime.optimise import OneDNNConv
 from stackmff.stack_ops import gather
 from stackmff.testing import make_stack, write_stack
 from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
@@ -155,7 +156,8 @@ def test_depth_regression_head_gives_a_valid_map(tiny_config, tmp_path):
     np.testing.assert_array_equal(result.fused, gather(layers, result.focus_map))
 
 
-def test_inference_rewrites_keep_the_function(tiny_config):
+@pytest.mark.parametrize("onednn", [True, False])
+def test_inference_rewrites_keep_the_function(tiny_config, onednn):
     from stackmff.model.blocks import LearnablePool
     from stackmff.runtime.optimise import optimise_for_inference
 
@@ -167,7 +169,7 @@ def test_inference_rewrites_keep_the_function(tiny_config):
             module.running_var.uniform_(0.5, 2.0)
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.2, 0.2)
-    fast = optimise_for_inference(model, "cpu")
+    fast = optimise_for_inference(model, "cpu", onednn=onednn)
     assert not any(isinstance(m, (LearnablePool, torch.nn.BatchNorm2d, torch.nn.GELU))
                    for m in fast.modules())
     stack = torch.rand(1, 3, 1, 64, 64)
@@ -184,7 +186,21 @@ def test_convolutions_run_channels_last_on_cpu_only(tiny_config):
     # cuDNN re-plans channels-last convolutions for every new input shape
     assert convolution_layout("cuda") == torch.contiguous_format
     assert convolution_layout(torch.device("cuda", 0)) == torch.contiguous_format
+    for onednn in (True, False):
+        fast = optimise_for_inference(StackMFFV3(tiny_config), "cpu", onednn=onednn)
+        weight = next(m.weight for m in fast.modules()
+                      if isinstance(m, (torch.nn.Conv2d, OneDNNConv))
+                      and m.weight.shape[-1] != 1)
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_convolutions_go_to_onednn_with_their_gelus_fused(tiny_config):
+    from stackmff.runtime.optimise import optimise_for_inference
+
     fast = optimise_for_inference(StackMFFV3(tiny_config), "cpu")
-    weight = next(m.weight for m in fast.modules() if isinstance(m, torch.nn.Conv2d)
-                  and m.kernel_size != (1, 1))
-    assert weight.is_contiguous(memory_format=torch.channels_last)
+    convolutions = [m for m in fast.focus.modules() if isinstance(m, OneDNNConv)]
+    assert convolutions and not any(isinstance(m, torch.nn.Conv2d) for m in fast.focus.modules())
+    # the stem's, the laterals', each channel MLP's expansion
+    assert sum(m.attr == "gelu" for m in convolutions) >= 1 + len(tiny_config.widths)
+    plain = optimise_for_inference(StackMFFV3(tiny_config), "cpu", onednn=False)
+    assert not any(isinstance(m, OneDNNConv) for m in plain.modules())

@@ -12,6 +12,7 @@ from stackmff.fusion.blend import Blend
 from stackmff.fusion.predictor import StackFuser
 from stackmff.fusion.refined import RefinedFuser
 from stackmff.model.refine import HeadConfig, RefineHead
+from stackmff.runtime.refine_inference import HeadInference
 from stackmff.stack_ops import gather, window_luma
 from stackmff.testing import make_stack
 from stackmff.weights.checkpoint import load_checkpoint
@@ -91,18 +92,18 @@ def test_tiles_match_one_pass(checkpoint):
 
 
 @pytest.mark.parametrize("dilated", [0, 2])
-def test_head_strips_with_its_reach_equal_the_whole_image(checkpoint, monkeypatch, dilated):
-    import stackmff.fusion.refined as refined_module
-
+def test_the_inference_pass_in_strips_equals_the_head_on_the_whole_image(dilated):
     layers, _, _ = make_stack(n_layers=3, height=120, width=40)
-    fuser = RefinedFuser(load_checkpoint(checkpoint)[0], random_head(dilated=dilated), tile=None)
-    monkeypatch.setattr(refined_module, "HEAD_STRIP_BYTES", 2**40)
-    whole = fuser.logits(layers)
-    monkeypatch.setattr(refined_module, "HEAD_STRIP_BYTES", 0)
-    monkeypatch.setattr(refined_module, "HEAD_MIN_ROWS", 7)
-    torch.testing.assert_close(fuser.logits(layers), whole, atol=1e-5, rtol=0)
-    monkeypatch.setattr(RefineHead, "reach", lambda self: 2)  # too little context
-    assert not torch.allclose(fuser.logits(layers), whole, atol=1e-5, rtol=0)
+    head = random_head(dilated=dilated)
+    logits = torch.randn(3, 120, 40, generator=torch.Generator().manual_seed(1)) * 3
+    grey = torch.from_numpy(layers.mean(axis=-1) if layers.ndim == 4 else layers)
+    with torch.inference_mode():
+        whole = head(logits, grey)
+    fast = HeadInference(head)
+    torch.testing.assert_close(fast(logits, grey, rows=120), whole, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast(logits, grey, rows=7), whole, atol=1e-5, rtol=0)
+    fast.feature_reach -= 1  # too little context
+    assert not torch.allclose(fast(logits, grey, rows=7), whole, atol=1e-5, rtol=0)
 
 
 def test_head_file_round_trip_and_refusals(tmp_path, checkpoint):

@@ -89,7 +89,8 @@ class StackFuser:
                              global_means=global_means, native=native)
         if device == "cuda" and not torch.cuda.is_available():
             raise StackError("--device cuda asked for, but no CUDA device is available")
-        self.model = optimise_for_inference(model, device, in_place=not copy_model)
+        self.model = optimise_for_inference(model, device, in_place=not copy_model,
+                                            onednn=precision == "fp32")
         self.device, self.tile, self.margin, self.precision = device, tile, margin, precision
         self.global_means, self.native = global_means, native
         self.blend = blend or Blend()
