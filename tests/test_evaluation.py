@@ -147,3 +147,13 @@ def test_the_network_has_a_row_per_blend():
     assert names[:4] == ["v3", "v3-soft", "v3-band", "v3-soft2"]
     soft2 = available_methods(["v3-soft2"], None)[0].command
     assert soft2[-4:] == ("--blend", "soft", "--blend-scales", "1,0.75")
+
+
+def test_a_quick_run_has_one_row_per_family_and_the_variants_when_named():
+    every = [m.name for m in available_methods(None, None)]
+    quick = [m.name for m in available_methods(None, None, variants=False)]
+    assert "v3" in quick and "depthmap" in quick
+    assert not {"v3-soft", "v3-band", "v3+", "v3+-band", "openfocus-hard"} & set(quick)
+    assert set(quick) < set(every) and len(quick) < len(every) - 6
+    named = available_methods(["v3+-band", "v3-soft"], None, variants=False)
+    assert [m.name for m in named] == ["v3-soft", "v3+-band"]

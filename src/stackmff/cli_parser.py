@@ -208,7 +208,7 @@ def _add_bench(commands) -> None:
                             "raytraced, microscopy); validation, validation-order, "
                             "validation-interference (held-out scenes, to judge a model)")
     bench.add_argument("--methods", nargs="+", metavar="NAME", help="default: all available")
-    bench.add_argument("--quick", action="store_true", help="small crops, fewer variants; the real stacks only when named by --suite")
+    bench.add_argument("--quick", action="store_true", help="small crops, fewer variants, one row per method family (the network's blends, v3+ and openfocus's settings when named by --methods); the real stacks only when named by --suite")
     bench.add_argument("--checkpoint", metavar="PATH", help="weights for the v3 rows (default: the shipped model)")
     bench.add_argument("--head", metavar="PATH", help="head for the v3+ rows (default: the shipped head)")
     bench.add_argument("--raytraced", default="runs/raytraced-validation", metavar="DIR",

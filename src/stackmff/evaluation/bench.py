@@ -63,7 +63,7 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
         print("stackmff: warning: matplotlib is not installed; no plots "
               "(pip install -e '.[bench]')", file=sys.stderr)
         plots = False
-    method_list = available_methods(methods, checkpoint, head)
+    method_list = available_methods(methods, checkpoint, head, variants=not quick)
     stacks = []
     if chosen & set(SUITES):
         stacks += [s for s in synthetic_stacks(quick) if s.suite in chosen]

@@ -62,10 +62,18 @@ class Method:
     ours: bool
 
 
+# variants of another method's family: a --quick run without --methods keeps one row per
+# family (the variants run when named)
+FAMILIES = {"v3+": "v3", "openfocus-nomatch": "openfocus", "openfocus-hard": "openfocus",
+            **{f"{base}{suffix}": base for base in ("v3", "v3+") for suffix in BLEND_ROWS
+               if suffix}}
+
+
 def available_methods(requested: list[str] | None, checkpoint: str | None,
-                      head: str | None = None) -> list[Method]:
+                      head: str | None = None, variants: bool = True) -> list[Method]:
     """Our classical methods, the network (given weights, else the shipped ones; v3+ with
-    the given head, else the shipped one), installed peers."""
+    the given head, else the shipped one), installed peers; without ``variants`` (and
+    nothing requested) one row per family."""
     from stackmff.errors import StackError
     from stackmff.methods import list_methods
 
@@ -95,6 +103,8 @@ def available_methods(requested: list[str] | None, checkpoint: str | None,
         if unknown:
             raise ValueError(f"methods not available here: {', '.join(sorted(unknown))}")
         methods = [m for m in methods if m.name in requested]
+    elif not variants:
+        methods = [m for m in methods if m.name not in FAMILIES]
     return methods
 
 

@@ -1,5 +1,6 @@
 /* The cross-layer attention of StackMFF V3 (stackmff.model.attention), inference only, as one
- * C kernel: float32, 16 pixels side by side in one vector, every token of a pixel kept in
+ * C kernel: float32, LANES pixels side by side in one vector (16 with AVX-512, else 8: one
+ * register, so a projection's accumulators stay in registers), every token of a pixel kept in
  * cache through both transformer layers. Built on first use by stackmff.fusion.native_attention
  * with -DC0=... -DHEADS=... -DFFN=... for the model's widths. */
 #include <math.h>
@@ -18,22 +19,36 @@
 #endif
 #define D (C0 / HEADS)
 #define HALF (C0 / 2)
-#define ROWS 8 /* outputs computed together in a projection (all widths are multiples of 8) */
+/* outputs and tokens computed together in a projection: ROWS x TOKENS accumulators, in
+ * registers (all widths are multiples of 8) */
+#ifndef ROWS
+#define ROWS 4
+#endif
+#ifndef TOKENS
+#define TOKENS 2
+#endif
 
-/* 16 pixels side by side: every operation below works on all of them at once */
-typedef float v16 __attribute__((vector_size(64)));
-typedef int i16 __attribute__((vector_size(64)));
+/* LANES pixels side by side: every operation below works on all of them at once */
+#ifndef LANES
+#ifdef __AVX512F__
+#define LANES 16
+#else
+#define LANES 8
+#endif
+#endif
+typedef float vec __attribute__((vector_size(4 * LANES)));
+typedef int ivec __attribute__((vector_size(4 * LANES)));
 
-static inline v16 splat(float a) { return (v16){0} + a; }
-static inline v16 pick(i16 mask, v16 yes, v16 no) { return (v16)((mask & (i16)yes) | (~mask & (i16)no)); }
-static inline v16 vmax(v16 a, v16 b) { return pick(a > b, a, b); }
-static inline v16 load(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
+static inline vec splat(float a) { return (vec){0} + a; }
+static inline vec pick(ivec mask, vec yes, vec no) { return (vec)((mask & (ivec)yes) | (~mask & (ivec)no)); }
+static inline vec vmax(vec a, vec b) { return pick(a > b, a, b); }
+static inline vec load(const float *p) { vec v; memcpy(&v, p, sizeof v); return v; }
 
 /* exp(s) for s <= 0, clamped at -24: exp(s/32)^32 with a degree-10 Taylor polynomial
  * (relative error < 1e-7 over the range) */
-static inline v16 exp_nonpositive(v16 s) {
-    v16 y = vmax(s, splat(-24.0f)) * (1.0f / 32.0f);
-    v16 r = splat(1.0f / 3628800.0f);
+static inline vec exp_nonpositive(vec s) {
+    vec y = vmax(s, splat(-24.0f)) * (1.0f / 32.0f);
+    vec r = splat(1.0f / 3628800.0f);
     r = r * y + 1.0f / 362880.0f;
     r = r * y + 1.0f / 40320.0f;
     r = r * y + 1.0f / 5040.0f;
@@ -50,17 +65,17 @@ static inline v16 exp_nonpositive(v16 s) {
 
 /* exact GELU x * Phi(x); erf by Abramowitz-Stegun 7.1.28 (|error| < 3e-7):
  * erf(a) = 1 - (1 + a1 a + ... + a6 a^6)^-16 for a >= 0 */
-static inline v16 gelu(v16 x) {
-    v16 a = (v16)((i16)x & 0x7fffffff) * 0.70710678118654752f;
+static inline vec gelu(vec x) {
+    vec a = (vec)((ivec)x & 0x7fffffff) * 0.70710678118654752f;
     a = pick(a > 6.0f, splat(6.0f), a);
-    v16 r = 0.0000430638f * a + 0.0002765672f;
+    vec r = 0.0000430638f * a + 0.0002765672f;
     r = r * a + 0.0001520143f;
     r = r * a + 0.0092705272f;
     r = r * a + 0.0422820123f;
     r = r * a + 0.0705230784f;
     r = r * a + 1.0f;
     r *= r; r *= r; r *= r; r *= r;
-    v16 tail = 0.5f / r;  /* Phi(-|x|) */
+    vec tail = 0.5f / r;  /* Phi(-|x|) */
     return x * pick(x < 0.0f, tail, 1.0f - tail);
 }
 
@@ -88,44 +103,62 @@ static Layer unpack(const float *w) {
     return l;
 }
 
-/* out[rows][n] = b + w[rows][cols] @ x[cols][n] (+ residual[rows][n]); GELU after if asked */
-static void project(v16 *restrict out, const v16 *restrict x, const float *restrict w,
-                    const float *restrict b, const v16 *restrict residual, int rows, int cols,
-                    int n, int apply_gelu) {
-    for (int o = 0; o < rows; o += ROWS)
-        for (int k = 0; k < n; k++) {
-            v16 acc[ROWS];
-            for (int r = 0; r < ROWS; r++)
-                acc[r] = residual ? residual[(o + r) * n + k] + b[o + r] : splat(b[o + r]);
-            for (int c = 0; c < cols; c++) {
-                v16 xc = x[c * n + k];
-                for (int r = 0; r < ROWS; r++) acc[r] += w[(o + r) * cols + c] * xc;
-            }
-            for (int r = 0; r < ROWS; r++) out[(o + r) * n + k] = apply_gelu ? gelu(acc[r]) : acc[r];
+/* out[rows][n] = b + w[rows][cols] @ x[cols][n] (+ residual[rows][n]); GELU after if asked.
+ * TOKENS tokens at a time, so that each weight, broadcast once, feeds TOKENS products. */
+static inline __attribute__((always_inline)) void project_tokens(vec *restrict out, const vec *restrict x,
+                                  const float *restrict w, const float *restrict b,
+                                  const vec *restrict residual, int o, int cols, int n, int k,
+                                  int tokens, int apply_gelu) {
+    vec acc[ROWS][TOKENS];
+    for (int r = 0; r < ROWS; r++)
+        for (int t = 0; t < tokens; t++)
+            acc[r][t] = residual ? residual[(o + r) * n + k + t] + b[o + r] : splat(b[o + r]);
+    for (int c = 0; c < cols; c++) {
+        vec xc[TOKENS];
+        for (int t = 0; t < tokens; t++) xc[t] = x[c * n + k + t];
+        for (int r = 0; r < ROWS; r++) {
+            vec weight = splat(w[(o + r) * cols + c]);
+            for (int t = 0; t < tokens; t++) acc[r][t] += weight * xc[t];
         }
+    }
+    for (int r = 0; r < ROWS; r++)
+        for (int t = 0; t < tokens; t++)
+            out[(o + r) * n + k + t] = apply_gelu ? gelu(acc[r][t]) : acc[r][t];
+}
+
+static void project(vec *restrict out, const vec *restrict x, const float *restrict w,
+                    const float *restrict b, const vec *restrict residual, int rows, int cols,
+                    int n, int apply_gelu) {
+    for (int o = 0; o < rows; o += ROWS) {
+        int k = 0;
+        for (; k + TOKENS <= n; k += TOKENS)
+            project_tokens(out, x, w, b, residual, o, cols, n, k, TOKENS, apply_gelu);
+        for (; k < n; k++)
+            project_tokens(out, x, w, b, residual, o, cols, n, k, 1, apply_gelu);
+    }
 }
 
 /* LayerNorm over the C0 channels of v[C0][n], in place */
-static void norm(v16 *restrict v, int n, const float *restrict weight, const float *restrict bias, float eps) {
+static void norm(vec *restrict v, int n, const float *restrict weight, const float *restrict bias, float eps) {
     for (int k = 0; k < n; k++) {
-        v16 mean = splat(0.0f), var = splat(0.0f);
+        vec mean = splat(0.0f), var = splat(0.0f);
         for (int c = 0; c < C0; c++) mean += v[c * n + k];
         mean *= 1.0f / C0;
         for (int c = 0; c < C0; c++) {
-            v16 t = v[c * n + k] - mean;
+            vec t = v[c * n + k] - mean;
             var += t * t;
         }
         var = var * (1.0f / C0) + eps;
-        v16 scale;
-        for (int p = 0; p < 16; p++) scale[p] = 1.0f / sqrtf(var[p]);
+        vec scale;
+        for (int p = 0; p < LANES; p++) scale[p] = 1.0f / sqrtf(var[p]);
         for (int c = 0; c < C0; c++) v[c * n + k] = (v[c * n + k] - mean) * scale * weight[c] + bias[c];
     }
 }
 
-/* One row of 16 pixels from a bfloat16 volume, widened exactly to float (its top 16 bits). */
-static inline v16 load_bf16(const uint16_t *p, int width) {
-    v16 v;
-    for (int i = 0; i < 16; i++) {
+/* One row of LANES pixels from a bfloat16 volume, widened exactly to float (its top 16 bits). */
+static inline vec load_bf16(const uint16_t *p, int width) {
+    vec v;
+    for (int i = 0; i < LANES; i++) {
         uint32_t bits = i < width ? (uint32_t)p[i] << 16 : 0;
         memcpy((char *)&v + i * sizeof(float), &bits, sizeof bits);
     }
@@ -139,19 +172,20 @@ static inline v16 load_bf16(const uint16_t *p, int width) {
 int stackmff_attend(const void *volume, int bf16, float *logits, long hw, long start, long end,
                     int n, const float *weights, int layers, const float *tables, float eps) {
     size_t tokens = (size_t)n;
-    v16 *buffer = aligned_alloc(64, sizeof(v16) * (tokens * (4 * C0 + 3 * C0 + FFN) + tokens));
+    size_t bytes = sizeof(vec) * (tokens * (4 * C0 + 3 * C0 + FFN) + tokens);
+    vec *buffer = aligned_alloc(64, (bytes + 63) / 64 * 64);  /* a multiple of the alignment */
     if (!buffer) return -1;
-    v16 *x = buffer, *y = x + C0 * tokens, *mixed = y + C0 * tokens, *rotated = mixed + C0 * tokens;
-    v16 *qkv = rotated + C0 * tokens, *hidden = qkv + 3 * C0 * tokens, *s = hidden + FFN * tokens;
-    for (long p0 = start; p0 < end; p0 += 16) {
-        int width = end - p0 < 16 ? (int)(end - p0) : 16;
+    vec *x = buffer, *y = x + C0 * tokens, *mixed = y + C0 * tokens, *rotated = mixed + C0 * tokens;
+    vec *qkv = rotated + C0 * tokens, *hidden = qkv + 3 * C0 * tokens, *s = hidden + FFN * tokens;
+    for (long p0 = start; p0 < end; p0 += LANES) {
+        int width = end - p0 < LANES ? (int)(end - p0) : LANES;
         for (int k = 0; k < n; k++)
             for (int c = 0; c < C0; c++) {
                 size_t offset = ((size_t)k * C0 + c) * hw + p0;
                 const float *src = (const float *)volume + offset;
                 if (bf16) x[c * n + k] = load_bf16((const uint16_t *)volume + offset, width);
-                else if (width == 16) x[c * n + k] = load(src);
-                else for (int p = 0; p < 16; p++) x[c * n + k][p] = p < width ? src[p] : 0.0f;
+                else if (width == LANES) x[c * n + k] = load(src);
+                else for (int p = 0; p < LANES; p++) x[c * n + k][p] = p < width ? src[p] : 0.0f;
             }
         for (int layer = 0; layer < layers; layer++) {
             Layer l = unpack(weights + (size_t)layer * LAYER_FLOATS);
@@ -159,17 +193,17 @@ int stackmff_attend(const void *volume, int bf16, float *logits, long hw, long s
                 for (int c = 0; c < C0; c++)
                     for (int k = 0; k < n; k++) {
                         float cs = tables[c * n + k], sn = tables[C0 * n + c * n + k];
-                        v16 other = x[(c < HALF ? c + HALF : c - HALF) * n + k];
+                        vec other = x[(c < HALF ? c + HALF : c - HALF) * n + k];
                         rotated[c * n + k] = x[c * n + k] * cs + other * (c < HALF ? -sn : sn);
                     }
-                v16 *swap = x; x = rotated; rotated = swap;
+                vec *swap = x; x = rotated; rotated = swap;
             }
             project(qkv, x, l.in_w, l.in_b, NULL, 3 * C0, C0, n, 0);
             for (int h = 0; h < HEADS; h++)
                 for (int i = 0; i < n; i++) {
-                    v16 m = splat(-3.0e38f), total = splat(0.0f);
+                    vec m = splat(-3.0e38f), total = splat(0.0f);
                     for (int j = 0; j < n; j++) {
-                        v16 score = splat(0.0f);
+                        vec score = splat(0.0f);
                         for (int f = 0; f < D; f++)
                             score += qkv[(h * D + f) * n + i] * qkv[(C0 + h * D + f) * n + j];
                         s[j] = score;
@@ -181,7 +215,7 @@ int stackmff_attend(const void *volume, int bf16, float *logits, long hw, long s
                     }
                     total = 1.0f / total;
                     for (int f = 0; f < D; f++) {
-                        v16 acc = splat(0.0f);
+                        vec acc = splat(0.0f);
                         for (int j = 0; j < n; j++) acc += s[j] * qkv[(2 * C0 + h * D + f) * n + j];
                         mixed[(h * D + f) * n + i] = acc * total;
                     }
@@ -193,10 +227,10 @@ int stackmff_attend(const void *volume, int bf16, float *logits, long hw, long s
             norm(x, n, l.n2_w, l.n2_b, eps);
         }
         for (int k = 0; k < n; k++) {
-            v16 best = x[k];
+            vec best = x[k];
             for (int c = 1; c < C0; c++) best = vmax(best, x[c * n + k]);
             float *dst = logits + (size_t)k * hw + p0;
-            if (width == 16) memcpy(dst, &best, sizeof best);
+            if (width == LANES) memcpy(dst, &best, sizeof best);
             else for (int p = 0; p < width; p++) dst[p] = best[p];
         }
     }

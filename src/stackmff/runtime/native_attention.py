@@ -47,6 +47,12 @@ def _cpu_identity() -> str:
         return platform.processor()
 
 
+def _arch() -> str:
+    """The instruction set the kernel is built for: this CPU's, or ``$STACKMFF_NATIVE_ARCH``
+    (a ``-march`` value such as ``x86-64-v3``, AVX2 and FMA only: how a laptop runs it)."""
+    return os.environ.get("STACKMFF_NATIVE_ARCH") or "native"
+
+
 def _compiler() -> str | None:
     return os.environ.get("CC") or next(
         (found for name in ("cc", "gcc", "clang") if (found := shutil.which(name))), None)
@@ -61,7 +67,7 @@ def load_kernel(width: int, heads: int, ffn: int) -> ctypes.CDLL | None:
     if compiler is None:
         return None
     defines = [f"-DC0={width}", f"-DHEADS={heads}", f"-DFFN={ffn}"]
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, *defines,
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, *defines, _arch(),
                                     platform.machine(), _cpu_identity()]).encode()).hexdigest()[:16]
     library = cache_dir() / f"attention-{key}{'.dll' if os.name == 'nt' else '.so'}"
     with _build_lock:
@@ -86,7 +92,7 @@ def _compile(compiler: str, defines: list[str], library: Path) -> bool:
         library.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=library.parent) as work:
             built = Path(work) / library.name
-            for arch in (["-march=native"], []):
+            for arch in ([f"-march={_arch()}"], []):
                 command = [compiler, *FLAGS, *arch, *defines, str(SOURCE), "-o", str(built), "-lm"]
                 if subprocess.run(command, capture_output=True, timeout=300).returncode == 0:
                     os.replace(built, library)
