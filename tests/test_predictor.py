@@ -204,3 +204,31 @@ def test_convolutions_go_to_onednn_with_their_gelus_fused(tiny_config):
     assert sum(m.attr == "gelu" for m in convolutions) >= 1 + len(tiny_config.widths)
     plain = optimise_for_inference(StackMFFV3(tiny_config), "cpu", onednn=False)
     assert not any(isinstance(m, OneDNNConv) for m in plain.modules())
+
+
+@pytest.mark.parametrize("height", [37, 40])
+def test_a_banded_downsampling_mlp_equals_the_whole_one(tiny_config, height):
+    from stackmff.runtime.optimise import (
+        BandedChannelMLP,
+        convolutions_through_onednn,
+        optimise_for_inference,
+    )
+
+    torch.manual_seed(0)
+    fast = optimise_for_inference(StackMFFV3(tiny_config), "cpu", onednn=False)
+    mlp = fast.focus.encoder.stages[1][0].channel_mlp
+    convolutions_through_onednn(mlp)
+    channels = mlp.expand.weight.shape[1]
+    x = torch.randn(1, channels, height, 29).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        whole = mlp(x.clone())
+        banded = BandedChannelMLP(mlp, rows=3)(x.clone())
+    torch.testing.assert_close(banded, whole, atol=1e-6, rtol=0)
+    assert banded.shape[-2] == (height - 1) // 2 + 1
+
+
+def test_the_network_runs_its_downsampling_mlps_banded_on_cpu(tiny_config):
+    from stackmff.runtime.optimise import BandedChannelMLP, optimise_for_inference
+
+    fast = optimise_for_inference(StackMFFV3(tiny_config), "cpu")
+    assert sum(isinstance(m, BandedChannelMLP) for m in fast.modules()) == len(tiny_config.widths)

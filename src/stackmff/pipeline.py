@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,47 @@ def with_halo(fuser: Fuser, halo: str | None, prefer: str | None = None) -> Fuse
     if prefer is not None:
         fuser = _Preferring(fuser, prefer)
     return fuser if halo is None else _HaloLimited(fuser, halo)
+
+
+class Preparing:
+    """A method prepared on a thread of its own while the stack is read: for the network,
+    importing torch and reading the weights (1 to 1.5 s) overlap decoding the files. Called,
+    it waits for the method (an error in preparing it is raised there, before anything is
+    written); :meth:`ready` does the same and tells how long it waited."""
+
+    def __init__(self, prepare: Callable[[], Fuser]) -> None:
+        self._fuser: Fuser | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(prepare,), daemon=True,
+                                        name="stackmff-prepare")
+        self._thread.start()
+
+    def _run(self, prepare: Callable[[], Fuser]) -> None:
+        try:
+            self._fuser = prepare()
+        except BaseException as error:  # raised where the method is used
+            self._error = error
+
+    def settle(self) -> None:
+        self._thread.join()
+
+    def ready(self) -> tuple[Fuser, float]:
+        waiting = time.perf_counter()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._fuser, time.perf_counter() - waiting
+
+    def __call__(self, layers: np.ndarray) -> FusionResult:
+        return self.ready()[0](layers)
+
+
+def ready(fuser: Fuser, seconds: dict) -> Fuser:
+    """The method itself once it is prepared; the wait counts as preparing it."""
+    if isinstance(fuser, Preparing):
+        fuser, waited = fuser.ready()
+        seconds["prepare"] = seconds.get("prepare", 0.0) + waited
+    return fuser
 
 
 class _HaloLimited:
@@ -185,7 +227,10 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
     try:
         plan.check(source.target(), entry.confidence, method)
         source.decide()
-        fuser = with_halo(fuser or entry.prepare(**options), halo, prefer)
+        if fuser is None:
+            fuser = Preparing(lambda: with_halo(entry.prepare(**options), halo, prefer))
+        else:
+            fuser = with_halo(fuser, halo, prefer)
         seconds = {"prepare": time.perf_counter() - started}
         products = source.fuse(fuser, entry, entry.copies_pixels(**options), seconds)
         writing = time.perf_counter()
@@ -193,6 +238,8 @@ def fuse_files(inputs: str | Path | Sequence[str | Path], output: str | Path,
         write_files_atomically(files)
         seconds["write"] = time.perf_counter() - writing
     finally:
+        if isinstance(fuser, Preparing):
+            fuser.settle()  # never leave a thread importing at exit
         source.close()
     return FuseReport(method=method, written=list(files), seconds=seconds, **source.summary)
 
@@ -289,6 +336,7 @@ class ImageFiles:
                            fusing=FusionWork(entry.float_copy),
                            colour_space=self.colour_space, reference=self.reference)
         seconds["load"] = time.perf_counter() - loading
+        fuser = ready(fuser, seconds)
         if self.align is not None:
             from stackmff.registration import align_stack
 
@@ -374,6 +422,7 @@ class MicroscopyFile:
 
     def fuse(self, fuser: Fuser, entry: FusionMethod, copies: bool,
              seconds: dict) -> Products:
+        fuser = ready(fuser, seconds)
         fusing = time.perf_counter()
         fused, maps, confidences, depths = fuse_stacks(self.source, fuser, copies, self.focus,
                                                        entry.name)

@@ -98,8 +98,6 @@ class StackFuser:
         # a GPU wants few large launches; a CPU core wants work that stays in its cache
         self.layers_per_batch, self.chunk = ((2, 1 << 16) if device == "cuda"
                                              else (1, PIXELS_PER_CHUNK))
-        if device == "cpu":
-            torch.set_flush_denormal(True)  # denormals make CPU convolutions crawl
 
     def __call__(self, layers: np.ndarray) -> FusionResult:
         """A prepared method is a fuser: see :func:`stackmff.prepare_method`."""
@@ -114,6 +112,10 @@ class StackFuser:
     def _network_input(self, grey: np.ndarray) -> torch.Tensor:
         """Luma ``(N, H, W)`` as the network's ``[1, N, 1, H', W']`` input, padded by reflection
         to multiples of 32."""
+        if self.device == "cpu":
+            # denormals make CPU convolutions crawl; set in the thread that starts the
+            # workers (they inherit it), which need not be the one that made this fuser
+            torch.set_flush_denormal(True)
         x = torch.from_numpy(np.ascontiguousarray(grey, np.float32)).to(self.device)
         h, w = x.shape[1:]
         pad_h, pad_w = (-h) % ALIGN, (-w) % ALIGN

@@ -13,6 +13,7 @@ import copy
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -90,6 +91,49 @@ class OneDNNConv(nn.Module):
             self.attr, [], "none")
 
 
+class BandedChannelMLP(nn.Module):
+    """A downsampling channel MLP (1x1 expansion and GELU, strided depthwise 3x3, 1x1
+    projection) run band by band of output rows, so its widest map (the expansion, six
+    times the input's channels at the input's resolution: 100 MB for the first block of a
+    1024 x 1024 layer) is never whole; each band's expansion reads the one input row above
+    it that the 3x3 needs. The same sums per output as the whole map."""
+
+    def __init__(self, mlp: ChannelMLP, rows: int = 32) -> None:
+        super().__init__()
+        self.expand, self.activation, self.project = mlp.expand, mlp.activation, mlp.project
+        spatial = mlp.spatial[0] if isinstance(mlp.spatial, nn.Sequential) else mlp.spatial
+        self.spatial = copy.copy(spatial)
+        self.spatial.padding = [0, spatial.padding[1]]  # rows: padded band by band below
+        self.rows = rows
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height = x.shape[-2]
+        out_height = (height - 1) // 2 + 1
+        bands = []
+        for r0 in range(0, out_height, self.rows):
+            r1 = min(r0 + self.rows, out_height)
+            top, bottom = 2 * r0 - 1, 2 * r1  # the input rows output rows r0..r1-1 read
+            hidden = self.activation(self.expand(x[:, :, max(top, 0):min(bottom, height)]))
+            if top < 0 or bottom > height:  # the image's own border: zeros, as the conv pads
+                hidden = F.pad(hidden, (0, 0, max(-top, 0), max(bottom - height, 0)))
+            bands.append(self.spatial(hidden))
+        return self.project(torch.cat(bands, dim=2) if len(bands) > 1 else bands[0])
+
+
+def band_downsampling_mlps(module: nn.Module) -> None:
+    """Every downsampling :class:`ChannelMLP` below ``module`` (after
+    :func:`convolutions_through_onednn`) as a :class:`BandedChannelMLP`, in place."""
+    for name, child in module.named_children():
+        spatial = getattr(child, "spatial", None)
+        if isinstance(spatial, nn.Sequential):
+            spatial = spatial[0]
+        if (isinstance(child, ChannelMLP) and isinstance(spatial, OneDNNConv)
+                and spatial.stride == [2, 2] and spatial.padding == [1, 1]):
+            setattr(module, name, BandedChannelMLP(child))
+        else:
+            band_downsampling_mlps(child)
+
+
 def onednn_available() -> bool:
     return (torch.backends.mkldnn.is_available()
             and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
@@ -125,7 +169,8 @@ def optimise_for_inference(model: nn.Module, device: str, in_place: bool = False
     """An eval-mode copy of ``model`` (``in_place``: the model itself, for a caller that
     gives it up) with folded BatchNorms and pools, in the device's convolution layout; on a
     CPU with ``onednn`` (fp32 runs: autocast does not reach the direct calls) its
-    convolutions as :class:`OneDNNConv` (``STACKMFF_ONEDNN=0``: not)."""
+    convolutions as :class:`OneDNNConv` and its downsampling channel MLPs banded
+    (``STACKMFF_ONEDNN=0``: neither)."""
     fast = (model if in_place else copy.deepcopy(model)).eval()
     fold_batch_norms(fast)
     fold_learnable_pools(fast)
@@ -134,4 +179,5 @@ def optimise_for_inference(model: nn.Module, device: str, in_place: bool = False
     if (onednn and torch.device(device).type == "cpu" and onednn_available()
             and os.environ.get("STACKMFF_ONEDNN", "1") != "0"):
         convolutions_through_onednn(fast)
+        band_downsampling_mlps(fast)
     return fast
