@@ -5,6 +5,7 @@ import torch
 from stackmff.cli import main
 from stackmff.errors import StackError
 from stackmff.fusion import StackFuser, plan_tiles
+from stackmff.fusion.tiling import plan_budget_tiles
 from stackmff.io import read_pages
 from stackmff.model import StackMFFV3
 from stackmff.model.blocks import PyramidFC
@@ -14,16 +15,42 @@ from stackmff.testing import make_stack, write_stack
 from stackmff.weights.checkpoint import load_checkpoint, save_checkpoint
 
 
-@pytest.mark.parametrize("shape", [(300, 200), (64, 64), (33, 97)])
-def test_tiles_cover_the_image_exactly_once(shape):
+def window_pixels(tile) -> int:
+    wy0, wy1, wx0, wx1 = tile.window
+    return (wy1 - wy0) * (wx1 - wx0)
+
+
+@pytest.mark.parametrize("plan", ["square", "budget"])
+@pytest.mark.parametrize("shape", [(300, 200), (64, 64), (33, 97), (1500, 1000)])
+def test_tiles_cover_the_image_exactly_once(shape, plan):
     height, width = shape
     covered = np.zeros(shape, int)
-    for tile in plan_tiles(height, width, tile=64, margin=16):
+    tiles = (plan_tiles(height, width, tile=64, margin=16) if plan == "square"
+             else plan_budget_tiles(height, width, 40_000, margin=16))
+    for tile in tiles:
         y0, y1, x0, x1 = tile.core
         wy0, wy1, wx0, wx1 = tile.window
         assert 0 <= wy0 <= y0 < y1 <= wy1 <= height and 0 <= wx0 <= x0 < x1 <= wx1 <= width
         covered[y0:y1, x0:x1] += 1
     assert np.all(covered == 1)
+
+
+@pytest.mark.parametrize("shape", [(1536, 2048), (3000, 4000), (4000, 6000), (700, 333)])
+@pytest.mark.parametrize("budget", [600_000, 2_500_000])
+def test_budget_tiles_fit_the_budget_with_less_work_than_square_ones(shape, budget):
+    height, width = shape
+    tiles = plan_budget_tiles(height, width, budget, margin=128)
+    assert max(window_pixels(t) for t in tiles) <= budget
+    if height * width <= budget:
+        assert len(tiles) == 1 and tiles[0].window == (0, height, 0, width)
+    side = int(budget ** 0.5) - 256  # the largest square core whose window fits
+    square = plan_tiles(height, width, side // 32 * 32, margin=128)
+    assert sum(map(window_pixels, tiles)) <= sum(map(window_pixels, square))
+
+
+def test_a_margin_wider_than_the_budget_falls_back_to_the_smallest_tiles():
+    tiles = plan_budget_tiles(1000, 1000, 10_000, margin=512)
+    assert {t.core[1] - t.core[0] for t in tiles} <= {128, 1000 - 7 * 128}
 
 
 def test_checkpoint_round_trip_keeps_config_and_weights(tiny_config, checkpoint):

@@ -19,7 +19,7 @@ from stackmff.errors import StackError
 from stackmff.fusion.blend import Blend, decide_tile, peak_position
 from stackmff.fusion.image_means import ImageMeans
 from stackmff.fusion.network_method import OPTIONS
-from stackmff.fusion.tiling import DEFAULT_MARGIN, DEFAULT_TILE, Tile, plan_tiles
+from stackmff.fusion.tiling import DEFAULT_MARGIN, Tile, plan_budget_tiles, plan_tiles
 from stackmff.io.pixels import to_float
 from stackmff.model import StackMFFV3, StackOutput
 from stackmff.model.attention import PIXELS_PER_CHUNK
@@ -35,19 +35,17 @@ from stackmff.stack_ops import check_layers, gather, window_luma
 ALIGN = 32  # the encoder's total stride
 TILE_BUDGET_BYTES = 3 * 2**29  # what one tile window's maps and the workers' networks hold
 LAYER_BYTES = 20  # per layer and window pixel: luma, input, logits, probabilities, 1/4 maps
-NETWORK_BYTES = 210  # per worker and window pixel: the per-layer network's working memory
+NETWORK_BYTES = 120  # per worker and window pixel: the per-layer network's working memory
 STRIP_BYTES = 2**24  # the [N, C0, rows, W] volume of one strip of a tile (see logits)
 MIN_STRIP_ROWS = 16  # each strip recomputes a few rows either side
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def auto_tile(n_layers: int, margin: int, workers: int) -> int:
-    """Largest tile (multiple of 32, at most DEFAULT_TILE) whose window fits the budget, so
-    memory stays bounded however many layers the stack has (measured for 8 x 1024 x 1024 in
-    fp32: 210 MB for one worker's pass of one layer)."""
-    per_pixel = n_layers * LAYER_BYTES + workers * NETWORK_BYTES
-    side = int((TILE_BUDGET_BYTES / per_pixel) ** 0.5) - 2 * margin
-    return max(128, min(DEFAULT_TILE, side // ALIGN * ALIGN))
+def window_budget(n_layers: int, workers: int, layer_bytes: int = LAYER_BYTES) -> int:
+    """Pixels of the largest tile window whose maps and worker networks fit the budget, so
+    memory stays bounded however many layers the stack has (the network measured for
+    8 x 1024 x 1024 in fp32: 100 MB for one worker's pass of one layer)."""
+    return int(TILE_BUDGET_BYTES / (n_layers * layer_bytes + workers * NETWORK_BYTES))
 
 
 class StackFuser:
@@ -56,9 +54,10 @@ class StackFuser:
     Args:
         model: the network (put in eval mode here).
         device: ``"cpu"`` or ``"cuda"``.
-        tile: core tile side in pixels; ``"auto"`` picks the largest whose window's maps stay
-            within budget for the stack's N (:func:`auto_tile`); ``None`` runs the whole image
-            in one pass.
+        tile: core tile side in pixels; ``"auto"``: the whole image in one pass where its
+            maps fit the memory budget for the stack's N (:func:`window_budget`), else the
+            tiles, of any shape, that fit it with the least work
+            (:func:`stackmff.fusion.tiling.plan_budget_tiles`); ``None``: always one pass.
         margin: context added around each tile core.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast for the per-layer network
             (the cross-layer attention stays in fp32).
@@ -78,6 +77,7 @@ class StackFuser:
     """
 
     name = "v3"  # the method named in results and progress
+    layer_bytes = LAYER_BYTES  # what a tile window holds per layer and pixel
 
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32",
@@ -203,10 +203,12 @@ class StackFuser:
         focus_map = np.empty((height, width), np.uint16)
         confidence = np.empty((height, width), np.float32)
         depth = np.empty((height, width), np.float32)
-        tile = self.tile
-        if tile == "auto":
-            tile = auto_tile(n, self.margin, self.workers)
-        tiles = plan_tiles(height, width, tile, self.margin)
+        if self.tile == "auto":
+            tiles = plan_budget_tiles(height, width, window_budget(n, self.workers,
+                                                                   self.layer_bytes),
+                                      self.margin)
+        else:
+            tiles = plan_tiles(height, width, self.tile, self.margin)
         means = self.image_means(layers, tiles) if len(tiles) > 1 and self.global_means else None
         fused = None if self.blend.mode == "hard" else np.empty(layers.shape[1:], np.float32)
         for tile in progress(tiles, desc=self.name, total=len(tiles)):

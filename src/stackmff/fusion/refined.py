@@ -15,13 +15,14 @@ from stackmff.fusion.image_means import ImageMeans
 from stackmff.fusion.predictor import StackFuser
 from stackmff.model.refine import RefineHead
 from stackmff.runtime.parallel import thread_map
-from stackmff.runtime.refine_inference import HeadInference
+from stackmff.runtime.refine_inference import FEATURE_BYTES, HeadInference
 
 
 class RefinedFuser(StackFuser):
     """A :class:`StackFuser` whose logits pass through a :class:`RefineHead`."""
 
     name = "v3+"
+    layer_bytes = StackFuser.layer_bytes + FEATURE_BYTES  # and the head's input maps
 
     def __init__(self, model, head: RefineHead, **options) -> None:
         super().__init__(model, **options)
