@@ -15,7 +15,8 @@ Each stack of each suite (the project's own held-out validation, its order and i
 tests, and the out-of-domain sets: HCI light fields, Devernay, Lytro, the ray-traced split,
 microscopy) is quantised to its files' bit depth and fused both ways in one process. Per
 suite: the share of pixels with the same focus map (mean, worst stack), the mean PSNR of
-both, and the paired difference (after minus before) with its 95% interval (t over stacks).
+both, and the paired PSNR and SSIM differences (after minus before) with their 95%
+intervals (t over stacks).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from stackmff.evaluation.suites import (
     validation_stacks,
 )
 from stackmff.io.pixels import from_float, to_float
-from stackmff.metrics.reference import psnr
+from stackmff.metrics.reference import psnr, ssim
 
 SUITES = ("validation", "validation-order", "validation-interference", "hci-lightfield",
           "devernay-office", "lytro-epfl48", "raytraced", "microscopy")
@@ -51,9 +52,9 @@ def straightforward_head(fuser):
     window: the pass the head was trained with."""
     import torch
 
+    from stackmff.fusion.network_method import head_weights
     from stackmff.fusion.predictor import StackFuser
     from stackmff.weights.head import load_head
-    from stackmff.fusion.network_method import head_weights
 
     head = load_head(head_weights(None))[0].eval()
 
@@ -106,23 +107,29 @@ def compare(change: str, suites: list[str], data: Path) -> list[str]:
         layers = np.stack([to_float(from_float(layer, stack.dtype)) for layer in stack.layers])
         old, new = before(layers), after(layers)
         same = float(np.mean(old.focus_map == new.focus_map))
-        scores = [psnr(to_float(from_float(r.fused, stack.dtype)), stack.truth)
-                  for r in (old, new)]
+        fused = [to_float(from_float(r.fused, stack.dtype)) for r in (old, new)]
+        scores = [metric(f, stack.truth) for metric in (psnr, ssim) for f in fused]
         rows[stack.suite].append((same, *scores))
         print(change, stack.suite, stack.variant, stack.name, f"same {same:.4%}",
               f"PSNR {scores[0]:.4f} -> {scores[1]:.4f}", file=sys.stderr, flush=True)
     lines = [f"**{change}**", "",
              "| suite | stacks | same focus map (mean) | worst stack | mean PSNR before | after "
-             "| difference [95% interval] |", "|---|---:|---:|---:|---:|---:|---|"]
+             "| PSNR difference [95% interval] | SSIM difference [95% interval] |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]
     for suite, values in rows.items():
         v = np.array(values)
-        diff = v[:, 2] - v[:, 1]
-        half = (stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-                if len(diff) > 1 else float("nan"))
         lines.append(f"| {suite} | {len(v)} | {v[:, 0].mean():.3%} | {v[:, 0].min():.3%} | "
-                     f"{v[:, 1].mean():.3f} | {v[:, 2].mean():.3f} | {diff.mean():+.4f} "
-                     f"[{diff.mean() - half:+.4f}, {diff.mean() + half:+.4f}] |")
+                     f"{v[:, 1].mean():.3f} | {v[:, 2].mean():.3f} | "
+                     f"{_interval(v[:, 2] - v[:, 1], 4)} | {_interval(v[:, 4] - v[:, 3], 5)} |")
     return [*lines, ""]
+
+
+def _interval(diff: np.ndarray, digits: int) -> str:
+    """Mean of paired differences and its 95% t interval over the stacks."""
+    half = (stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+            if len(diff) > 1 else float("nan"))
+    mean = diff.mean()
+    return f"{mean:+.{digits}f} [{mean - half:+.{digits}f}, {mean + half:+.{digits}f}]"
 
 
 def main() -> None:

@@ -1,14 +1,16 @@
 """The network against its arithmetic floor: the multiply-accumulates a stack needs, divided
 by the rate this machine's cores reach on a large matrix product, both measured in one run.
 
-Usage: .venv/bin/python benchmarks/floor.py [--stacks medium 3mp large photographer]
+Usage: .venv/bin/python benchmarks/floor.py [--stacks medium 3mp large photographer lytro]
        [--isa native avx2] [--methods v3 "v3 bf16" v3+] [--out docs/speed.md] [--workdir DIR]
+       [--data ../shared/data]
 
 For each instruction set (``native``; ``avx2``: PyTorch, oneDNN and MKL held to AVX2 and the
 attention kernel built for ``x86-64-v3``, as on most laptops; checked below by what each
 library reports it runs) a child process measures the peak: the best of five 2048^3 float32
 matrix products on all cores (and bfloat16 where the CPU has it natively). Then each stack
-(the JPEG stacks of ``end_to_end.py``; ``photographer``: 30 x 6000 x 4000) goes through one
+(the JPEG stacks of ``end_to_end.py``; ``photographer``: 30 x 6000 x 4000; ``lytro``: Lytro #48
+from ``--data``, 9 x 1080 x 1080) goes through one
 whole `stackmff fuse` process per method, timed stage by stage inside it. The floor of a
 stack is its network multiply-accumulates (counted by PyTorch's FLOP counter on the
 per-layer network, the head and the attention, per pixel of the image padded to multiples
@@ -29,12 +31,16 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+import cv2
+
 sys.path.insert(0, str(Path(__file__).parent))
 from end_to_end import STACKS as E2E_STACKS  # noqa: E402
 from end_to_end import _commit, profile, render_stack, write_page  # noqa: E402
 
 STACKS = {**{k: v for k, v in E2E_STACKS.items() if k != "small"},
           "photographer": (30, 6000, 4000)}
+# real stacks read from --data: (folder of their files, what they are)
+FILES = {"lytro": ("lytro-refocus-epfl48/stack", "Lytro #48")}
 ISAS = {  # what holds each library to the instruction set
     "native": {},
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
@@ -128,7 +134,9 @@ def markdown(rows: list[dict], peaks: dict, command: str, stacks: list[str]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stacks", nargs="+", choices=STACKS, default=["medium", "3mp"])
+    parser.add_argument("--stacks", nargs="+", choices=[*STACKS, *FILES],
+                        default=["medium", "3mp"])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--isa", nargs="+", choices=ISAS, default=list(ISAS))
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", type=Path, default=Path("docs/speed.md"))
@@ -139,9 +147,16 @@ def main() -> None:
     print("peaks", peaks, flush=True)
     rows = []
     for stack in args.stacks:
-        layers, width, height = STACKS[stack]
-        folder = work / stack
-        paths = sorted(folder.glob("*.jpg")) or render_stack(folder, layers, width, height)
+        if stack in FILES:
+            paths = sorted((args.data / FILES[stack][0]).glob("*.jpg"))
+            if not paths:
+                raise SystemExit(f"{FILES[stack][1]}: no files in {args.data / FILES[stack][0]}")
+            height, width = cv2.imread(str(paths[0])).shape[:2]
+            layers = len(paths)
+        else:
+            layers, width, height = STACKS[stack]
+            folder = work / stack
+            paths = sorted(folder.glob("*.jpg")) or render_stack(folder, layers, width, height)
         out = work / f"{stack}-out"
         out.mkdir(exist_ok=True)
         for isa in args.isa:
@@ -160,7 +175,8 @@ def main() -> None:
                     os.environ.clear()
                     os.environ.update(environ)
                 floor = macs / rate
-                rows.append({"stack": f"{layers} x {width} x {height}", "isa": isa,
+                label = FILES[stack][1] + ", " if stack in FILES else ""
+                rows.append({"stack": f"{label}{layers} x {width} x {height}", "isa": isa,
                              "method": name, "macs": macs, "floor": floor,
                              "fuse": stages["fuse"], "ratio": stages["fuse"] / floor,
                              "total": stages["total"], "peak": stages["peak"]})

@@ -41,11 +41,14 @@ MIN_STRIP_ROWS = 16  # each strip recomputes a few rows either side
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def window_budget(n_layers: int, workers: int, layer_bytes: int = LAYER_BYTES) -> int:
+def window_budget(n_layers: int, workers: int, after_bytes: int = 0) -> int:
     """Pixels of the largest tile window whose maps and worker networks fit the budget, so
     memory stays bounded however many layers the stack has (the network measured for
-    8 x 1024 x 1024 in fp32: 100 MB for one worker's pass of one layer)."""
-    return int(TILE_BUDGET_BYTES / (n_layers * layer_bytes + workers * NETWORK_BYTES))
+    8 x 1024 x 1024 in fp32: 100 MB for one worker's pass of one layer). ``after_bytes``
+    per layer and pixel: what a step after the network holds, once the workers' networks
+    are freed (the v3+ head's input maps)."""
+    per_pixel = n_layers * LAYER_BYTES + max(workers * NETWORK_BYTES, n_layers * after_bytes)
+    return int(TILE_BUDGET_BYTES / per_pixel)
 
 
 class StackFuser:
@@ -77,7 +80,7 @@ class StackFuser:
     """
 
     name = "v3"  # the method named in results and progress
-    layer_bytes = LAYER_BYTES  # what a tile window holds per layer and pixel
+    after_bytes = 0  # what a step after the network holds per layer and pixel
 
     def __init__(self, model: StackMFFV3, device: str = "cpu", tile: int | str | None = "auto",
                  margin: int = DEFAULT_MARGIN, precision: str = "fp32",
@@ -205,7 +208,7 @@ class StackFuser:
         depth = np.empty((height, width), np.float32)
         if self.tile == "auto":
             tiles = plan_budget_tiles(height, width, window_budget(n, self.workers,
-                                                                   self.layer_bytes),
+                                                                   self.after_bytes),
                                       self.margin)
         else:
             tiles = plan_tiles(height, width, self.tile, self.margin)

@@ -22,7 +22,7 @@ class RefinedFuser(StackFuser):
     """A :class:`StackFuser` whose logits pass through a :class:`RefineHead`."""
 
     name = "v3+"
-    layer_bytes = StackFuser.layer_bytes + FEATURE_BYTES  # and the head's input maps
+    after_bytes = FEATURE_BYTES  # the head's input maps, kept for the window
 
     def __init__(self, model, head: RefineHead, **options) -> None:
         super().__init__(model, **options)

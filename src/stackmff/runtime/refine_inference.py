@@ -24,7 +24,7 @@ from stackmff.runtime.parallel import ParallelMap, serial_map
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 FEATURE_BYTES = 16  # per layer and pixel: the head's four input maps, kept for the window
 STRIP_BYTES = 110  # per layer and pixel of a strip of the convolutions, at their peak
-STRIP_BUDGET = 2**27  # what one worker's strip may hold
+STRIP_BUDGET = 2**26  # what one worker's strip may hold
 MIN_ROWS = 32
 
 
