@@ -163,3 +163,75 @@ def test_debian_photos_missing_is_a_clear_error(tmp_path):
     assert installed_photos((str(tmp_path / "a.jpg"), __file__)) == [__file__]
     with pytest.raises(FileNotFoundError, match="scripts/setup_training.sh"):
         installed_photos((str(tmp_path / "a.jpg"),))
+
+
+@pytest.fixture(scope="module")
+def rendered_folder(tmp_path_factory):
+    from stackmff.data.export import write_synthetic_stacks
+
+    folder = tmp_path_factory.mktemp("rendered")
+    write_synthetic_stacks(folder, count=4, n_layers=(2, 3), size=48, seed=5)
+    return folder
+
+
+def test_rendered_batches_keep_each_stack_s_label_through_crops_flips_and_reordering(
+        rendered_folder):
+    from stackmff.data.export import stack_folder
+    from stackmff.training.rendered import RenderedPool, read_training_stack
+
+    pool = RenderedPool(rendered_folder, crop=32)
+    assert len(pool) == 4 and set(pool.sizes) <= {2, 3}
+    rng = np.random.default_rng(0)
+    originals = [read_training_stack(stack_folder(rendered_folder, i)) for i in range(4)]
+    for _ in range(6):
+        stack, focus_map = pool.batch(rng, 2)
+        n = stack.shape[1]
+        assert stack.shape == (2, n, 1, 32, 32) and focus_map.shape == (2, 32, 32)
+        for layers, label in zip(stack[:, :, 0].numpy(), focus_map.numpy()):
+            # the labelled layer's pixels are those of the original stack's labelled layer
+            chosen = np.take_along_axis(layers, label[None], 0)[0]
+            assert any(_found_in(chosen, np.take_along_axis(o[0], o[1][None], 0)[0])
+                       for o in originals if len(o[0]) == n)
+
+
+def _found_in(crop: np.ndarray, image: np.ndarray) -> bool:
+    """``crop`` is a window of ``image``, flipped or not."""
+    size = crop.shape[0]
+    for flipped in (crop, crop[::-1], crop[:, ::-1], crop[::-1, ::-1]):
+        for y in range(image.shape[0] - size + 1):
+            for x in range(image.shape[1] - size + 1):
+                if np.array_equal(image[y:y + size, x:x + size], flipped):
+                    return True
+    return False
+
+
+def test_a_frozen_encoder_trains_only_the_decoder_and_attention_on_rendered_stacks(
+        tmp_path, rendered_folder):
+    first = train(tiny_config(tmp_path / "first", steps=1), progress=False)
+    start, _ = load_checkpoint(first)
+    config = tiny_config(tmp_path / "second", steps=2)
+    config = dataclasses.replace(
+        config, run=dataclasses.replace(config.run, init=str(first)),
+        optim=dataclasses.replace(config.optim, freeze="encoder", lr=0.01),
+        data=dataclasses.replace(config.data, rendered=str(rendered_folder),
+                                 rendered_share=1.0)).checked()
+    tuned, _ = load_checkpoint(train(config, progress=False))
+    before, after = start.state_dict(), tuned.state_dict()
+    encoder = [k for k in before if k.startswith("focus.encoder.")]
+    assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)  # BN stats too
+    assert any(not torch.equal(before[k], after[k]) for k in before
+               if k.startswith(("focus.decoder.", "attention.")))
+
+
+def test_rendered_batches_need_their_folder(tmp_path):
+    from stackmff.errors import StackError
+
+    with pytest.raises(StackError, match="rendered_share > 0"):
+        TrainConfig.from_dict({"data": {"rendered_share": 0.5}})
+    config = dataclasses.replace(
+        tiny_config(tmp_path / "run"),
+        data=dataclasses.replace(tiny_config("x").data, rendered=str(tmp_path / "none"),
+                                 rendered_share=0.5))
+    with pytest.raises(StackError, match="holds no stacks"):
+        train(config, progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()

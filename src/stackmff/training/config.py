@@ -45,6 +45,8 @@ class DataConfig:
     debian_photos: bool = False         # add the opencv-doc / lomiri-wallpapers training photos
     workers: int = 1                    # synthesis processes beside the training process
     ordered: bool = False               # keep layers near-to-far (for the V3* depth head)
+    rendered: str | None = None         # stacks written by `stackmff synth` (ray-traced)...
+    rendered_share: float = 0.0         # ...drawn for this share of the batches
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class OptimConfig:
     decay_steps: int = 1000
     min_lr: float = 1e-5                # cosine: from lr at step 0 to min_lr at run.max_steps
     warmup_steps: int = 50
+    freeze: str = "none"                # "encoder": train the decoder and attention only
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "photos": Rule("float", low=0), "motorcycle": Rule("float", low=0),
         "photo_folder": Rule("str", optional=True), "debian_photos": Rule("bool"),
         "workers": at_least(0), "ordered": Rule("bool"),
+        "rendered": Rule("str", optional=True), "rendered_share": fraction(),
     },
     "optim": {
         "lr": Rule("float", low=0), "weight_decay": Rule("float", low=0),
@@ -105,6 +109,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "schedule": Rule("str", choices=("step", "cosine")),
         "decay": Rule("float", low=0, high=1, low_open=True), "decay_steps": at_least(1),
         "min_lr": Rule("float", low=0), "warmup_steps": at_least(0),
+        "freeze": Rule("str", choices=("none", "encoder")),
     },
     "run": {
         "out": Rule("str"), "seed": at_least(0), "max_steps": at_least(1),
@@ -169,6 +174,9 @@ class TrainConfig:
         if data.dead_leaves + data.photos + data.motorcycle <= 0:
             raise StackError("[data] dead_leaves, photos and motorcycle are all 0: "
                              "give at least one scene source a weight above 0")
+        if data.rendered_share > 0 and not data.rendered:
+            raise StackError("[data] rendered_share > 0 draws from [data] rendered: name "
+                             "the folder of rendered stacks")
         check_schedule(self.optim)
         if self.model.head == "depth_regression" and not data.ordered:
             raise StackError("the depth_regression head (V3*) learns from ordered stacks: "

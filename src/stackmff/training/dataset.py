@@ -1,7 +1,8 @@
 """An endless stream of synthetic training batches, one stack size N per batch.
 
 Every sample is a fresh scene, a fresh random crop, flips, and a fresh layer order, so the
-network never sees the same stack twice. Synthesis runs in worker processes with their
+network never sees the same stack twice; with ``[data] rendered``, a share of the batches
+comes from a folder of rendered stacks instead (:mod:`stackmff.training.rendered`). Synthesis runs in worker processes with their
 numeric libraries on one thread each, beside the training process.
 """
 
@@ -17,6 +18,7 @@ from stackmff.data.physical import PhysicalOptions, render_physical
 from stackmff.data.sources import SceneSampler, SourceWeights
 from stackmff.stack_ops import luma
 from stackmff.training.config import DataConfig
+from stackmff.training.rendered import RenderedPool
 
 
 def render(config: DataConfig, sampler: SceneSampler, n_layers: int,
@@ -72,7 +74,12 @@ class SyntheticStacks(IterableDataset):
                                 self.config.motorcycle, self.config.photo_folder,
                                 self.config.debian_photos)
         sampler = SceneSampler(self.config.crop, weights)
+        pool = (RenderedPool(self.config.rendered, self.config.crop)
+                if self.config.rendered and self.config.rendered_share > 0 else None)
         while True:
+            if pool is not None and rng.random() < self.config.rendered_share:
+                yield pool.batch(rng, self.config.batch_size)
+                continue
             n = int(rng.choice(self.sizes, p=self.size_odds))
             pairs = [render(self.config, sampler, n, rng) for _ in range(self.config.batch_size)]
             stacks = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, :, None]

@@ -22,6 +22,7 @@ from stackmff.training.losses import (
     selection_blend_loss,
     selection_cost_loss,
 )
+from stackmff.training.rendered import RenderedPool
 from stackmff.weights.checkpoint import load_checkpoint
 
 LOG_FIELDS = ("step", "minutes", "lr", "loss", "val_accuracy", "val_within_one", "val_psnr")
@@ -78,6 +79,8 @@ class NetworkTarget:
                 model.load_state_dict(load_checkpoint(config.run.init)[0].state_dict())
             except StackError as exc:
                 raise StackError(f"[run] init: {exc}") from None
+        if config.optim.freeze == "encoder":  # the optimizer then skips its weights
+            model.focus.encoder.requires_grad_(False)
         self.model = model.to(self.device)  # before the optimizer: its state lives there too
         self.stacks: list = []
         self.loss_fn = _loss_function(config)
@@ -90,9 +93,19 @@ class NetworkTarget:
 
     def prepare(self, progress: bool = False) -> None:
         """The memory layout for training, and the fixed validation stacks."""
-        self.model = self.model.train().to(memory_format=convolution_layout(self.device))
+        self.model = self.model.to(memory_format=convolution_layout(self.device))
+        self._train_mode()
         run = self.config.run
         self.stacks = validation_set(self.config.data, run.validation_stacks, run.validation_size)
+        if self.config.data.rendered and self.config.data.rendered_share > 0:
+            RenderedPool(self.config.data.rendered, self.config.data.crop)  # there, or say so
+
+    def _train_mode(self) -> None:
+        """Training mode, but a frozen encoder stays as it is: its BatchNorms keep their
+        statistics and its stochastic depth is off."""
+        self.model.train()
+        if self.config.optim.freeze == "encoder":
+            self.model.focus.encoder.eval()
 
     def batches(self, step: int) -> Iterator:
         """The batch stream of a run at ``step`` (a resumed run draws a new stream)."""
@@ -111,7 +124,9 @@ class NetworkTarget:
         return self.loss_fn(output, focus_map), {"N": stack.shape[1]}
 
     def validate(self) -> dict[str, float]:
-        return validate(self.model, self.stacks)
+        scores = validate(self.model, self.stacks)
+        self._train_mode()
+        return scores
 
 
 def _loss_function(config: TrainConfig):
