@@ -487,3 +487,14 @@ def test_a_rendered_folder_short_of_stacks_is_one_line(tmp_path, head_cache):
     with pytest.raises(StackError, match="holds no complete stack_000: render it first"):
         build_cache(load_config(config).cache)
     assert not (tmp_path / "cache").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("pad", [1, 2, 4])
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_the_head_s_padding_equals_replicate_padding(pad, layout):
+    from stackmff.runtime.refine_inference import _pad
+
+    x = torch.randn(3, 5, 7, 9).contiguous(memory_format=layout)
+    padded = _pad(x, pad)
+    assert torch.equal(padded, torch.nn.functional.pad(x, (pad,) * 4, mode="replicate"))
+    assert padded.is_contiguous(memory_format=layout)

@@ -112,4 +112,23 @@ def _layer_max(h: torch.Tensor) -> torch.Tensor:
 
 
 def _pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    return F.pad(x, (pad,) * 4, mode="replicate") if pad else x
+    """``F.pad(x, (pad,) * 4, mode="replicate")``, the same values, in the input's layout:
+    PyTorch's own replicate padding of a channels-last map took a fifth of the head's time,
+    this takes half of that."""
+    if not pad:
+        return x
+    n, c, height, width = x.shape
+    out = torch.empty((n, c, height + 2 * pad, width + 2 * pad), dtype=x.dtype,
+                      device=x.device).contiguous(memory_format=_layout(x))
+    rows, cols = slice(pad, pad + height), slice(pad, pad + width)
+    out[:, :, rows, cols] = x
+    out[:, :, rows, :pad] = x[:, :, :, :1]
+    out[:, :, rows, pad + width:] = x[:, :, :, -1:]
+    out[:, :, :pad] = out[:, :, pad:pad + 1]
+    out[:, :, pad + height:] = out[:, :, pad + height - 1:pad + height]
+    return out
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    return (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous() else torch.contiguous_format)
