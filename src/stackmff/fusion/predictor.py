@@ -33,11 +33,13 @@ from stackmff.runtime.parallel import thread_map
 from stackmff.stack_ops import check_layers, gather, window_luma
 
 ALIGN = 32  # the encoder's total stride
-# What the stack and one tile window's maps and worker networks may hold together (at
-# least MIN_WINDOW_BYTES for the window, however large the stack): 20 x 4000 x 3000 stays
-# within 2.6 GB for the whole process, a 3 MP stack of up to 16 layers runs in one pass.
+# What the stack, the image-wide results and one tile window's maps and worker networks may
+# hold together (at least MIN_WINDOW_BYTES for the window, however large the stack):
+# 20 x 4000 x 3000 stays within 2.6 GB for the whole process, 30 x 6000 x 4000 within 4 GB,
+# and a 3 MP stack of up to 16 layers runs in one pass.
 BUDGET_BYTES = 2_100_000_000
-MIN_WINDOW_BYTES = 1_200_000_000
+MIN_WINDOW_BYTES = 1_000_000_000
+RESULT_BYTES = 10  # per image pixel: the focus map, its confidence and sub-layer depth
 LAYER_BYTES = 32  # per layer and window pixel: luma, input, logits, probabilities, 1/4 maps
 NETWORK_BYTES = 120  # per worker and window pixel: the per-layer network's working memory
 STRIP_BYTES = 2**24  # the [N, C0, rows, W] volume of one strip of a tile (see logits)
@@ -45,16 +47,17 @@ MIN_STRIP_ROWS = 16  # each strip recomputes a few rows either side
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def window_budget(n_layers: int, workers: int, stack_bytes: int = 0,
+def window_budget(n_layers: int, workers: int, held_bytes: int = 0,
                   after_bytes: int = 0) -> int:
-    """Pixels of the largest tile window whose maps and worker networks fit beside the
-    stack (``stack_bytes``) in the budget, so memory stays bounded however many layers the
-    stack has (measured: the per-layer network's pass of one 1024 x 1024 layer, 100 MB;
-    20 x 4000 x 3000, about 850 bytes per window pixel in all). ``after_bytes`` per layer and
+    """Pixels of the largest tile window whose maps and worker networks fit in the budget
+    beside what the whole fusion holds (``held_bytes``: the stack, the fused image and the
+    maps), so memory stays bounded however many layers the stack has (measured: the
+    per-layer network's pass of one 1024 x 1024 layer, 100 MB; 20 x 4000 x 3000, about 850
+    bytes per window pixel in all). ``after_bytes`` per layer and
     pixel: what a step after the network holds once the workers' networks are freed (the
     v3+ head's input maps)."""
     per_pixel = n_layers * LAYER_BYTES + max(workers * NETWORK_BYTES, n_layers * after_bytes)
-    return int(max(MIN_WINDOW_BYTES, BUDGET_BYTES - stack_bytes) / per_pixel)
+    return int(max(MIN_WINDOW_BYTES, BUDGET_BYTES - held_bytes) / per_pixel)
 
 
 class StackFuser:
@@ -213,7 +216,9 @@ class StackFuser:
         confidence = np.empty((height, width), np.float32)
         depth = np.empty((height, width), np.float32)
         if self.tile == "auto":
-            budget = window_budget(n, self.workers, layers.nbytes, self.after_bytes)
+            held = layers.nbytes + height * width * (RESULT_BYTES + layers[0].itemsize
+                                                      * int(np.prod(layers.shape[3:])))
+            budget = window_budget(n, self.workers, held, self.after_bytes)
             tiles = plan_budget_tiles(height, width, budget, self.margin)
         else:
             tiles = plan_tiles(height, width, self.tile, self.margin)
