@@ -216,7 +216,7 @@ class StackFuser:
         confidence = np.empty((height, width), np.float32)
         depth = np.empty((height, width), np.float32)
         if self.tile == "auto":
-            held = layers.nbytes + height * width * (RESULT_BYTES + layers[0].itemsize
+            held = layers.nbytes + height * width * (RESULT_BYTES + layers.itemsize
                                                       * int(np.prod(layers.shape[3:])))
             budget = window_budget(n, self.workers, held, self.after_bytes)
             tiles = plan_budget_tiles(height, width, budget, self.margin)

@@ -2,8 +2,9 @@
 
 Every sample is a fresh scene, a fresh random crop, flips, and a fresh layer order, so the
 network never sees the same stack twice; with ``[data] rendered``, a share of the batches
-comes from a folder of rendered stacks instead (:mod:`stackmff.training.rendered`). Synthesis runs in worker processes with their
-numeric libraries on one thread each, beside the training process.
+comes from a folder of rendered stacks instead (:mod:`stackmff.training.rendered`).
+Synthesis runs in worker processes with their numeric libraries on one thread each, beside
+the training process.
 """
 
 from __future__ import annotations

@@ -92,20 +92,15 @@ def render_cached(sampler: SceneSampler, n: int, rng: np.random.Generator,
 
 def read_rendered(folder: Path, index: int, crop: int) -> dict:
     """Stack ``index`` of a folder that `stackmff synth` wrote (:func:`build_cache` has
-    checked that it is there), centre-cropped to ``crop``, as inference sees it; its label is the layer closest to the truth, as for rendered
-    stacks here."""
+    checked that it is there), centre-cropped to ``crop``, as inference sees it; its label
+    is the layer closest to the truth, as for rendered stacks here."""
     from stackmff.data.export import read_synthetic_stack, stack_folder
-    from stackmff.data.physical import closest_layer
+    from stackmff.training.rendered import camera_view
 
     stack = read_synthetic_stack(stack_folder(folder, index))
     height, width = stack["truth"].shape[:2]
     y, x = max(0, (height - crop) // 2), max(0, (width - crop) // 2)
-    window = (slice(y, y + crop), slice(x, x + crop))
-    layers = from_float(stack["layers"][(slice(None), *window)].astype(np.float32) / 65535,
-                        np.dtype(np.uint8))
-    truth = to_float(from_float(stack["truth"][window].astype(np.float32) / 65535,
-                                np.dtype(np.uint8)))
-    label = closest_layer(to_float(layers), truth)
+    layers, truth, label = camera_view(stack, (slice(y, y + crop), slice(x, x + crop)))
     return {"layers": layers, "grey": window_luma(layers), "label": label.astype(np.uint8),
             "truth": luma(truth)}
 

@@ -22,7 +22,7 @@ from stackmff.training.losses import (
     selection_blend_loss,
     selection_cost_loss,
 )
-from stackmff.training.rendered import RenderedPool
+from stackmff.training.rendered import rendered_folders
 from stackmff.weights.checkpoint import load_checkpoint
 
 LOG_FIELDS = ("step", "minutes", "lr", "loss", "val_accuracy", "val_within_one", "val_psnr")
@@ -98,7 +98,7 @@ class NetworkTarget:
         run = self.config.run
         self.stacks = validation_set(self.config.data, run.validation_stacks, run.validation_size)
         if self.config.data.rendered and self.config.data.rendered_share > 0:
-            RenderedPool(self.config.data.rendered, self.config.data.crop)  # there, or say so
+            rendered_folders(self.config.data.rendered)  # there, or said before any step
 
     def _train_mode(self) -> None:
         """Training mode, but a frozen encoder stays as it is: its BatchNorms keep their

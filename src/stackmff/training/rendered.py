@@ -17,38 +17,59 @@ import torch
 from stackmff.errors import StackError
 
 
-def read_training_stack(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One written stack as the network sees a camera's: 8-bit layers as luma ``(N, H, W)``
-    float32, and its label, the layer closest to the truth (as the physical renderer's)."""
-    from stackmff.data.export import read_synthetic_stack
+def camera_view(stack: dict, window: tuple[slice, slice] = (slice(None), slice(None))
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A written stack (:func:`stackmff.data.export.read_synthetic_stack`) in ``window`` as
+    a camera gives it: 8-bit layers, the truth at that bit depth in [0, 1], and the label,
+    the layer closest to the truth (as the physical renderer's)."""
     from stackmff.data.physical import closest_layer
     from stackmff.io.pixels import from_float, to_float
+
+    eight_bit = np.dtype(np.uint8)
+    layers = from_float(stack["layers"][(slice(None), *window)].astype(np.float32) / 65535,
+                        eight_bit)
+    truth = to_float(from_float(stack["truth"][window].astype(np.float32) / 65535, eight_bit))
+    return layers, truth, closest_layer(to_float(layers), truth)
+
+
+def read_training_stack(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One written stack as the network sees a camera's: luma ``(N, H, W)`` float32 of its
+    8-bit layers, and its label."""
+    from stackmff.data.export import read_synthetic_stack
+    from stackmff.io.pixels import to_float
     from stackmff.stack_ops import luma
 
-    stack = read_synthetic_stack(folder)
-    eight_bit = np.dtype(np.uint8)
-    layers = to_float(from_float(stack["layers"].astype(np.float32) / 65535, eight_bit))
-    truth = to_float(from_float(stack["truth"].astype(np.float32) / 65535, eight_bit))
-    return luma(layers).astype(np.float32), closest_layer(layers, truth).astype(np.int64)
+    layers, _, label = camera_view(read_synthetic_stack(folder))
+    return luma(to_float(layers)).astype(np.float32), label.astype(np.int64)
+
+
+def rendered_folders(folder: str | Path) -> list[Path]:
+    """The complete stacks of a folder `stackmff synth` wrote, in order.
+
+    Raises:
+        StackError: there are none.
+    """
+    from stackmff.data.export import stack_folder
+
+    found = []
+    while (stack_folder(folder, len(found)) / "stack.json").is_file():
+        found.append(stack_folder(folder, len(found)))
+    if not found:
+        raise StackError(f"[data] rendered = {str(folder)!r} holds no stacks (write them "
+                         f"with `stackmff synth --renderer raytraced --split train -o "
+                         f"{folder}`)")
+    return found
 
 
 class RenderedPool:
     """Every complete stack of a folder, read once, grouped by layer count."""
 
     def __init__(self, folder: str | Path, crop: int) -> None:
-        from stackmff.data.export import stack_folder
-
         self.crop = crop
         self.groups: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        index = 0
-        while (stack_folder(folder, index) / "stack.json").is_file():
-            layers, label = read_training_stack(stack_folder(folder, index))
+        for path in rendered_folders(folder):
+            layers, label = read_training_stack(path)
             self.groups.setdefault(len(layers), []).append((layers, label))
-            index += 1
-        if not self.groups:
-            raise StackError(f"[data] rendered = {str(folder)!r} holds no stacks (write them "
-                             f"with `stackmff synth --renderer raytraced --split train -o "
-                             f"{folder}`)")
         self.sizes = sorted(self.groups)
 
     def __len__(self) -> int:
