@@ -1,6 +1,7 @@
 """How wide the ray-traced renderer's blur really is: the edge of a bright card at the far
-end, rendered by POV-Ray focused at five planes, against the thin-lens diameter that
-``data.raytraced.choose_aperture`` aims at (``K * |1/z - 1/f|``).
+end, rendered by POV-Ray focused at five planes, against the diameter that
+``data.raytraced.choose_aperture`` aims at (``POVRAY_BLUR * K * |1/z - 1/f|``, K from the
+thin-lens geometry of the aperture it sets) and the thin-lens diameter itself.
 
 Usage: .venv/bin/python benchmarks/raytraced_blur.py
 """
@@ -12,7 +13,7 @@ import math
 import numpy as np
 
 from stackmff.data.pov_scene import PovScene, Solid
-from stackmff.data.raytraced import CLEAN, render_raytraced
+from stackmff.data.raytraced import CLEAN, POVRAY_BLUR, render_raytraced
 
 
 def linear(values: np.ndarray) -> np.ndarray:
@@ -28,14 +29,17 @@ def main() -> None:
                               "translate <0, 0, 8>"))
     stack = render_raytraced(scene, 5, np.random.default_rng(3), CLEAN, samples=(64, 256))
     k = stack.aperture * scene.width / (2 * math.tan(math.radians(scene.fov) / 2))
-    print("| focused at | thin-lens diameter (px) | edge 2-98% (px) | edge 10-90% (px) |")
-    print("|---:|---:|---:|---:|")
+    print("| focused at | thin-lens diameter (px) | target (px) | edge 2-98% (px) "
+          "| edge 10-90% (px) |")
+    print("|---:|---:|---:|---:|---:|")
     for layer, focus in enumerate(stack.focus):
         profile = linear(stack.layers[layer].mean(axis=-1))[40:88].mean(axis=0)
         profile = (profile - profile.min()) / np.ptp(profile)
         wide = np.count_nonzero((profile > 0.02) & (profile < 0.98))
         narrow = np.count_nonzero((profile > 0.1) & (profile < 0.9))
-        print(f"| {focus:.2f} | {k * abs(1 / 8 - 1 / focus):.1f} | {wide} | {narrow} |")
+        geometric = k * abs(1 / 8 - 1 / focus)
+        print(f"| {focus:.2f} | {geometric:.1f} | {POVRAY_BLUR * geometric:.1f} | {wide} "
+              f"| {narrow} |")
 
 
 if __name__ == "__main__":

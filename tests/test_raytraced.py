@@ -7,12 +7,20 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from stackmff.data.export import read_synthetic_stack, write_synthetic_stacks
 from stackmff.data.physical import PhysicalOptions
 from stackmff.data.pov_scene import PovScene, Solid, draw_scene
-from stackmff.data.raytraced import focus_planes, label_from_depth, render_raytraced
+from stackmff.data.raytraced import (
+    POVRAY_BLUR,
+    RENDERER_VERSION,
+    focus_planes,
+    label_from_depth,
+    render_raytraced,
+)
+from stackmff.errors import StackError
 
 CLEAN = PhysicalOptions(noise=0.0, jpeg=0.0)
 
@@ -79,3 +87,35 @@ def test_the_cache_is_rebuilt_byte_for_byte_and_a_rerun_keeps_what_is_there(tmp_
         stack["focus_map"], label_from_depth(stack["depth"], np.array(stack["info"]["focus"])))
     again = write_synthetic_stacks(first, 2, (2, 3), 32, "raytraced", seed=7)
     assert again.stacks == 1 and len(again.folders) == 2
+
+
+def test_the_blur_on_an_edge_is_the_blur_aimed_at():
+    """POV-Ray's focal blur is narrower than thin-lens geometry; the aperture is widened by
+    the measured factor, so a bright edge's 2-98% width is the target diameter."""
+    scene = PovScene(width=96, height=32, fov=40.0, near=2.0, far=8.0, families=[], solids=[],
+                     lights=[])
+    scene.solids.append(Solid("box { <-10, -10, 0>, <0, 10, 0.01> }",
+                              "texture { pigment { rgb 1 } finish { emission 1 diffuse 0 } }",
+                              "translate <0, 0, 8>"))
+    stack = render_raytraced(scene, 3, np.random.default_rng(3), CLEAN, samples=(64, 256))
+    k = stack.aperture * scene.width / (2 * np.tan(np.radians(scene.fov) / 2))
+    for layer, focus in list(enumerate(stack.focus))[1:]:
+        values = stack.layers[layer].mean(axis=-1)[8:24].mean(axis=0)
+        light = np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
+        profile = (light - light.min()) / np.ptp(light)
+        width = np.count_nonzero((profile > 0.02) & (profile < 0.98))
+        target = POVRAY_BLUR * k * abs(1 / 8 - 1 / focus)
+        assert 0.75 * target <= width <= 1.25 * target + 1, (focus, width, target)
+
+
+def test_a_cache_of_another_renderer_version_is_refused_and_kept(tmp_path):
+    done = write_synthetic_stacks(tmp_path, 1, 2, 32, "raytraced", seed=7)
+    info_file = done.folders[0] / "stack.json"
+    info = json.loads(info_file.read_text())
+    assert info["version"] == RENDERER_VERSION
+    del info["version"]  # as the renderer before the aperture's calibration wrote it
+    info_file.write_text(json.dumps(info))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*.*")}
+    with pytest.raises(StackError, match="renderer version 1"):
+        write_synthetic_stacks(tmp_path, 2, 2, 32, "raytraced", seed=7)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.*")} == before

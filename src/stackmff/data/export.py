@@ -71,6 +71,8 @@ def write_synthetic_stacks(out: str | Path, count: int, n_layers: int | tuple[in
         raise StackError(f"need layers >= 2, count >= 1, size >= 32; got {n_layers}, {count}, "
                          f"{size}")
     folders = [stack_folder(out, i) for i in range(count)]
+    if renderer == "raytraced":
+        _check_renderer_version(folders)
     missing = [i for i in range(count) if not (folders[i] / "stack.json").is_file()]
     if not missing:  # the set is complete: nothing to load or render
         return Rendered(folders, 0, 0, 0.0)
@@ -99,13 +101,14 @@ def write_synthetic_stacks(out: str | Path, count: int, n_layers: int | tuple[in
                 "split": "validation" if held_out else "train"}
         extra: dict[Path, bytes] = {}
         if renderer == "raytraced":
-            from stackmff.data.raytraced import draw_and_render
+            from stackmff.data.raytraced import RENDERER_VERSION, draw_and_render
 
             split = "validation" if held_out else "train"
             made = draw_and_render(rng, (size, size), n, photos, held_out, RAYTRACED_OPTIONS[split])
             stack, truth, focus_map = made.layers, made.truth, made.label
             extra[folders[i] / "depth.tif"] = _float_tiff(made.depth)
-            info.update(focus=[round(float(f), 6) for f in made.focus],
+            info.update(version=RENDERER_VERSION,
+                        focus=[round(float(f), 6) for f in made.focus],
                         aperture=round(made.aperture, 6), families=made.families,
                         photos=[Path(p).name for p in names])
         else:
@@ -127,6 +130,21 @@ def write_synthetic_stacks(out: str | Path, count: int, n_layers: int | tuple[in
         files[folders[i] / "stack.json"] = json.dumps(info, indent=2).encode()
         write_files_atomically(files)
     return Rendered(folders, len(missing), frames, time.perf_counter() - started)
+
+
+def _check_renderer_version(folders: list[Path]) -> None:
+    """A set continues only with stacks of the renderer that made it: ray-traced stacks of
+    another version (an older aperture calibration) are refused in one line, never mixed in
+    or overwritten."""
+    from stackmff.data.raytraced import RENDERER_VERSION
+
+    for folder in folders:
+        if (folder / "stack.json").is_file():
+            version = json.loads((folder / "stack.json").read_text()).get("version", 1)
+            if version != RENDERER_VERSION:
+                raise StackError(f"{folder.parent} holds ray-traced stacks of renderer version "
+                                 f"{version}, this one is {RENDERER_VERSION}: render into a "
+                                 f"new folder (or delete that one)")
 
 
 def _float_tiff(values: np.ndarray) -> bytes:

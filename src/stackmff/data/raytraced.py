@@ -6,10 +6,12 @@ partial occlusion at depth edges, thin structures in front of far backgrounds an
 highlights come out as a lens makes them, which layer compositing with a disc blur gets
 wrong), and once as the depth pass. Focus planes are spaced evenly in inverse depth, layer 0
 focused farthest, as the physical renderer orders them; a pixel's label is the plane nearest
-its depth in inverse depth. The aperture is chosen per stack from thin-lens geometry for a
-blur of 1.6 to 4 px in diameter between neighbouring planes and at least 10 to 28 px across
-the range; POV-Ray's blur measures narrower than that geometry (0.35 to 0.55 of it on a
-card's edge: benchmarks/raytraced_blur.py).
+its depth in inverse depth. The aperture is chosen per stack for a blur of 1.6 to 4 px in
+diameter between neighbouring planes and at least 10 to 28 px across the range, as measured
+on a card's edge: POV-Ray's focal blur is 0.40 of what thin-lens geometry gives its aperture
+(benchmarks/raytraced_blur.py), so the geometric aperture is widened by that measured
+factor. Stacks rendered before that correction (``RENDERER_VERSION`` 1) were blurred 0.35 to
+0.55 of their targets.
 
 Needs the ``povray`` program (Debian package ``povray``, version 3.7).
 """
@@ -29,10 +31,16 @@ import numpy as np
 from stackmff.data.physical import PhysicalOptions, degrade
 from stackmff.data.pov_scene import PovScene, draw_scene
 
-# thin-lens targets (POV-Ray's blur measures narrower: see the module's docstring)
+# blur targets, as measured on an edge (2-98% width of a bright card's edge, linear light)
 STEP_BLUR = (1.6, 4.0)       # px, blur-circle diameter between neighbouring focus planes
 MIN_MAX_BLUR = (10.0, 28.0)  # px, the farthest plane's blur diameter at the near end, at least
 CLEAN = PhysicalOptions(noise=0.0, jpeg=0.0)
+# POV-Ray 3.7's focal blur as a share of the thin-lens diameter its aperture implies: edge
+# widths 5, 9, 11, 12 and 17 px where geometry gives 14.3, 21.4, 28.5, 32.1 and 42.8
+# (benchmarks/raytraced_blur.py before the correction)
+POVRAY_BLUR = 0.40
+# written into each stack's stack.json; a cache of another version is refused, not mixed
+RENDERER_VERSION = 2
 
 
 @dataclass
@@ -72,12 +80,12 @@ def label_from_depth(depth: np.ndarray, focus: np.ndarray) -> np.ndarray:
 
 
 def choose_aperture(scene: PovScene, n_layers: int, rng: np.random.Generator) -> float:
-    """The lens diameter for this stack's blur by thin-lens geometry: a point at
+    """The lens diameter for this stack's blur: by thin-lens geometry a point at
     inverse-depth distance d from the focused plane blurs to ``K * d`` px with
-    ``K = aperture * W / (2 tan(fov/2))`` (POV-Ray's blur measures narrower)."""
+    ``K = aperture * W / (2 tan(fov/2))``; POV-Ray's blur is ``POVRAY_BLUR`` of that."""
     span = 1.0 / scene.near - 1.0 / scene.far
     k = max(rng.uniform(*STEP_BLUR) * (n_layers - 1), rng.uniform(*MIN_MAX_BLUR)) / span
-    return float(k * 2 * math.tan(math.radians(scene.fov) / 2) / scene.width)
+    return float(k * 2 * math.tan(math.radians(scene.fov) / 2) / scene.width / POVRAY_BLUR)
 
 
 def render_raytraced(scene: PovScene, n_layers: int, rng: np.random.Generator,
