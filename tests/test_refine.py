@@ -442,6 +442,7 @@ def test_the_cache_takes_every_kth_stack_from_a_rendered_folder(tmp_path, head_c
     are rendered here, the same as in a cache without the folder."""
     from stackmff.data.export import read_synthetic_stack, write_synthetic_stacks
     from stackmff.data.physical import closest_layer
+    from stackmff.errors import StackError
     from stackmff.io.pixels import from_float, to_float
     from stackmff.stack_ops import window_luma
     from stackmff.training.config import load_config
@@ -472,6 +473,11 @@ def test_the_cache_takes_every_kth_stack_from_a_rendered_folder(tmp_path, head_c
         alone = load_stack(stack_path(tmp_path / "plain", i))
         np.testing.assert_array_equal(mixed["grey"], alone["grey"])
         np.testing.assert_array_equal(mixed["label"], alone["label"])
+    # the folder rendered again by another renderer version: the cached stacks are stale
+    info = rendered.folders[0] / "stack.json"
+    info.write_text(info.read_text().replace('"renderer"', '"version": 2, "renderer"', 1))
+    with pytest.raises(StackError, match=r"other settings \(rendered_version\)"):
+        build_cache(load_config(config).cache)
 
 
 def test_a_rendered_folder_short_of_stacks_is_one_line(tmp_path, head_cache):

@@ -45,10 +45,18 @@ def stack_path(folder: Path, index: int) -> Path:
 
 
 def cache_settings(cache: CacheConfig) -> dict:
-    """What every cached stack depends on: the render settings and the network's weights."""
+    """What every cached stack depends on: the render settings, the network's weights and,
+    with ``rendered``, the version of the renderer that wrote that folder."""
     values = {k: v for k, v in asdict(cache).items() if k not in NOT_STORED}
     digest = hashlib.sha256(network_weights(cache.network).read_bytes()).hexdigest()
-    return {"format": FORMAT, **values, "network_sha256": digest}
+    settings = {"format": FORMAT, **values, "network_sha256": digest}
+    if cache.rendered:
+        from stackmff.data.export import stack_folder
+
+        first = stack_folder(cache.rendered, 0) / "stack.json"
+        if first.is_file():  # (a folder not yet rendered is refused when the cache is built)
+            settings["rendered_version"] = json.loads(first.read_text()).get("version", 1)
+    return settings
 
 
 def check_cache(cache: CacheConfig) -> dict:
