@@ -27,14 +27,11 @@ import numpy as np
 
 
 def cells(height: int, width: int, side: int, margin: int, every: int) -> list:
-    """Every ``every``-th cell of a ``side`` px grid, staggered by one cell per row."""
-    from stackmff.fusion.tiling import Tile
+    """Every ``every``-th tile of a ``side`` px grid, staggered by one tile per row."""
+    from stackmff.fusion.tiling import plan_tiles
 
-    return [Tile((y0, min(y0 + side, height), x0, min(x0 + side, width)),
-                 (max(0, y0 - margin), min(height, y0 + side + margin),
-                  max(0, x0 - margin), min(width, x0 + side + margin)))
-            for i, y0 in enumerate(range(0, height, side))
-            for j, x0 in enumerate(range(0, width, side)) if (i + j) % every == 0]
+    return [t for t in plan_tiles(height, width, side, margin)
+            if (t.core[0] // side + t.core[2] // side) % every == 0]
 
 
 def strips(height: int, width: int, count: int, rows: int, margin: int) -> list:

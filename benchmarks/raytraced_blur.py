@@ -14,11 +14,7 @@ import numpy as np
 
 from stackmff.data.pov_scene import PovScene, Solid
 from stackmff.data.raytraced import CLEAN, POVRAY_BLUR, render_raytraced
-
-
-def linear(values: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values back to linear light, where a blurred edge is a straight ramp."""
-    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
+from stackmff.io.colour import linear_from_perceptual
 
 
 def main() -> None:
@@ -33,7 +29,8 @@ def main() -> None:
           "| edge 10-90% (px) |")
     print("|---:|---:|---:|---:|---:|")
     for layer, focus in enumerate(stack.focus):
-        profile = linear(stack.layers[layer].mean(axis=-1))[40:88].mean(axis=0)
+        # in linear light, where a blurred edge is a straight ramp
+        profile = linear_from_perceptual(stack.layers[layer].mean(axis=-1))[40:88].mean(axis=0)
         profile = (profile - profile.min()) / np.ptp(profile)
         wide = np.count_nonzero((profile > 0.02) & (profile < 0.98))
         narrow = np.count_nonzero((profile > 0.1) & (profile < 0.9))

@@ -21,6 +21,7 @@ from stackmff.data.raytraced import (
     render_raytraced,
 )
 from stackmff.errors import StackError
+from stackmff.io.colour import linear_from_perceptual
 
 CLEAN = PhysicalOptions(noise=0.0, jpeg=0.0)
 
@@ -100,8 +101,7 @@ def test_the_blur_on_an_edge_is_the_blur_aimed_at():
     stack = render_raytraced(scene, 3, np.random.default_rng(3), CLEAN, samples=(64, 256))
     k = stack.aperture * scene.width / (2 * np.tan(np.radians(scene.fov) / 2))
     for layer, focus in list(enumerate(stack.focus))[1:]:
-        values = stack.layers[layer].mean(axis=-1)[8:24].mean(axis=0)
-        light = np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
+        light = linear_from_perceptual(stack.layers[layer].mean(axis=-1)[8:24].mean(axis=0))
         profile = (light - light.min()) / np.ptp(light)
         width = np.count_nonzero((profile > 0.02) & (profile < 0.98))
         target = POVRAY_BLUR * k * abs(1 / 8 - 1 / focus)

@@ -132,6 +132,12 @@ def write_synthetic_stacks(out: str | Path, count: int, n_layers: int | tuple[in
     return Rendered(folders, len(missing), frames, time.perf_counter() - started)
 
 
+def renderer_version(folder: str | Path) -> int:
+    """The version of the renderer that wrote a stack folder (1: before the ray-traced
+    aperture's calibration, which did not write it)."""
+    return json.loads((Path(folder) / "stack.json").read_text()).get("version", 1)
+
+
 def _check_renderer_version(folders: list[Path]) -> None:
     """A set continues only with stacks of the renderer that made it: ray-traced stacks of
     another version (an older aperture calibration) are refused in one line, never mixed in
@@ -140,7 +146,7 @@ def _check_renderer_version(folders: list[Path]) -> None:
 
     for folder in folders:
         if (folder / "stack.json").is_file():
-            version = json.loads((folder / "stack.json").read_text()).get("version", 1)
+            version = renderer_version(folder)
             if version != RENDERER_VERSION:
                 raise StackError(f"{folder.parent} holds ray-traced stacks of renderer version "
                                  f"{version}, this one is {RENDERER_VERSION}: render into a "

@@ -51,11 +51,12 @@ def cache_settings(cache: CacheConfig) -> dict:
     digest = hashlib.sha256(network_weights(cache.network).read_bytes()).hexdigest()
     settings = {"format": FORMAT, **values, "network_sha256": digest}
     if cache.rendered:
-        from stackmff.data.export import stack_folder
+        from stackmff.data.export import renderer_version, stack_folder
 
-        first = stack_folder(cache.rendered, 0) / "stack.json"
-        if first.is_file():  # (a folder not yet rendered is refused when the cache is built)
-            settings["rendered_version"] = json.loads(first.read_text()).get("version", 1)
+        # a folder not yet rendered has no version; building the cache refuses it
+        first = stack_folder(cache.rendered, 0)
+        if (first / "stack.json").is_file():
+            settings["rendered_version"] = renderer_version(first)
     return settings
 
 
