@@ -87,3 +87,40 @@ def test_synth_command_writes_stacks_with_ground_truth(tmp_path, capsys):
     focus_map = read_pages(folder / "focus_map.png")[0]
     assert len(stack) == 3 and stack.dtype == np.uint16 and focus_map.max() < 3
     np.testing.assert_array_equal(stack.to_output(gather(stack.layers, focus_map)), truth)
+
+
+def bright_disc_scene(size: int = 96, radius: int = 14) -> Scene:
+    """A flat bright disc near the camera before a dim textured background far away."""
+    image = texture(size, size, colour=True, seed=7) * 0.3
+    yy, xx = np.mgrid[0:size, 0:size]
+    disc = (yy - size // 2) ** 2 + (xx - size // 2) ** 2 <= radius**2
+    image[disc] = 0.9
+    depth = np.where(disc, 1.0, 5.0).astype(np.float32)
+    return Scene(image.astype(np.float32), depth)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_overexposed_highlight_spreads_when_defocused(seed):
+    """In linear light above the clipping level, a defocused bright disc grows (a lens
+    spreads its light before the sensor clips it); blurred as clipped values, it does not."""
+    scene = bright_disc_scene()
+    disc = scene.depth == 1.0
+    area = {}
+    for highlights in (0.0, 1.0):
+        options = PhysicalOptions(noise=0.0, label="depth", highlights=highlights)
+        stack, focus_map, truth = render_physical(scene, 2, np.random.default_rng(seed),
+                                                  options, shuffle=False, return_truth=True)
+        far_in_focus = stack[0].mean(axis=-1)
+        area[highlights] = int((far_in_focus >= 0.8).sum())
+        assert np.array_equal(focus_map == 1, disc)
+    assert area[1.0] > disc.sum() >= area[0.0]
+    np.testing.assert_allclose(truth[disc], 1.0, atol=1e-6)  # in focus: clipped flat
+    np.testing.assert_array_equal(gather(stack, focus_map)[disc], truth[disc])
+
+
+def test_head_caches_made_before_highlights_stay_valid():
+    from stackmff.training.head_cache import cache_settings
+    from stackmff.training.head_config import CacheConfig
+
+    assert "highlights" not in cache_settings(CacheConfig())
+    assert cache_settings(CacheConfig(highlights=0.3))["highlights"] == 0.3

@@ -5,9 +5,11 @@ inverse depth and the focused inverse depth. The scene is cut into depth slabs; 
 is composited back to front, every slab blurred with the disc of its own radius (colour
 premultiplied by coverage, so a blurred foreground spreads over the background as a real
 lens spreads it). The blur scale grows with N so that neighbouring layers still differ
-visibly at any stack size. Optional sensor noise, JPEG and fully defocused "interference"
-layers. Ground truth: per pixel the layer closest to the all-in-focus image (the label that
-serves the fused image), or the layer focused at the pixel's depth.
+visibly at any stack size. Optional over-exposed highlights (a share of stacks rendered in
+linear light with their brightest parts above the clipping level: data.highlights), sensor
+noise, JPEG and fully defocused "interference" layers. Ground truth: per pixel the layer
+closest to the all-in-focus image (the label that serves the fused image), or the layer
+focused at the pixel's depth.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from stackmff.data.highlights import develop, overexpose
 from stackmff.data.scenes import Scene
 
 
@@ -27,7 +30,9 @@ class PhysicalOptions:
     ``min_max_blur``: the farthest blur radius is at least this (px), so small stacks are
     not nearly sharp everywhere; ``noise``: largest Gaussian sensor-noise sigma (0..1 scale);
     ``jpeg``: probability of JPEG compression (quality 70..95); ``label``: ``"error"`` or
-    ``"depth"``; ``slabs_min``: the least number of depth slabs."""
+    ``"depth"``; ``slabs_min``: the least number of depth slabs; ``highlights``: probability
+    that a stack is rendered in linear light with over-exposed highlights (0: never, and
+    nothing is drawn for it, so the stacks of earlier settings stay as they were)."""
 
     step_blur: tuple[float, float] = (0.8, 2.0)
     min_max_blur: tuple[float, float] = (5.0, 14.0)
@@ -35,6 +40,7 @@ class PhysicalOptions:
     jpeg: float = 0.0
     label: str = "error"
     slabs_min: int = 16
+    highlights: float = 0.0
 
 
 @lru_cache(maxsize=256)
@@ -67,15 +73,19 @@ def _blur(image: np.ndarray, radius: float) -> np.ndarray:
 
 def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
                     options: PhysicalOptions = PhysicalOptions(), shuffle: bool = True,
-                    interference: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(stack (N + interference, H, W[, 3]) float32, focus_map (H, W) int64)``.
+                    interference: int = 0, return_truth: bool = False):
+    """Return ``(stack (N + interference, H, W[, 3]) float32, focus_map (H, W) int64)``, and
+    with ``return_truth`` the all-in-focus image the labels were made against (the scene's
+    image, or with over-exposed highlights what the sensor records of it in focus).
 
     Interference layers are the sharp image blurred by a Gaussian of kernel 31 (the paper's
     anti-interference test); they are never the true layer.
     """
     if n_layers < 2:
         raise ValueError(f"a stack needs at least 2 layers, got {n_layers}")
-    image = scene.image
+    linear = options.highlights > 0 and rng.random() < options.highlights
+    image = overexpose(scene.image, rng) if linear else scene.image
+    truth = develop(image) if linear else scene.image
     colour = image.ndim == 3
     inverse = 1.0 / scene.depth
     span = float(inverse.max() - inverse.min())
@@ -105,20 +115,23 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
         result = accumulated[..., :-1] / coverage
         stack[k] = result if colour else result[..., 0]
 
+    if interference:
+        junk = np.stack([cv2.GaussianBlur(image, (31, 31), 0)] * interference)
+        stack = np.concatenate([stack, junk])
+    if linear:
+        stack = develop(stack)
     if options.label == "error":
-        focus_map = closest_layer(stack, image)
+        focus_map = closest_layer(stack[:n_layers], truth)
     elif options.label == "depth":
         focus_map = np.rint(position * (n_layers - 1)).astype(np.int64)
     else:
         raise ValueError(f"label must be 'error' or 'depth', got {options.label!r}")
 
-    if interference:
-        junk = np.stack([cv2.GaussianBlur(image, (31, 31), 0)] * interference)
-        stack = np.concatenate([stack, junk])
     stack = degrade(stack, rng, options)
     total = stack.shape[0]
     order = rng.permutation(total) if shuffle else np.arange(total)
-    return stack[order], np.argsort(order)[focus_map]
+    result = stack[order], np.argsort(order)[focus_map]
+    return (*result, truth) if return_truth else result
 
 
 def closest_layer(stack: np.ndarray, truth: np.ndarray) -> np.ndarray:

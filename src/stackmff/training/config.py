@@ -38,6 +38,7 @@ class DataConfig:
     label: str = "error"                # physical renderer: "error" or "depth"
     noise: float = 0.01
     jpeg: float = 0.0
+    highlights: float = 0.0             # physical renderer: share with over-exposed highlights
     dead_leaves: float = 0.5
     photos: float = 0.4
     motorcycle: float = 0.1
@@ -97,7 +98,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "min_layers": at_least(2), "max_layers": at_least(2),
         "layer_sampling": Rule("str", choices=("uniform", "inverse")),
         "batch_size": at_least(1), "label": Rule("str", choices=("error", "depth")),
-        "noise": fraction(), "jpeg": fraction(), "dead_leaves": Rule("float", low=0),
+        "noise": fraction(), "jpeg": fraction(), "highlights": fraction(),
+        "dead_leaves": Rule("float", low=0),
         "photos": Rule("float", low=0), "motorcycle": Rule("float", low=0),
         "photo_folder": Rule("str", optional=True), "debian_photos": Rule("bool"),
         "workers": at_least(0), "ordered": Rule("bool"),

@@ -38,6 +38,9 @@ MANIFEST = "cache.json"
 FORMAT = 1
 # the keys that do not change what stack i holds
 NOT_STORED = ("folder", "network", "device", "stacks", "held_out")
+# settings added since caches were first written, stored only where they differ from the
+# value those caches were made with (so that those caches stay valid)
+ADDED = {"highlights": 0.0}
 
 
 def stack_path(folder: Path, index: int) -> Path:
@@ -47,7 +50,8 @@ def stack_path(folder: Path, index: int) -> Path:
 def cache_settings(cache: CacheConfig) -> dict:
     """What every cached stack depends on: the render settings, the network's weights and,
     with ``rendered``, the version of the renderer that wrote that folder."""
-    values = {k: v for k, v in asdict(cache).items() if k not in NOT_STORED}
+    values = {k: v for k, v in asdict(cache).items()
+              if k not in NOT_STORED and not (k in ADDED and v == ADDED[k])}
     digest = hashlib.sha256(network_weights(cache.network).read_bytes()).hexdigest()
     settings = {"format": FORMAT, **values, "network_sha256": digest}
     if cache.rendered:
@@ -93,10 +97,10 @@ def render_cached(sampler: SceneSampler, n: int, rng: np.random.Generator,
     """One training stack as inference sees it: 8-bit colour layers, their luma, the label
     map and the truth's luma."""
     scene = sampler.draw(rng)
-    stack, label = render_physical(scene, n, rng, options)
+    stack, label, truth = render_physical(scene, n, rng, options, return_truth=True)
     layers = from_float(stack, np.dtype(np.uint8))
     return {"layers": layers, "grey": window_luma(layers), "label": label.astype(np.uint8),
-            "truth": luma(to_float(from_float(scene.image, np.dtype(np.uint8))))}
+            "truth": luma(to_float(from_float(truth, np.dtype(np.uint8))))}
 
 
 def read_rendered(folder: Path, index: int, crop: int) -> dict:
@@ -143,7 +147,8 @@ def build_cache(cache: CacheConfig, progress: bool = False) -> int:
     sampler = SceneSampler(cache.crop, SourceWeights(cache.dead_leaves, cache.photos,
                                                      cache.motorcycle, cache.photo_folder,
                                                      cache.debian_photos))
-    options = PhysicalOptions(noise=cache.noise, jpeg=cache.jpeg, label="error")
+    options = PhysicalOptions(noise=cache.noise, jpeg=cache.jpeg, label="error",
+                              highlights=cache.highlights)
     for i in tqdm(missing, desc="cache", disable=not progress):
         if cache.rendered and i % cache.rendered_every == 0:
             sample = read_rendered(Path(cache.rendered), i // cache.rendered_every, cache.crop)

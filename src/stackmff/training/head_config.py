@@ -39,6 +39,7 @@ class CacheConfig:
     max_layers: int = 24
     noise: float = 0.01
     jpeg: float = 0.2
+    highlights: float = 0.0             # share of stacks with over-exposed highlights
     dead_leaves: float = 0.4
     photos: float = 0.5
     motorcycle: float = 0.1
@@ -83,12 +84,14 @@ DEVICE = Rule("str", choices=("cpu", "cuda", "auto"))
 
 RULES: dict[str, dict[str, Rule]] = {
     "head": {"width": at_least(1), "fine_sigma": Rule("float", low=0, low_open=True),
-             "coarse_sigma": Rule("float", low=0, low_open=True), "dilated": at_least(0)},
+             "coarse_sigma": Rule("float", low=0, low_open=True), "dilated": at_least(0),
+             "absolute_luma": Rule("bool")},
     "cache": {
         "folder": Rule("str"), "network": Rule("str", optional=True), "device": DEVICE,
         "stacks": at_least(2), "held_out": at_least(1), "crop": at_least(MIN_CROP),
         "seed": at_least(0), "min_layers": at_least(2), "max_layers": at_least(2),
-        "noise": fraction(), "jpeg": fraction(), "dead_leaves": Rule("float", low=0),
+        "noise": fraction(), "jpeg": fraction(), "highlights": fraction(),
+        "dead_leaves": Rule("float", low=0),
         "photos": Rule("float", low=0), "motorcycle": Rule("float", low=0),
         "photo_folder": Rule("str", optional=True), "debian_photos": Rule("bool"),
         "rendered": Rule("str", optional=True), "rendered_every": at_least(1),
