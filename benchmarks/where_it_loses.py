@@ -5,7 +5,8 @@ Devernay's office (against ``depthmap``). Tells a trainer which structures to re
 For stacks with a true map: the share of the method's squared error (8-bit grey) that lies
 on and beside the map's boundaries, and how often it picks another layer there. For every
 stack: how concentrated its excess squared error over the other method is (the share in the
-worst 32 x 32 blocks), and optionally a figure of where (red: the method worse).
+worst 32 x 32 blocks, and within 4 px of a pixel that the sensor clipped in some layer), and
+optionally a figure of where (red: the method worse).
 
 Usage: .venv/bin/python benchmarks/where_it_loses.py [--data ../shared/data]
            [--method v3+] [--blend band] [--against depthmap] [--figures DIR]
@@ -26,6 +27,8 @@ from stackmff.metrics.reference import grey8
 
 BLOCK = 32
 RINGS = ((0, 1), (1, 3), (3, 10**6))  # distance to the true map's nearest boundary (px)
+CLIPPED = 250  # 8-bit grey at or above this counts as clipped
+NEAR_CLIPPED = 4  # px
 
 
 def boundary_distance(focus_map: np.ndarray) -> np.ndarray:
@@ -38,6 +41,13 @@ def boundary_distance(focus_map: np.ndarray) -> np.ndarray:
 
 def squared_error(image: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (grey8(image).astype(np.float64) - grey8(truth).astype(np.float64)) ** 2
+
+
+def near_clipped(layers: np.ndarray) -> np.ndarray:
+    """Pixels within NEAR_CLIPPED px of one that is clipped in some layer."""
+    clipped = np.any([grey8(layer) >= CLIPPED for layer in layers], axis=0)
+    size = 2 * NEAR_CLIPPED + 1
+    return cv2.dilate(clipped.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
 
 
 def worst_block_share(excess: np.ndarray, count: int) -> float:
@@ -75,8 +85,9 @@ def main() -> None:
         args.figures.mkdir(parents=True, exist_ok=True)
     print(f"{args.method} --blend {args.blend} against {args.against}\n")
     print("| stack | PSNR | PSNR against | on a boundary: pixels, share of error, other layer "
-          "| 1-3 px from one | excess error in the worst 1% / 5% of 32 px blocks |")
-    print("|---|---:|---:|---|---|---:|")
+          "| 1-3 px from one | excess error in the worst 1% / 5% of 32 px blocks "
+          f"| pixels within {NEAR_CLIPPED} px of a clipped one, their share of the excess |")
+    print("|---|---:|---:|---|---|---:|---:|")
     for stack in stacks(args.data):
         layers = to_float(from_float(stack.layers, stack.dtype)  # as the bench's files hold it
                           if stack.layers.dtype.kind == "f" else stack.layers)
@@ -96,11 +107,16 @@ def main() -> None:
                              f"{wrong[ring].mean():.0%}")
         excess = error - other
         blocks = excess.size // BLOCK**2
-        shares = (f"{worst_block_share(excess, max(1, blocks // 100)):.0%} / "
-                  f"{worst_block_share(excess, max(1, blocks // 20)):.0%}"
-                  if excess.sum() > 0 else "not behind")
+        near = near_clipped(layers)
+        if excess.sum() > 0:
+            shares = (f"{worst_block_share(excess, max(1, blocks // 100)):.0%} / "
+                      f"{worst_block_share(excess, max(1, blocks // 20)):.0%}")
+            clipped = f"{near.mean():.0%}, {excess[near].sum() / excess.sum():.0%}"
+        else:
+            shares, clipped = "not behind", f"{near.mean():.0%}, -"
         name = f"{stack.suite} {stack.variant} {stack.name}"
-        print(f"| {name} | {psnr[0]:.2f} | {psnr[1]:.2f} | {rings[0]} | {rings[1]} | {shares} |")
+        print(f"| {name} | {psnr[0]:.2f} | {psnr[1]:.2f} | {rings[0]} | {rings[1]} | {shares} "
+              f"| {clipped} |")
         if args.figures:
             overlay(stack.truth, excess, args.figures / f"{name.replace(' ', '-')}.jpg")
 

@@ -19,10 +19,10 @@ from stackmff.weights.checkpoint import load_checkpoint
 from stackmff.weights.head import load_head, save_head
 
 
-def random_head(seed: int = 0, dilated: int = 1, absolute_luma: bool = False) -> RefineHead:
+def random_head(seed: int = 0, dilated: int = 1) -> RefineHead:
     """A head whose correction is not zero (a fresh head starts as the identity)."""
     torch.manual_seed(seed)
-    head = RefineHead(HeadConfig(width=6, dilated=dilated, absolute_luma=absolute_luma))
+    head = RefineHead(HeadConfig(width=6, dilated=dilated))
     torch.nn.init.normal_(head.out.weight, std=0.5)
     return head.eval()
 
@@ -91,10 +91,10 @@ def test_tiles_match_one_pass(checkpoint):
     assert np.mean(whole.focus_map == tiled.focus_map) > 0.99
 
 
-@pytest.mark.parametrize("dilated, absolute_luma", [(0, False), (2, False), (1, True)])
-def test_the_inference_pass_in_strips_equals_the_head_on_the_whole_image(dilated, absolute_luma):
+@pytest.mark.parametrize("dilated", [0, 2])
+def test_the_inference_pass_in_strips_equals_the_head_on_the_whole_image(dilated):
     layers, _, _ = make_stack(n_layers=3, height=120, width=40)
-    head = random_head(dilated=dilated, absolute_luma=absolute_luma)
+    head = random_head(dilated=dilated)
     logits = torch.randn(3, 120, 40, generator=torch.Generator().manual_seed(1)) * 3
     grey = torch.from_numpy(layers.mean(axis=-1) if layers.ndim == 4 else layers)
     with torch.inference_mode():
@@ -354,39 +354,7 @@ def test_init_continues_from_the_shipped_head(tmp_path, head_cache):
     assert not (tmp_path / "other").exists()
 
 
-def test_a_head_widened_by_the_luma_input_computes_what_it_started_from():
-    rng = np.random.default_rng(3)
-    logits = torch.from_numpy(rng.normal(size=(4, 19, 21)).astype(np.float32))
-    grey = torch.from_numpy(rng.random((4, 19, 21)).astype(np.float32))
-    start = random_head()
-    widened = RefineHead(HeadConfig(width=6, dilated=1, absolute_luma=True))
-    widened.widen_from(start)
-    with torch.no_grad():
-        torch.testing.assert_close(widened(logits, grey), start(logits, grey), atol=1e-6,
-                                   rtol=0)
-        torch.nn.init.normal_(widened.first.weight)  # the new input is an input
-        assert not torch.allclose(widened(logits, grey), start(logits, grey), atol=1e-3)
-
-
-def test_init_widens_a_head_without_the_luma_input(tmp_path, head_cache):
-    from stackmff.training import load_config, train
-    from stackmff.weights import SHIPPED_HEAD
-
-    extra = f"init = '{SHIPPED_HEAD.as_posix()}'\n"
-    text = head_config(tmp_path, head_cache, steps=1, lr=0.0, extra=extra).read_text()
-    path = tmp_path / "init.toml"
-    path.write_text(text.replace("width = 6", "width = 12\nabsolute_luma = true"))
-    tuned, _ = load_head(train(load_config(path), progress=False))
-    shipped, _ = load_head(SHIPPED_HEAD)
-    assert tuned.config.absolute_luma and tuned.first.weight.shape[1] == 5
-    for name, value in shipped.state_dict().items():  # lr 0: the step changed no weight
-        kept = tuned.state_dict()[name]
-        assert torch.equal(kept[:, :4] if name == "first.weight" else kept, value), name
-    assert not tuned.first.weight[:, 4].any()
-
-
 BAD_HEAD_CONFIGS = [
-    ("[head]\nabsolute_luma = 1\n", "[head] absolute_luma must be"),
     ("[head]\nwidht = 3\n", "[head] has no key 'widht'"),
     ("[model]\nstem_width = 8\n", "unknown config section [model]"),
     ("[head]\ndilated = -1\n", "[head] dilated must be an integer >= 0"),

@@ -4,7 +4,7 @@ above the sensor's clipping level, so that they are blurred in linear light befo
 Why: a lens spreads a window's, a lamp's or a sunlit patch's light before the sensor clips
 it, so out of focus such a highlight becomes a wider, flat, clipped area whose rim is as hard
 as an edge in focus, and the layer that shows it looks sharp to a focus measure. Blurring
-values that were clipped already (the renderer without this) shrinks the highlight instead.
+values that were clipped already (the renderer without this) never spreads it.
 On Devernay's ray-traced office, every bit of the network's error beyond `depthmap`'s lies
 within 4 px of clipped pixels (`benchmarks/where_it_loses.py`).
 """
@@ -22,16 +22,17 @@ QUANTILE = (0.6, 0.95)   # the ramp of extra light starts at this quantile of br
 def overexpose(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Linear radiance of an sRGB ``image`` in [0, 1] whose brightest parts exceed 1.
 
-    Each pixel's radiance is multiplied by ``1 + (gain - 1) * ramp``, the ramp rising from 0
-    at a drawn quantile of brightness (the channels' maximum) to 1 at the brightest pixel: a
-    monotone tone curve, so it adds no edge that the scene does not have."""
+    Each pixel's radiance is multiplied by ``1 + (gain / top - 1) * ramp``, the ramp rising
+    from 0 at a drawn quantile of brightness (the channels' maximum) to 1 at the brightest
+    pixel (``top``), whose radiance becomes ``gain``: a monotone tone curve, so it adds no
+    edge that the scene does not have."""
     linear = linear_from_perceptual(image)
     bright = linear.max(axis=-1) if linear.ndim == 3 else linear
     top = float(bright.max())
     start = min(float(np.quantile(bright, rng.uniform(*QUANTILE))), 0.9 * top)
     gain = float(np.exp(rng.uniform(np.log(GAIN[0]), np.log(GAIN[1]))))
     ramp = np.clip((bright - start) / max(top - start, 1e-6), 0.0, 1.0)
-    factor = 1.0 + (gain / max(top, 1e-6) - 1.0) * ramp  # the brightest pixel: ``gain``
+    factor = 1.0 + (gain / max(top, 1e-6) - 1.0) * ramp
     return (linear * (factor[..., None] if linear.ndim == 3 else factor)).astype(np.float32)
 
 

@@ -3,10 +3,8 @@
 V3 decides at 1/4 resolution and upsamples, so its per-layer logits are a strong but coarse
 prior: thin structures come out ragged. Classical focus measures are sharp at full resolution
 but noisy. The head takes, per layer and pixel, V3's log-probability, two energy-of-Laplacian
-measures (each relative to the sharpest layer at that pixel), the layer's luma relative to
-the mean over layers and optionally the luma itself (which shows where the sensor clipped: a
-defocused over-exposed highlight has edges as hard as a sharp one), and adds a correction to
-the log-probability. Its weights are shared by
+measures (each relative to the sharpest layer at that pixel) and the layer's luma relative to
+the mean over layers, and adds a correction to the log-probability. Its weights are shared by
 the layers and the only exchange between layers is a maximum over them, so the head is exactly
 permutation-equivariant and works for any N; softmax over the layers gives the blend weights,
 the argmax the focus map.
@@ -44,19 +42,12 @@ HEAD_LIMITS = {
 class HeadConfig:
     """``width``: hidden channels; ``fine_sigma``/``coarse_sigma``: Gaussian windows (px)
     of the two focus measures (the coarse one on luma pre-blurred by sigma 1); ``dilated``:
-    extra 3x3 layers with dilation 2, 4, ... (each widens the head's reach);
-    ``absolute_luma``: the layer's luma as a fifth input."""
+    extra 3x3 layers with dilation 2, 4, ... (each widens the head's reach)."""
 
     width: int = 12
     fine_sigma: float = 1.0
     coarse_sigma: float = 2.5
     dilated: int = 0
-    absolute_luma: bool = False
-
-    @property
-    def inputs(self) -> int:
-        """Input maps per layer and pixel."""
-        return 5 if self.absolute_luma else 4
 
     def __post_init__(self) -> None:
         for key in ("fine_sigma", "coarse_sigma"):  # whole numbers (from TOML) become floats
@@ -80,9 +71,6 @@ class HeadConfig:
                 noun = "a whole number" if kind is int else "a number"
                 raise ValueError(f"{key} must be {noun} in {low:g}..{high:g}, "
                                  f"got {_shown(value)}")
-        if not isinstance(self.absolute_luma, bool):
-            raise ValueError(f"absolute_luma must be true or false, "
-                             f"got {_shown(self.absolute_luma)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,7 +89,7 @@ class HeadConfig:
         unknown = sorted(str(k) for k in values if k not in cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown head option(s): {', '.join(unknown)}; "
-                             f"the options are {', '.join(cls.__dataclass_fields__)}")
+                             f"the options are {', '.join(HEAD_LIMITS)}")
         return cls(**values)
 
 
@@ -145,15 +133,14 @@ def _relative(x: torch.Tensor) -> torch.Tensor:
 
 
 def features(logits: torch.Tensor, grey: torch.Tensor, config: HeadConfig) -> torch.Tensor:
-    """``[N, config.inputs, H, W]`` per-layer inputs from V3's logits ``[N, H, W]`` and luma
-    ``[N, H, W]``: log-probability, fine and coarse focus measure (relative to the best
-    layer), luma minus the mean over layers, and with ``absolute_luma`` the luma."""
+    """``[N, 4, H, W]`` per-layer inputs from V3's logits ``[N, H, W]`` and luma ``[N, H, W]``:
+    log-probability, fine and coarse focus measure (relative to the best layer), luma minus
+    the mean over layers."""
     g = grey[:, None].float()
     fine = _relative(_log_energy(g, config.fine_sigma))
     coarse = _relative(_log_energy(_gaussian(g, 1.0), config.coarse_sigma))
     log_p = logits.float().log_softmax(dim=0)[:, None].clamp_min(FLOOR)
-    maps = [log_p, fine, coarse, g - g.mean(dim=0, keepdim=True)]
-    return torch.cat(maps + [g] if config.absolute_luma else maps, dim=1)
+    return torch.cat([log_p, fine, coarse, g - g.mean(dim=0, keepdim=True)], dim=1)
 
 
 class RefineHead(nn.Module):
@@ -164,7 +151,7 @@ class RefineHead(nn.Module):
         super().__init__()
         self.config = config = config or HeadConfig()
         width = config.width
-        self.first = nn.Conv2d(config.inputs, width, 3, padding=1, padding_mode="replicate")
+        self.first = nn.Conv2d(4, width, 3, padding=1, padding_mode="replicate")
         self.mix = nn.Conv2d(2 * width, width, 3, padding=1, padding_mode="replicate")
         self.wide = nn.ModuleList(
             nn.Conv2d(2 * width, width, 3, padding=2 ** (i + 1), dilation=2 ** (i + 1),
@@ -173,14 +160,6 @@ class RefineHead(nn.Module):
         self.log_scale = nn.Parameter(torch.zeros(()))
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-
-    def widen_from(self, head: RefineHead) -> None:
-        """Start from ``head``, a head of the same config but without ``absolute_luma``: its
-        weights, and zero weights on the new input, so that it computes what ``head`` does."""
-        state = head.state_dict()
-        first = state["first.weight"]
-        state["first.weight"] = torch.cat([first, torch.zeros_like(first[:, :1])], dim=1)
-        self.load_state_dict(state)
 
     def reach(self) -> int:
         """Rows (and columns) of context one output pixel depends on: the focus measures'

@@ -22,7 +22,7 @@ from stackmff.runtime.optimise import convolution_layout
 from stackmff.runtime.parallel import ParallelMap, serial_map
 
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-FEATURE_BYTES = 20  # per layer and pixel: the head's input maps (4 or 5), kept for the window
+FEATURE_BYTES = 16  # per layer and pixel: the head's four input maps, kept for the window
 STRIP_BYTES = 110  # per layer and pixel of a strip of the convolutions, at their peak
 STRIP_BUDGET = 2**26  # what one worker's strip may hold
 MIN_ROWS = 32
@@ -61,7 +61,7 @@ class HeadInference:
         n, height, width = logits.shape
         rows = rows or max(MIN_ROWS, min(STRIP_BUDGET // (n * width * STRIP_BYTES),
                                          -(-height // (2 * workers))))
-        x = torch.empty((n, self.config.inputs, height, width), device=logits.device).contiguous(
+        x = torch.empty((n, 4, height, width), device=logits.device).contiguous(
             memory_format=self.layout)
         refined = torch.empty_like(logits)
 
@@ -83,7 +83,7 @@ class HeadInference:
         return refined
 
     def convolutions(self, x: torch.Tensor) -> torch.Tensor:
-        """The head's convolutions on its ``[N, inputs, h, w]`` input maps."""
+        """The head's convolutions on its ``[N, 4, h, w]`` input maps."""
         h = torch.ops.aten.gelu_(F.conv2d(_pad(x, 1), *self.first))
         h = torch.ops.aten.gelu_(self._with_max(h, self.mix, 1))
         for split, dilation in self.wide:

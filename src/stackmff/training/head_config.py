@@ -84,8 +84,7 @@ DEVICE = Rule("str", choices=("cpu", "cuda", "auto"))
 
 RULES: dict[str, dict[str, Rule]] = {
     "head": {"width": at_least(1), "fine_sigma": Rule("float", low=0, low_open=True),
-             "coarse_sigma": Rule("float", low=0, low_open=True), "dilated": at_least(0),
-             "absolute_luma": Rule("bool")},
+             "coarse_sigma": Rule("float", low=0, low_open=True), "dilated": at_least(0)},
     "cache": {
         "folder": Rule("str"), "network": Rule("str", optional=True), "device": DEVICE,
         "stacks": at_least(2), "held_out": at_least(1), "crop": at_least(MIN_CROP),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +68,10 @@ class HeadTarget:
                 start = self.read(config.run.init)[0]
             except StackError as exc:
                 raise StackError(f"[run] init: {exc}") from None
-            if start.config == config.head:
-                self.model.load_state_dict(start.state_dict())
-            elif replace(start.config, absolute_luma=True) == config.head:
-                self.model.widen_from(start)  # the same head with the luma as a new input
-            else:
+            if start.config != config.head:
                 raise StackError(f"[run] init: {config.run.init} is a head with {start.config}, "
                                  f"[head] asks for {config.head}")
+            self.model.load_state_dict(start.state_dict())
         self.training: list[dict] = []
         self.held_out: list[dict] = []
         self.network_scores: dict[str, float] = {}
