@@ -23,7 +23,7 @@ import numpy as np
 from stackmff.api import fuse_stack
 from stackmff.evaluation.suites import BenchStack, microscopy_stacks, real_stacks
 from stackmff.io.pixels import from_float, to_float
-from stackmff.metrics.reference import grey8
+from stackmff.metrics.reference import grey8, psnr
 
 BLOCK = 32
 RINGS = ((0, 1), (1, 3))  # distance to the true map's nearest boundary (px)
@@ -95,7 +95,7 @@ def main() -> None:
         theirs = fuse_stack(layers, args.against)
         error, other = squared_error(ours.fused, stack.truth), squared_error(theirs.fused,
                                                                             stack.truth)
-        psnr = [10 * np.log10(255**2 / e.mean()) for e in (error, other)]
+        scores = [psnr(result.fused, stack.truth) for result in (ours, theirs)]
         rings = ["-", "-"]
         if stack.focus_map is not None:
             distance = boundary_distance(stack.focus_map)
@@ -115,7 +115,7 @@ def main() -> None:
         else:
             shares, clipped = "not behind", f"{near.mean():.0%}, -"
         name = f"{stack.suite} {stack.variant} {stack.name}"
-        print(f"| {name} | {psnr[0]:.2f} | {psnr[1]:.2f} | {rings[0]} | {rings[1]} | {shares} "
+        print(f"| {name} | {scores[0]:.2f} | {scores[1]:.2f} | {rings[0]} | {rings[1]} | {shares} "
               f"| {clipped} |")
         if args.figures:
             overlay(stack.truth, excess, args.figures / f"{name.replace(' ', '-')}.jpg")
