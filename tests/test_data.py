@@ -118,9 +118,17 @@ def test_an_overexposed_highlight_spreads_when_defocused(seed):
     np.testing.assert_array_equal(gather(stack, focus_map)[disc], truth[disc])
 
 
-def test_head_caches_made_before_highlights_stay_valid():
-    from stackmff.training.head_cache import cache_settings
-    from stackmff.training.head_config import CacheConfig
+@pytest.mark.parametrize("seed", range(3))
+def test_where_layers_tie_the_label_is_the_layer_at_its_depth(seed):
+    """Inside a clipped highlight every layer equals the truth; the label there is the layer
+    focused on the highlight, not the first of equal layers (the one focused farthest)."""
+    scene = bright_disc_scene(radius=20)
+    yy, xx = np.mgrid[0:96, 0:96]
+    core = (yy - 48) ** 2 + (xx - 48) ** 2 <= 8**2
+    options = PhysicalOptions(noise=0.0, highlights=1.0)
+    stack, focus_map, truth = render_physical(scene, 3, np.random.default_rng(seed), options,
+                                              shuffle=False, return_truth=True)
+    assert np.all(stack[:, core] == truth[core])  # every layer clipped flat there: a tie
+    assert np.all(focus_map[core] == 2)
+    np.testing.assert_array_equal(gather(stack, focus_map)[core], truth[core])
 
-    assert "highlights" not in cache_settings(CacheConfig())
-    assert cache_settings(CacheConfig(highlights=0.3))["highlights"] == 0.3

@@ -8,8 +8,9 @@ lens spreads it). The blur scale grows with N so that neighbouring layers still 
 visibly at any stack size. Optional over-exposed highlights (a share of stacks rendered in
 linear light with their brightest parts above the clipping level: data.highlights), sensor
 noise, JPEG and fully defocused "interference" layers. Ground truth: per pixel the layer
-closest to the all-in-focus image (the label that serves the fused image), or the layer
-focused at the pixel's depth.
+closest to the all-in-focus image (the label that serves the fused image; where layers
+serve it alike, the one focused at the pixel's depth), or the layer focused at the pixel's
+depth.
 """
 
 from __future__ import annotations
@@ -120,10 +121,11 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
         stack = np.concatenate([stack, junk])
     if linear:
         stack = develop(stack)
+    at_depth = np.rint(position * (n_layers - 1)).astype(np.int64)
     if options.label == "error":
-        focus_map = closest_layer(stack[:n_layers], truth)
+        focus_map = closest_layer(stack[:n_layers], truth, prefer=at_depth)
     elif options.label == "depth":
-        focus_map = np.rint(position * (n_layers - 1)).astype(np.int64)
+        focus_map = at_depth
     else:
         raise ValueError(f"label must be 'error' or 'depth', got {options.label!r}")
 
@@ -134,13 +136,28 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
     return (*result, truth) if return_truth else result
 
 
-def closest_layer(stack: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per pixel, the layer with the smallest local (3x3 box) absolute error to the truth."""
+TIE = 0.5 / 255  # mean absolute error (3x3 box) below which two layers serve a pixel alike
+
+
+def closest_layer(stack: np.ndarray, truth: np.ndarray,
+                  prefer: np.ndarray | None = None) -> np.ndarray:
+    """Per pixel, the layer with the smallest local (3x3 box) absolute error to the truth.
+
+    Where ``prefer`` (a layer per pixel: the one focused at its depth) is within ``TIE`` of
+    the smallest error, it is the label. Why: in a flat or clipped region every layer equals
+    the truth, and the first of equal layers (the one focused farthest) would teach a
+    network to pick that layer wherever the image is flat and bright.
+    """
     errors = np.abs(stack - truth[None])
     if errors.ndim == 4:
         errors = errors.mean(axis=-1)
     errors = np.stack([cv2.blur(e, (3, 3)) for e in errors])
-    return np.argmin(errors, axis=0).astype(np.int64)
+    label = np.argmin(errors, axis=0).astype(np.int64)
+    if prefer is None:
+        return label
+    preferred = np.take_along_axis(errors, prefer[None], axis=0)[0]
+    tied = preferred <= errors.min(axis=0) + TIE
+    return np.where(tied, prefer, label).astype(np.int64)
 
 
 def degrade(stack: np.ndarray, rng: np.random.Generator, options: PhysicalOptions) -> np.ndarray:

@@ -35,12 +35,10 @@ from stackmff.training.network_target import training_device
 from stackmff.weights import network_weights
 
 MANIFEST = "cache.json"
-FORMAT = 1
+# 2: where layers serve a pixel alike, its label is the layer focused at its depth
+FORMAT = 2
 # the keys that do not change what stack i holds
 NOT_STORED = ("folder", "network", "device", "stacks", "held_out")
-# settings added since caches were first written, stored only where they differ from the
-# value those caches were made with (so that those caches stay valid)
-ADDED = {"highlights": 0.0}
 
 
 def stack_path(folder: Path, index: int) -> Path:
@@ -50,8 +48,7 @@ def stack_path(folder: Path, index: int) -> Path:
 def cache_settings(cache: CacheConfig) -> dict:
     """What every cached stack depends on: the render settings, the network's weights and,
     with ``rendered``, the version of the renderer that wrote that folder."""
-    values = {k: v for k, v in asdict(cache).items()
-              if k not in NOT_STORED and not (k in ADDED and v == ADDED[k])}
+    values = {k: v for k, v in asdict(cache).items() if k not in NOT_STORED}
     digest = hashlib.sha256(network_weights(cache.network).read_bytes()).hexdigest()
     settings = {"format": FORMAT, **values, "network_sha256": digest}
     if cache.rendered:

@@ -21,7 +21,8 @@ def camera_view(stack: dict, window: tuple[slice, slice] = (slice(None), slice(N
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A written stack (:func:`stackmff.data.export.read_synthetic_stack`) in ``window`` as
     a camera gives it: 8-bit layers, the truth at that bit depth in [0, 1], and the label,
-    the layer closest to the truth (as the physical renderer's)."""
+    the layer closest to the truth, its depth label where layers tie (as the physical
+    renderer's)."""
     from stackmff.data.physical import closest_layer
     from stackmff.io.pixels import from_float, to_float
 
@@ -29,7 +30,8 @@ def camera_view(stack: dict, window: tuple[slice, slice] = (slice(None), slice(N
     layers = from_float(stack["layers"][(slice(None), *window)].astype(np.float32) / 65535,
                         eight_bit)
     truth = to_float(from_float(stack["truth"][window].astype(np.float32) / 65535, eight_bit))
-    return layers, truth, closest_layer(to_float(layers), truth)
+    return layers, truth, closest_layer(to_float(layers), truth,
+                                         prefer=stack["focus_map"][window])
 
 
 def read_training_stack(folder: Path) -> tuple[np.ndarray, np.ndarray]:
