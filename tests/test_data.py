@@ -132,3 +132,33 @@ def test_where_layers_tie_the_label_is_the_layer_at_its_depth(seed):
     assert np.all(focus_map[core] == 2)
     np.testing.assert_array_equal(gather(stack, focus_map)[core], truth[core])
 
+
+
+def dark_disc_scene(size: int = 96, radius: int = 14) -> Scene:
+    """A dark textured disc near the camera before a bright, nearly flat backdrop far away."""
+    image = 0.8 + 0.2 * texture(size, size, colour=True, seed=8)
+    yy, xx = np.mgrid[0:size, 0:size]
+    disc = (yy - size // 2) ** 2 + (xx - size // 2) ** 2 <= radius**2
+    image[disc] = 0.3 * texture(size, size, colour=True, seed=9)[disc]
+    depth = np.where(disc, 1.0, 5.0).astype(np.float32)
+    return Scene(image.astype(np.float32), depth)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_plateau_is_flat_below_clipping_and_dented_by_defocused_detail(seed):
+    """A plateau stack's backdrop is one flat grey below 1; the dark disc, out of focus,
+    spreads over it (an over-exposed highlight would spread over the disc instead), while
+    the backdrop out of focus stays flat beside the sharp disc."""
+    scene = dark_disc_scene()
+    disc = scene.depth == 1.0
+    options = PhysicalOptions(noise=0.0, plateaus=1.0)
+    stack, focus_map, truth = render_physical(scene, 2, np.random.default_rng(seed), options,
+                                              shuffle=False, return_truth=True)
+    level = truth[~disc].max()
+    assert level < 0.98 and np.mean(np.all(truth[~disc] >= level - 1e-4, axis=-1)) > 0.15
+    yy, xx = np.mgrid[0:96, 0:96]
+    rim = ~disc & ((yy - 48) ** 2 + (xx - 48) ** 2 <= 17**2) & np.all(truth >= level - 1e-4, -1)
+    far_in_focus, near_in_focus = stack[0].max(axis=-1), stack[1].max(axis=-1)
+    assert far_in_focus[rim].mean() < level - 0.05
+    np.testing.assert_allclose(near_in_focus[rim], level, atol=0.02)
+    assert np.mean(focus_map[disc] == 1) > 0.9

@@ -1,5 +1,8 @@
-"""Over-exposed highlights for the physical renderer: the brightest parts of a scene raised
-above the sensor's clipping level, so that they are blurred in linear light before they clip.
+"""Over-exposed highlights and flat bright plateaus for the physical renderer, both blurred
+in linear light.
+
+Over-exposed: the brightest parts of a scene raised above the sensor's clipping level, so
+that they are blurred before they clip.
 
 Why: a lens spreads a window's, a lamp's or a sunlit patch's light before the sensor clips
 it, so out of focus such a highlight becomes a wider, flat, clipped area whose rim is as hard
@@ -7,6 +10,11 @@ as an edge in focus, and the layer that shows it looks sharp to a focus measure.
 values that were clipped already (the renderer without this) never spreads it.
 On Devernay's ray-traced office, every bit of the network's error beyond `depthmap`'s lies
 within 4 px of clipped pixels (`benchmarks/where_it_loses.py`).
+
+Plateaus: the brightest part of a scene made one flat level below the clipping level, as a
+brightfield slide's illuminated background or a lit backdrop is. Out of focus, dark detail
+beside it dents the plateau instead of the plateau spreading over the detail: the opposite
+of a clipped highlight, which a network trained on highlights alone takes it for.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from stackmff.io.colour import linear_from_perceptual, perceptual
 
 GAIN = (1.5, 12.0)       # the brightest pixel's radiance, in units of the clipping level
 QUANTILE = (0.6, 0.95)   # the ramp of extra light starts at this quantile of brightness
+PLATEAU_SHARE = (0.2, 0.6)  # share of the scene's pixels that the plateau covers
+PLATEAU_LEVEL = (0.6, 0.97)  # the plateau's sRGB value
 
 
 def overexpose(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -34,6 +44,17 @@ def overexpose(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     ramp = np.clip((bright - start) / max(top - start, 1e-6), 0.0, 1.0)
     factor = 1.0 + (gain / max(top, 1e-6) - 1.0) * ramp
     return (linear * (factor[..., None] if linear.ndim == 3 else factor)).astype(np.float32)
+
+
+def plateau(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Linear radiance of an sRGB ``image`` in [0, 1] whose brightest pixels (a drawn share)
+    are one flat grey, a drawn sRGB value below 1: every channel limited to a level (the
+    scene itself saturated, before any blur) and scaled to that grey, so nothing clips."""
+    linear = linear_from_perceptual(image)
+    dimmest = linear.min(axis=-1) if linear.ndim == 3 else linear
+    level = max(float(np.quantile(dimmest, 1.0 - rng.uniform(*PLATEAU_SHARE))), 1e-6)
+    white = float(linear_from_perceptual(np.float32(rng.uniform(*PLATEAU_LEVEL))))
+    return (np.minimum(linear, level) * (white / level)).astype(np.float32)
 
 
 def develop(radiance: np.ndarray) -> np.ndarray:

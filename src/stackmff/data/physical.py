@@ -6,7 +6,8 @@ is composited back to front, every slab blurred with the disc of its own radius 
 premultiplied by coverage, so a blurred foreground spreads over the background as a real
 lens spreads it). The blur scale grows with N so that neighbouring layers still differ
 visibly at any stack size. Optional over-exposed highlights (a share of stacks rendered in
-linear light with their brightest parts above the clipping level: data.highlights), sensor
+linear light with their brightest parts above the clipping level) or flat bright plateaus
+below it (data.highlights), sensor
 noise, JPEG and fully defocused "interference" layers. Ground truth: per pixel the layer
 closest to the all-in-focus image (the label that serves the fused image; where layers
 serve it alike, the one focused at the pixel's depth), or the layer focused at the pixel's
@@ -21,7 +22,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from stackmff.data.highlights import develop, overexpose
+from stackmff.data.highlights import develop, overexpose, plateau
 from stackmff.data.scenes import Scene
 
 
@@ -33,7 +34,9 @@ class PhysicalOptions:
     ``jpeg``: probability of JPEG compression (quality 70..95); ``label``: ``"error"`` or
     ``"depth"``; ``slabs_min``: the least number of depth slabs; ``highlights``: probability
     that a stack is rendered in linear light with over-exposed highlights (0: never, and
-    nothing is drawn for it, so the stacks of earlier settings stay as they were)."""
+    nothing is drawn for it, so the stacks of earlier settings stay as they were);
+    ``plateaus``: probability that a stack not over-exposed is rendered in linear light with
+    its brightest part one flat level below clipping (0: never, nothing drawn)."""
 
     step_blur: tuple[float, float] = (0.8, 2.0)
     min_max_blur: tuple[float, float] = (5.0, 14.0)
@@ -42,6 +45,7 @@ class PhysicalOptions:
     label: str = "error"
     slabs_min: int = 16
     highlights: float = 0.0
+    plateaus: float = 0.0
 
 
 @lru_cache(maxsize=256)
@@ -84,8 +88,12 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
     """
     if n_layers < 2:
         raise ValueError(f"a stack needs at least 2 layers, got {n_layers}")
-    linear = options.highlights > 0 and rng.random() < options.highlights
-    image = overexpose(scene.image, rng) if linear else scene.image
+    image = scene.image
+    if options.highlights > 0 and rng.random() < options.highlights:
+        image = overexpose(image, rng)
+    elif options.plateaus > 0 and rng.random() < options.plateaus:
+        image = plateau(image, rng)
+    linear = image is not scene.image
     truth = develop(image) if linear else scene.image
     colour = image.ndim == 3
     inverse = 1.0 / scene.depth

@@ -39,6 +39,7 @@ class DataConfig:
     noise: float = 0.01
     jpeg: float = 0.0
     highlights: float = 0.0             # physical renderer: share with over-exposed highlights
+    plateaus: float = 0.0               # physical renderer: share with flat bright plateaus
     dead_leaves: float = 0.5
     photos: float = 0.4
     motorcycle: float = 0.1
@@ -98,7 +99,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "min_layers": at_least(2), "max_layers": at_least(2),
         "layer_sampling": Rule("str", choices=("uniform", "inverse")),
         "batch_size": at_least(1), "label": Rule("str", choices=("error", "depth")),
-        "noise": fraction(), "jpeg": fraction(), "highlights": fraction(),
+        "noise": fraction(), "jpeg": fraction(), "highlights": fraction(), "plateaus": fraction(),
         "dead_leaves": Rule("float", low=0),
         "photos": Rule("float", low=0), "motorcycle": Rule("float", low=0),
         "photo_folder": Rule("str", optional=True), "debian_photos": Rule("bool"),

@@ -31,7 +31,8 @@ def render(config: DataConfig, sampler: SceneSampler, n_layers: int,
         stack, focus_map = render_faithful(scene, n_layers, rng, shuffle=shuffle)
     elif config.renderer == "physical":
         options = PhysicalOptions(noise=config.noise, jpeg=config.jpeg, label=config.label,
-                                  highlights=config.highlights)
+                                  highlights=config.highlights,
+                                  plateaus=config.plateaus)
         stack, focus_map = render_physical(scene, n_layers, rng, options, shuffle=shuffle)
     else:
         raise ValueError(f"renderer must be 'physical' or 'faithful', got {config.renderer!r}")

@@ -145,7 +145,8 @@ def build_cache(cache: CacheConfig, progress: bool = False) -> int:
                                                      cache.motorcycle, cache.photo_folder,
                                                      cache.debian_photos))
     options = PhysicalOptions(noise=cache.noise, jpeg=cache.jpeg, label="error",
-                              highlights=cache.highlights)
+                              highlights=cache.highlights,
+                              plateaus=cache.plateaus)
     for i in tqdm(missing, desc="cache", disable=not progress):
         if cache.rendered and i % cache.rendered_every == 0:
             sample = read_rendered(Path(cache.rendered), i // cache.rendered_every, cache.crop)
