@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -36,6 +37,8 @@ VARIANTS = {
     "reference-kept": "the same, in a process that keeps freed memory as the command line's",
     "fast-fp32": "fast path, fp32, one tile",
     "fast-fp32-torch": "fast path, fp32, one tile, attention in PyTorch instead of the C kernel",
+    "fast-fp32-interpolate": "fast path, fp32, one tile, coarse branches upsampled by "
+                             "PyTorch's interpolate instead of the C kernel",
     "fast-bf16": "fast path, bf16 autocast for the per-layer network, one tile",
     "tiled-fp32": "fast path, fp32, 512 px tiles + 128 px margin, image-wide global averages",
     "tiled-local-fp32": "fast path, fp32, 512 px tiles + 128 px margin, tile-local global averages",
@@ -83,6 +86,8 @@ def run_variant(args: argparse.Namespace) -> None:
 
     if args.variant != "reference":
         keep_freed_memory()
+    if args.variant == "fast-fp32-interpolate":
+        os.environ["STACKMFF_NATIVE_UPSAMPLE"] = "0"
     torch.set_flush_denormal(True)
     model = load_model(args.checkpoint)
     stack = np.load(args.stack)

@@ -50,12 +50,14 @@ class PyramidFC(nn.Module):
         self.lifts = nn.ModuleList(conv_bn(channels, hidden) for _ in range(len(self.BRANCHES) + 1))
         self.project = conv_bn(hidden, channels)
         self.activation = nn.GELU()
+        # how a coarse branch is added: inference may swap in a faster one with the same sums
+        self.add_upsampled = add_nearest_upsampled_
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (pool, lift), *coarser = zip(self.pools, self.lifts)
         total = lift(pool(x))  # stride 1: full size; the coarser branches are added in place
         for pool, lift in coarser:
-            add_nearest_upsampled_(total, lift(pool(x)))
+            self.add_upsampled(total, lift(pool(x)))
         total += self.lifts[-1](global_average(x))  # global branch, broadcast
         return self.project(self.activation(total))
 

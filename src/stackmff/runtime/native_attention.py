@@ -4,78 +4,32 @@ Why: in PyTorch, each transformer layer over every pixel's N tokens is some 25 s
 operations, each a pass over memory; the kernel in ``native_attention.c`` runs both layers on
 16 pixels at a time with their tokens in cache (8 x 1024 x 1024 on 2 cores: 1.1-1.2 s
 against 5.3-6.0 s for the chunked PyTorch path, logits within 1.2e-5). It is compiled on
-first use with the system C compiler into the user's cache directory, once per CPU and model
-width. Without a compiler (or with ``STACKMFF_NATIVE=0``) the PyTorch path runs instead.
+first use with the system C compiler into the user's cache directory (``native_build``), once
+per CPU and model width. Without a compiler (or with ``STACKMFF_NATIVE=0``) the PyTorch path runs instead.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
 from functools import cache
 from pathlib import Path
 
 import torch
 
 from stackmff.model.attention import CrossLayerAttention, MapFunction, rotary_tables, serial
+from stackmff.runtime.native_build import build_library
 
 SOURCE = Path(__file__).with_name("native_attention.c")
-# no -ffast-math: with it, gcc < 13 links code into the library that switches the loading
-# thread's floating point to flush denormals to zero
-FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=fast", "-std=c11", "-shared", "-fPIC"]
-_build_lock = threading.Lock()
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "stackmff"
-
-
-def _cpu_identity() -> str:
-    """What ``-march=native`` compiles for: a library built on one CPU may not run on another
-    that shares the home directory."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next((line for line in info if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        return platform.processor()
-
-
-def _arch() -> str:
-    """The instruction set the kernel is built for: this CPU's, or ``$STACKMFF_NATIVE_ARCH``
-    (a ``-march`` value such as ``x86-64-v3``, AVX2 and FMA only: how a laptop runs it)."""
-    return os.environ.get("STACKMFF_NATIVE_ARCH") or "native"
-
-
-def _compiler() -> str | None:
-    return os.environ.get("CC") or next(
-        (found for name in ("cc", "gcc", "clang") if (found := shutil.which(name))), None)
 
 
 @cache
 def load_kernel(width: int, heads: int, ffn: int) -> ctypes.CDLL | None:
     """The kernel for these widths, compiled if not cached yet; None where it cannot be."""
-    if os.environ.get("STACKMFF_NATIVE", "1") == "0" or width % 8 or ffn % 8 or width % heads:
+    if width % 8 or ffn % 8 or width % heads:
         return None
-    compiler = _compiler()
-    if compiler is None:
-        return None
-    defines = [f"-DC0={width}", f"-DHEADS={heads}", f"-DFFN={ffn}"]
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, *defines, _arch(),
-                                    platform.machine(), _cpu_identity()]).encode()).hexdigest()[:16]
-    library = cache_dir() / f"attention-{key}{'.dll' if os.name == 'nt' else '.so'}"
-    with _build_lock:
-        if not library.exists() and not _compile(compiler, defines, library):
-            return None
-    try:
-        kernel = ctypes.CDLL(str(library))
-    except OSError:
+    kernel = build_library(SOURCE, "attention", (f"-DC0={width}", f"-DHEADS={heads}",
+                                                 f"-DFFN={ffn}"))
+    if kernel is None:
         return None
     pointer = ctypes.c_void_p
     kernel.stackmff_attend.argtypes = [pointer, ctypes.c_int, pointer, ctypes.c_long,
@@ -83,23 +37,6 @@ def load_kernel(width: int, heads: int, ffn: int) -> ctypes.CDLL | None:
                                        ctypes.c_int, pointer, ctypes.c_float]
     kernel.stackmff_attend.restype = ctypes.c_int
     return kernel
-
-
-def _compile(compiler: str, defines: list[str], library: Path) -> bool:
-    """Build into a temporary file and move it in place, so a half-written library is never
-    loaded; without ``-march=native`` where the compiler does not know it."""
-    try:
-        library.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=library.parent) as work:
-            built = Path(work) / library.name
-            for arch in ([f"-march={_arch()}"], []):
-                command = [compiler, *FLAGS, *arch, *defines, str(SOURCE), "-o", str(built), "-lm"]
-                if subprocess.run(command, capture_output=True, timeout=300).returncode == 0:
-                    os.replace(built, library)
-                    return True
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return False
 
 
 def packed_weights(attention: CrossLayerAttention) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from stackmff.model.blocks import ChannelMLP, LearnablePool
+from stackmff.model.blocks import ChannelMLP, LearnablePool, PyramidFC
 
 
 def fold_batch_norms(module: nn.Module) -> None:
@@ -134,6 +134,16 @@ def band_downsampling_mlps(module: nn.Module) -> None:
             band_downsampling_mlps(child)
 
 
+def native_upsampling(module: nn.Module) -> None:
+    """Every :class:`PyramidFC` below ``module`` adds its coarse branches through the C
+    kernel (:mod:`stackmff.runtime.native_upsample`; the same sums), in place."""
+    from stackmff.runtime.native_upsample import add_nearest_upsampled_native_
+
+    for child in module.modules():
+        if isinstance(child, PyramidFC):
+            child.add_upsampled = add_nearest_upsampled_native_
+
+
 def onednn_available() -> bool:
     return (torch.backends.mkldnn.is_available()
             and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
@@ -170,12 +180,15 @@ def optimise_for_inference(model: nn.Module, device: str, in_place: bool = False
     gives it up) with folded BatchNorms and pools, in the device's convolution layout; on a
     CPU with ``onednn`` (fp32 runs: autocast does not reach the direct calls) its
     convolutions as :class:`OneDNNConv` and its downsampling channel MLPs banded
-    (``STACKMFF_ONEDNN=0``: neither)."""
+    (``STACKMFF_ONEDNN=0``: neither); on a CPU the pyramid-FCs' coarse branches added by the
+    C kernel where it builds (``STACKMFF_NATIVE=0``: not)."""
     fast = (model if in_place else copy.deepcopy(model)).eval()
     fold_batch_norms(fast)
     fold_learnable_pools(fast)
     gelus_in_place(fast)
     fast = fast.to(device).to(memory_format=convolution_layout(device))
+    if torch.device(device).type == "cpu":
+        native_upsampling(fast)
     if (onednn and torch.device(device).type == "cpu" and onednn_available()
             and os.environ.get("STACKMFF_ONEDNN", "1") != "0"):
         convolutions_through_onednn(fast)
