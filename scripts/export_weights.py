@@ -12,7 +12,8 @@ The shipped network is this export of the last segment of the training chain
 
 A network's weights are stored in float16 (they load as float32). Before writing, the fp16
 copy is checked against the original on the held-out validation stacks: the focus maps must
-agree on at least 99.9% of pixels. A head (its checkpoint says so) stays float32: it is tiny.
+agree on at least 99.9% of pixels. With --float32 they are stored as trained (a candidate
+that a later run continues from). A head (its checkpoint says so) stays float32: it is tiny.
 """
 
 from __future__ import annotations
@@ -65,28 +66,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source")
     parser.add_argument("dest")
+    parser.add_argument("--float32", action="store_true",
+                        help="store a network as trained, not rounded to float16")
     args = parser.parse_args(argv)
     try:
         if is_head_file(args.source):
             export_head(args.source, args.dest)
             return 0
-        return export_network(args.source, args.dest)
+        return export_network(args.source, args.dest, args.float32)
     except StackError as exc:
         print(f"export_weights: error: {exc}", file=sys.stderr)
         return 1
 
 
-def export_network(source: str, dest: str) -> int:
-    """The fp16 network, written only when it keeps the focus maps of the original."""
+def export_network(source: str, dest: str, float32: bool = False) -> int:
+    """The fp16 network, written only when it keeps the focus maps of the original; or with
+    ``float32`` the network as trained."""
     model, payload = load_checkpoint(source)
+    meta = dict(payload["meta"])
+    meta["source"] = Path(source).name
+    if float32:
+        meta["storage"] = "float32"
+        save_checkpoint(dest, model, meta=meta)
+        print(f"wrote {dest} ({Path(dest).stat().st_size / 1e6:.1f} MB)")
+        return 0
     rounded = half_copy(model)
     share = agreement(model, rounded)
     print(f"fp16 weights keep the focus map on {share:.4%} of validation pixels")
     if share < MIN_AGREEMENT:
         print(f"refusing to export: below {MIN_AGREEMENT:.1%}", file=sys.stderr)
         return 1
-    meta = dict(payload["meta"])
-    meta["source"] = Path(source).name
     meta["storage"] = "float16"
     save_checkpoint(dest, rounded.half(), meta=meta)  # the very model checked above
     print(f"wrote {dest} ({Path(dest).stat().st_size / 1e6:.1f} MB)")

@@ -7,8 +7,7 @@ premultiplied by coverage, so a blurred foreground spreads over the background a
 lens spreads it). The blur scale grows with N so that neighbouring layers still differ
 visibly at any stack size. Optional over-exposed highlights (a share of stacks rendered in
 linear light with their brightest parts above the clipping level) or flat bright plateaus
-below it (data.highlights), sensor
-noise, JPEG and fully defocused "interference" layers. Ground truth: per pixel the layer
+below it (data.highlights), sensor noise, JPEG and fully defocused "interference" layers. Ground truth: per pixel the layer
 closest to the all-in-focus image (the label that serves the fused image; where layers
 serve it alike, the one focused at the pixel's depth), or the layer focused at the pixel's
 depth.
