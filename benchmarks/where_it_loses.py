@@ -3,13 +3,16 @@ network is behind: the microscopy suite's brightfield slides (against their true
 Devernay's office (against ``depthmap``). Tells a trainer which structures to render more of.
 
 For stacks with a true map: the share of the method's squared error (8-bit grey) that lies
-on and beside the map's boundaries, and how often it picks another layer there. For every
+on and beside the map's boundaries, and how often it picks another layer there; and on the
+brightest 40% of the truth (a slide's flat background) how often it picks a layer two or
+more planes off and its mean offset in planes (a bias to one side). For every
 stack: how concentrated its excess squared error over the other method is (the share in the
 worst 32 x 32 blocks, and within 4 px of a pixel that the sensor clipped in some layer), and
 optionally a figure of where (red: the method worse).
 
 Usage: .venv/bin/python benchmarks/where_it_loses.py [--data ../shared/data]
-           [--method v3+] [--blend band] [--against depthmap] [--figures DIR]
+           [--method v3+] [--blend band] [--checkpoint PATH] [--against depthmap]
+           [--figures DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ BLOCK = 32
 RINGS = ((0, 1), (1, 3))  # distance to the true map's nearest boundary (px)
 CLIPPED = 250  # 8-bit grey at or above this counts as clipped
 NEAR_CLIPPED = 4  # px
+BRIGHT = 0.6  # the brightest 40% of the truth's grey
 
 
 def boundary_distance(focus_map: np.ndarray) -> np.ndarray:
@@ -78,6 +82,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--method", default="v3+")
     parser.add_argument("--blend", default="band")
+    parser.add_argument("--checkpoint", help="other network weights than the shipped ones")
     parser.add_argument("--against", default="depthmap")
     parser.add_argument("--figures", type=Path)
     args = parser.parse_args()
@@ -85,19 +90,25 @@ def main() -> None:
         args.figures.mkdir(parents=True, exist_ok=True)
     print(f"{args.method} --blend {args.blend} against {args.against}\n")
     print("| stack | PSNR | PSNR against | on a boundary: pixels, share of error, other layer "
-          "| 1-3 px from one | excess error in the worst 1% / 5% of 32 px blocks "
+          "| 1-3 px from one | brightest 40%: 2+ planes off, mean offset "
+          "| excess error in the worst 1% / 5% of 32 px blocks "
           f"| pixels within {NEAR_CLIPPED} px of a clipped one, their share of the excess |")
-    print("|---|---:|---:|---|---|---:|---:|")
+    print("|---|---:|---:|---|---|---|---:|---:|")
+    options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     for stack in stacks(args.data):
         layers = to_float(from_float(stack.layers, stack.dtype)  # as the bench's files hold it
                           if stack.layers.dtype.kind == "f" else stack.layers)
-        ours = fuse_stack(layers, args.method, blend=args.blend)
+        ours = fuse_stack(layers, args.method, blend=args.blend, **options)
         theirs = fuse_stack(layers, args.against)
         error, other = squared_error(ours.fused, stack.truth), squared_error(theirs.fused,
                                                                             stack.truth)
         scores = [psnr(result.fused, stack.truth) for result in (ours, theirs)]
-        rings = ["-", "-"]
+        rings, bright = ["-", "-"], "-"
         if stack.focus_map is not None:
+            grey = grey8(stack.truth)
+            top = grey >= np.quantile(grey, BRIGHT)
+            offset = ours.focus_map[top].astype(np.int64) - stack.focus_map[top]
+            bright = f"{np.mean(np.abs(offset) >= 2):.1%}, {offset.mean():+.2f}"
             distance = boundary_distance(stack.focus_map)
             wrong = ours.focus_map != stack.focus_map
             rings = []
@@ -115,8 +126,8 @@ def main() -> None:
         else:
             shares, clipped = "not behind", f"{near.mean():.0%}, -"
         name = f"{stack.suite} {stack.variant} {stack.name}"
-        print(f"| {name} | {scores[0]:.2f} | {scores[1]:.2f} | {rings[0]} | {rings[1]} | {shares} "
-              f"| {clipped} |")
+        print(f"| {name} | {scores[0]:.2f} | {scores[1]:.2f} | {rings[0]} | {rings[1]} | {bright} "
+              f"| {shares} | {clipped} |")
         if args.figures:
             overlay(stack.truth, excess, args.figures / f"{name.replace(' ', '-')}.jpg")
 
