@@ -7,10 +7,10 @@ premultiplied by coverage, so a blurred foreground spreads over the background a
 lens spreads it). The blur scale grows with N so that neighbouring layers still differ
 visibly at any stack size. Optional over-exposed highlights (a share of stacks rendered in
 linear light with their brightest parts above the clipping level) or flat bright plateaus
-below it (data.highlights), sensor noise, JPEG and fully defocused "interference" layers. Ground truth: per pixel the layer
-closest to the all-in-focus image (the label that serves the fused image; where layers
-serve it alike, the one focused at the pixel's depth), or the layer focused at the pixel's
-depth.
+below it (data.highlights), sensor noise, JPEG and fully defocused "interference" layers.
+Ground truth: per pixel the layer closest to the all-in-focus image (the label that serves
+the fused image; where layers serve it alike, the one focused at the pixel's depth), or the
+layer focused at the pixel's depth.
 """
 
 from __future__ import annotations
@@ -87,12 +87,13 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
     """
     if n_layers < 2:
         raise ValueError(f"a stack needs at least 2 layers, got {n_layers}")
-    image = scene.image
+    image, linear = scene.image, True  # linear: radiance, blurred before it is developed
     if options.highlights > 0 and rng.random() < options.highlights:
         image = overexpose(image, rng)
     elif options.plateaus > 0 and rng.random() < options.plateaus:
         image = plateau(image, rng)
-    linear = image is not scene.image
+    else:
+        linear = False
     truth = develop(image) if linear else scene.image
     colour = image.ndim == 3
     inverse = 1.0 / scene.depth

@@ -1,7 +1,7 @@
 /* The cross-layer attention of StackMFF V3 (stackmff.model.attention), inference only, as one
  * C kernel: float32, LANES pixels side by side in one vector (16 with AVX-512, else 8: one
  * register, so a projection's accumulators stay in registers), every token of a pixel kept in
- * cache through both transformer layers. Built on first use by stackmff.fusion.native_attention
+ * cache through both transformer layers. Built on first use by stackmff.runtime.native_attention
  * with -DC0=... -DHEADS=... -DFFN=... for the model's widths. */
 #include <math.h>
 #include <stdint.h>

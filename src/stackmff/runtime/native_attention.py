@@ -5,7 +5,8 @@ operations, each a pass over memory; the kernel in ``native_attention.c`` runs b
 16 pixels at a time with their tokens in cache (8 x 1024 x 1024 on 2 cores: 1.1-1.2 s
 against 5.3-6.0 s for the chunked PyTorch path, logits within 1.2e-5). It is compiled on
 first use with the system C compiler into the user's cache directory (``native_build``), once
-per CPU and model width. Without a compiler (or with ``STACKMFF_NATIVE=0``) the PyTorch path runs instead.
+per CPU and model width. Without a compiler (or with ``STACKMFF_NATIVE=0``) the PyTorch path
+runs instead.
 """
 
 from __future__ import annotations
