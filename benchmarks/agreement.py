@@ -10,6 +10,8 @@ CHANGE is one of:
           the oneDNN calls with fused GELUs (the default)
   head    ``v3+`` with the head's straightforward pass (``RefineHead.forward``) against its
           inference pass (``stackmff.runtime.refine_inference``, the default)
+  head-kernel  ``v3+`` with the inference pass's convolutions in PyTorch
+          (``STACKMFF_NATIVE_HEAD=0``) against the C kernel (the default)
 
 Each stack of each suite (the project's own held-out validation, its order and interference
 tests, and the out-of-domain sets: HCI light fields, Devernay, Lytro, the ray-traced split,
@@ -84,6 +86,9 @@ CHANGES = {  # name: (before, after), each making a prepared fuser
     "onednn": (lambda: with_environment("STACKMFF_ONEDNN", "0", lambda: prepare_method("v3")),
                lambda: prepare_method("v3")),
     "head": (lambda: straightforward_head(prepare_method("v3+")), lambda: prepare_method("v3+")),
+    "head-kernel": (lambda: with_environment("STACKMFF_NATIVE_HEAD", "0",
+                                             lambda: prepare_method("v3+")),
+                    lambda: prepare_method("v3+")),
 }
 
 

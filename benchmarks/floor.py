@@ -3,7 +3,7 @@ by the rate this machine's cores reach on a large matrix product, both measured 
 
 Usage: .venv/bin/python benchmarks/floor.py [--stacks medium 3mp large photographer lytro]
        [--isa native avx2] [--methods v3 "v3 bf16" v3+] [--out docs/speed.md] [--workdir DIR]
-       [--data ../shared/data]
+       [--data ../shared/data] [--tag NAME]
 
 For each instruction set (``native``; ``avx2``: PyTorch, oneDNN and MKL held to AVX2 and the
 attention kernel built for ``x86-64-v3``, as on most laptops; checked below by what each
@@ -88,8 +88,17 @@ def network_macs(layers: int, width: int, height: int, head: bool) -> float:
     total = layers * count(model.focus, layer)
     volume = torch.rand(1, layers, model.config.decoder_width, side, side)
     total += count(lambda v: model.attention.logits(v, chunk=side * side), volume)
-    if head:  # what its inference pass computes (the shared half of each layer once)
-        fast = HeadInference(load_head(head_weights(None))[0])
+    if head:  # what its inference pass computes (the shared half of each layer once), on
+        # its PyTorch path: the C kernel's sums are the same, but the counter does not see them
+        before = os.environ.get("STACKMFF_NATIVE_HEAD")
+        os.environ["STACKMFF_NATIVE_HEAD"] = "0"
+        try:
+            fast = HeadInference(load_head(head_weights(None))[0])
+        finally:
+            if before is None:
+                del os.environ["STACKMFF_NATIVE_HEAD"]
+            else:
+                os.environ["STACKMFF_NATIVE_HEAD"] = before
         grey = torch.rand(layers, side, side)
         total += count(lambda g: fast(g, g, rows=side), grey)
     pixels = (-(-height // 32) * 32) * (-(-width // 32) * 32)
@@ -108,8 +117,8 @@ def peak(isa: str) -> dict:
     return found
 
 
-def markdown(rows: list[dict], peaks: dict, command: str, stacks: list[str]) -> str:
-    marker = f"<!-- {MARKER_NAME} {' '.join(stacks)}: {{}} -->"
+def markdown(rows: list[dict], peaks: dict, command: str, stacks: list[str], tag: str) -> str:
+    marker = f"<!-- {MARKER_NAME} {' '.join([*stacks, tag]).strip()}: {{}} -->"
     lines = [marker.format("begin"), "",
              f"Measured {date.today()} on {platform.node() or 'this machine'} "
              f"({os.cpu_count()} cores, {platform.processor() or platform.machine()}), commit "
@@ -141,6 +150,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", type=Path, default=Path("docs/speed.md"))
     parser.add_argument("--workdir", type=Path, help="keep the rendered stacks here")
+    parser.add_argument("--tag", default="", help="a name for the table's block, so that "
+                        "another machine's table of the same stacks stands beside it")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="stackmff-floor-"))
     peaks = {isa: peak(isa) for isa in args.isa}
@@ -182,7 +193,7 @@ def main() -> None:
                              "total": stages["total"], "peak": stages["peak"]})
                 print(rows[-1], flush=True)
     command = "python benchmarks/floor.py " + " ".join(sys.argv[1:])
-    write_page(args.out, markdown(rows, peaks, command.strip(), args.stacks))
+    write_page(args.out, markdown(rows, peaks, command.strip(), args.stacks, args.tag))
     print(f"wrote {args.out}")
 
 

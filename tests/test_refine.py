@@ -91,15 +91,28 @@ def test_tiles_match_one_pass(checkpoint):
     assert np.mean(whole.focus_map == tiled.focus_map) > 0.99
 
 
-@pytest.mark.parametrize("dilated", [0, 2])
-def test_the_inference_pass_in_strips_equals_the_head_on_the_whole_image(dilated):
-    layers, _, _ = make_stack(n_layers=3, height=120, width=40)
+@pytest.fixture(params=[True, False], ids=["native", "pytorch"])
+def head_kernel(request, monkeypatch):
+    """The head's inference pass with its C kernel, and with PyTorch's convolutions."""
+    from stackmff.runtime import native_head
+
+    monkeypatch.setenv("STACKMFF_NATIVE_HEAD", "1" if request.param else "0")
+    if request.param and native_head.load_kernel(6) is None:
+        pytest.skip("no C compiler to build the kernel")
+    return request.param
+
+
+@pytest.mark.parametrize("dilated, width", [(0, 40), (2, 40), (1, 9)])
+def test_the_inference_pass_in_strips_equals_the_head_on_the_whole_image(dilated, width,
+                                                                        head_kernel):
+    layers, _, _ = make_stack(n_layers=3, height=120, width=width)
     head = random_head(dilated=dilated)
-    logits = torch.randn(3, 120, 40, generator=torch.Generator().manual_seed(1)) * 3
+    logits = torch.randn(3, 120, width, generator=torch.Generator().manual_seed(1)) * 3
     grey = torch.from_numpy(layers.mean(axis=-1) if layers.ndim == 4 else layers)
     with torch.inference_mode():
         whole = head(logits, grey)
     fast = HeadInference(head)
+    assert (fast.native is not None) == head_kernel
     torch.testing.assert_close(fast(logits, grey, rows=120), whole, atol=1e-5, rtol=0)
     torch.testing.assert_close(fast(logits, grey, rows=7), whole, atol=1e-5, rtol=0)
     fast.feature_reach -= 1  # too little context

@@ -1,5 +1,5 @@
-"""Over-exposed highlights and flat bright plateaus for the physical renderer, both blurred
-in linear light.
+"""Over-exposed highlights, flat bright plateaus and emitted light for the physical renderer,
+all blurred in linear light.
 
 Over-exposed: the brightest parts of a scene raised above the sensor's clipping level, so
 that they are blurred before they clip.
@@ -15,6 +15,12 @@ Plateaus: the brightest part of a scene made one flat level below the clipping l
 brightfield slide's illuminated background or a lit backdrop is. Out of focus, dark detail
 beside it dents the plateau instead of the plateau spreading over the detail: the opposite
 of a clipped highlight, which a network trained on highlights alone takes it for.
+
+Emission: the brightest part of a scene as light sources on a dark ground, none of it clipped,
+composited by adding the light of every depth (a transparent, glowing specimen, as under a
+fluorescence microscope, has no occlusion). Out of focus, a bright structure spreads a haze
+over the dark ground around it; the layer that shows the ground sharp is the one where the
+haze is faintest, not the one with the most contrast.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ GAIN = (1.5, 12.0)       # the brightest pixel's radiance, in units of the clipp
 QUANTILE = (0.6, 0.95)   # the ramp of extra light starts at this quantile of brightness
 PLATEAU_SHARE = (0.2, 0.6)  # share of the scene's pixels that the plateau covers
 PLATEAU_LEVEL = (0.6, 0.97)  # the plateau's sRGB value
+EMISSION_SHARE = (0.05, 0.3)  # share of the scene's pixels that emit light
+EMISSION_PEAK = (0.3, 0.95)   # the brightest emitter's linear radiance (below clipping)
+EMISSION_GROUND = (0.0, 0.02)  # the dark ground's linear radiance
 
 
 def overexpose(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -55,6 +64,19 @@ def plateau(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     level = max(float(np.quantile(dimmest, 1.0 - rng.uniform(*PLATEAU_SHARE))), 1e-6)
     white = float(linear_from_perceptual(np.float32(rng.uniform(*PLATEAU_LEVEL))))
     return (np.minimum(linear, level) * (white / level)).astype(np.float32)
+
+
+def emission(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Linear radiance of an sRGB ``image`` in [0, 1] as emitted light: every channel's
+    excess over the brightness of a drawn quantile (the emitters, a drawn share of the
+    pixels, their texture kept), scaled so the brightest reaches a drawn peak below
+    clipping, on a faint uniform ground."""
+    linear = linear_from_perceptual(image)
+    bright = linear.max(axis=-1) if linear.ndim == 3 else linear
+    start = float(np.quantile(bright, 1.0 - rng.uniform(*EMISSION_SHARE)))
+    light = np.maximum(linear - start, 0.0)
+    peak, ground = rng.uniform(*EMISSION_PEAK), rng.uniform(*EMISSION_GROUND)
+    return (ground + light * (peak / max(float(light.max()), 1e-6))).astype(np.float32)
 
 
 def develop(radiance: np.ndarray) -> np.ndarray:

@@ -6,8 +6,9 @@ is composited back to front, every slab blurred with the disc of its own radius 
 premultiplied by coverage, so a blurred foreground spreads over the background as a real
 lens spreads it). The blur scale grows with N so that neighbouring layers still differ
 visibly at any stack size. Optional over-exposed highlights (a share of stacks rendered in
-linear light with their brightest parts above the clipping level) or flat bright plateaus
-below it (data.highlights), sensor noise, JPEG and fully defocused "interference" layers.
+linear light with their brightest parts above the clipping level), flat bright plateaus
+below it, or emitted light on a dark ground whose depths add without occlusion
+(data.highlights), sensor noise, JPEG and fully defocused "interference" layers.
 Ground truth: per pixel the layer closest to the all-in-focus image (the label that serves
 the fused image; where layers serve it alike, the one focused at the pixel's depth), or the
 layer focused at the pixel's depth.
@@ -21,7 +22,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from stackmff.data.highlights import develop, overexpose, plateau
+from stackmff.data.highlights import develop, emission, overexpose, plateau
 from stackmff.data.scenes import Scene
 
 
@@ -35,7 +36,9 @@ class PhysicalOptions:
     that a stack is rendered in linear light with over-exposed highlights (0: never, and
     nothing is drawn for it, so the stacks of earlier settings stay as they were);
     ``plateaus``: probability that a stack not over-exposed is rendered in linear light with
-    its brightest part one flat level below clipping (0: never, nothing drawn)."""
+    its brightest part one flat level below clipping (0: never, nothing drawn);
+    ``emission``: probability that a stack with neither is rendered as emitted light on a
+    dark ground, every depth's light added without occlusion (0: never, nothing drawn)."""
 
     step_blur: tuple[float, float] = (0.8, 2.0)
     min_max_blur: tuple[float, float] = (5.0, 14.0)
@@ -45,6 +48,7 @@ class PhysicalOptions:
     slabs_min: int = 16
     highlights: float = 0.0
     plateaus: float = 0.0
+    emission: float = 0.0
 
 
 @lru_cache(maxsize=256)
@@ -87,11 +91,14 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
     """
     if n_layers < 2:
         raise ValueError(f"a stack needs at least 2 layers, got {n_layers}")
-    image, linear = scene.image, True  # linear: radiance, blurred before it is developed
+    # linear: radiance, blurred before it is developed; additive: depths add, none occludes
+    image, linear, additive = scene.image, True, False
     if options.highlights > 0 and rng.random() < options.highlights:
         image = overexpose(image, rng)
     elif options.plateaus > 0 and rng.random() < options.plateaus:
         image = plateau(image, rng)
+    elif options.emission > 0 and rng.random() < options.emission:
+        image, additive = emission(image, rng), True
     else:
         linear = False
     truth = develop(image) if linear else scene.image
@@ -118,10 +125,11 @@ def render_physical(scene: Scene, n_layers: int, rng: np.random.Generator,
         accumulated = np.zeros(image.shape[:2] + (premultiplied[0].shape[2],), np.float32)
         for s in present:  # far (small inverse depth) to near
             layer = _blur(premultiplied[s], max_blur * abs(centres[s] - focus[k]))
-            alpha = layer[..., -1:]
-            accumulated = accumulated * (1.0 - alpha) + layer
-        coverage = np.maximum(accumulated[..., -1:], 1e-6)
-        result = accumulated[..., :-1] / coverage
+            accumulated = accumulated + layer if additive else \
+                accumulated * (1.0 - layer[..., -1:]) + layer
+        # light adds as it is; occluding slabs are normalised by their blurred coverage
+        result = accumulated[..., :-1] if additive else \
+            accumulated[..., :-1] / np.maximum(accumulated[..., -1:], 1e-6)
         stack[k] = result if colour else result[..., 0]
 
     if interference:

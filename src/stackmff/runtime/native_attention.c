@@ -28,21 +28,7 @@
 #define TOKENS 2
 #endif
 
-/* LANES pixels side by side: every operation below works on all of them at once */
-#ifndef LANES
-#ifdef __AVX512F__
-#define LANES 16
-#else
-#define LANES 8
-#endif
-#endif
-typedef float vec __attribute__((vector_size(4 * LANES)));
-typedef int ivec __attribute__((vector_size(4 * LANES)));
-
-static inline vec splat(float a) { return (vec){0} + a; }
-static inline vec pick(ivec mask, vec yes, vec no) { return (vec)((mask & (ivec)yes) | (~mask & (ivec)no)); }
-static inline vec vmax(vec a, vec b) { return pick(a > b, a, b); }
-static inline vec load(const float *p) { vec v; memcpy(&v, p, sizeof v); return v; }
+#include "native_vector.h"
 
 /* exp(s) for s <= 0, clamped at -24: exp(s/32)^32 with a degree-10 Taylor polynomial
  * (relative error < 1e-7 over the range) */
@@ -61,22 +47,6 @@ static inline vec exp_nonpositive(vec s) {
     r = r * y + 1.0f;
     r *= r; r *= r; r *= r; r *= r; r *= r;
     return r;
-}
-
-/* exact GELU x * Phi(x); erf by Abramowitz-Stegun 7.1.28 (|error| < 3e-7):
- * erf(a) = 1 - (1 + a1 a + ... + a6 a^6)^-16 for a >= 0 */
-static inline vec gelu(vec x) {
-    vec a = (vec)((ivec)x & 0x7fffffff) * 0.70710678118654752f;
-    a = pick(a > 6.0f, splat(6.0f), a);
-    vec r = 0.0000430638f * a + 0.0002765672f;
-    r = r * a + 0.0001520143f;
-    r = r * a + 0.0092705272f;
-    r = r * a + 0.0422820123f;
-    r = r * a + 0.0705230784f;
-    r = r * a + 1.0f;
-    r *= r; r *= r; r *= r; r *= r;
-    vec tail = 0.5f / r;  /* Phi(-|x|) */
-    return x * pick(x < 0.0f, tail, 1.0f - tail);
 }
 
 /* one transformer layer's parameters, packed in this order (q rows pre-scaled) */

@@ -51,14 +51,15 @@ def _compiler() -> str | None:
 
 
 def build_library(source: Path, prefix: str, defines: tuple[str, ...] = ()) -> ctypes.CDLL | None:
-    """``source`` compiled with ``defines`` (cached as ``prefix-<key>.so``) and loaded; None
-    where it cannot be."""
+    """``source`` compiled with ``defines`` (cached as ``prefix-<key>.so``, the key covering
+    the headers beside it) and loaded; None where it cannot be."""
     if os.environ.get("STACKMFF_NATIVE", "1") == "0":
         return None
     compiler = _compiler()
     if compiler is None:
         return None
-    key = hashlib.sha256("\0".join([source.read_text(), compiler, *FLAGS, *defines, _arch(),
+    headers = [header.read_text() for header in sorted(source.parent.glob("*.h"))]
+    key = hashlib.sha256("\0".join([source.read_text(), *headers, compiler, *FLAGS, *defines, _arch(),
                                     platform.machine(), _cpu_identity()]).encode()).hexdigest()[:16]
     library = cache_dir() / f"{prefix}-{key}{'.dll' if os.name == 'nt' else '.so'}"
     with _build_lock:

@@ -9,7 +9,7 @@ stack instead of once per layer: 3,050 multiply-accumulates per layer and pixel 
 focus measures (whose Gaussian windows reach 12 rows) are computed once for the window
 before the convolutions (which reach 4) run strip by strip, so strips recompute few rows.
 The sums run in another order, so the logits differ from ``RefineHead.forward`` by rounding
-(about 1e-5).
+(about 1e-5). On the CPU the convolutions run in a C kernel (``native_head``) on planar maps.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from stackmff.model.refine import RefineHead, features
+from stackmff.runtime.native_head import NativeConvolution, load_kernel
 from stackmff.runtime.optimise import convolution_layout
 from stackmff.runtime.parallel import ParallelMap, serial_map
 
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+NativeSplit = tuple[NativeConvolution, NativeConvolution]   # per layer, shared with the bias
 FEATURE_BYTES = 16  # per layer and pixel: the head's four input maps, kept for the window
 STRIP_BYTES = 110  # per layer and pixel of a strip of the convolutions, at their peak
 STRIP_BUDGET = 2**26  # what one worker's strip may hold
@@ -51,6 +53,10 @@ class HeadInference:
         self.wide = [(_split(conv, width, self.layout), conv.dilation[0]) for conv in head.wide]
         self.out = _split(head.out, width, self.layout)
         self.scale = float(head.log_scale.detach().exp())
+        kernel = load_kernel(width) if torch.device(device).type == "cpu" else None
+        self.native = None if kernel is None else _native_convolutions(head, kernel)
+        if self.native is not None:
+            self.layout = torch.contiguous_format
 
     @torch.inference_mode()
     def __call__(self, logits: torch.Tensor, grey: torch.Tensor,
@@ -84,12 +90,25 @@ class HeadInference:
 
     def convolutions(self, x: torch.Tensor) -> torch.Tensor:
         """The head's convolutions on its ``[N, 4, h, w]`` input maps."""
+        if self.native is not None:
+            return self._native_convolutions(x)
         h = torch.ops.aten.gelu_(F.conv2d(_pad(x, 1), *self.first))
         h = torch.ops.aten.gelu_(self._with_max(h, self.mix, 1))
         for split, dilation in self.wide:
             h += torch.ops.aten.gelu_(self._with_max(h, split, dilation))
         correction = self._with_max(h, self.out, 0)[:, 0]
         return correction.add_(x[:, 0], alpha=self.scale)
+
+    def _native_convolutions(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`convolutions` through the C kernel, on planar maps; each convolution hands
+        the next its maximum over the layers."""
+        first, mix, wide, out = self.native
+        x = x.contiguous()
+        h, peak = first(x, with_max=True)
+        h, peak = _native_with_max(h, peak, mix, with_max=True)
+        for split in wide:
+            h, peak = _native_with_max(h, peak, split, residual=h, with_max=True)
+        return _native_with_max(h, peak, out)[:, 0].add_(x[:, 0], alpha=self.scale)
 
     @staticmethod
     def _with_max(h: torch.Tensor, split: Split, pad: int) -> torch.Tensor:
@@ -100,6 +119,29 @@ class HeadInference:
         y = F.conv2d(_pad(h, pad), each, dilation=dilation)
         y += F.conv2d(_pad(_layer_max(h), pad), shared, bias, dilation=dilation)
         return y
+
+
+def _native_convolutions(head: RefineHead, kernel) -> tuple:
+    """The head's convolutions as kernel calls: the first, then ``[h, max]`` ones split in
+    their per-layer and shared halves."""
+    width = head.config.width
+
+    def split(conv: torch.nn.Conv2d, gelu: bool) -> NativeSplit:
+        weight, dilation = conv.weight.detach(), conv.dilation[0]
+        return (NativeConvolution(kernel, weight[:, :width], None, dilation, gelu),
+                NativeConvolution(kernel, weight[:, width:], conv.bias, dilation))
+
+    first = NativeConvolution(kernel, head.first.weight, head.first.bias, gelu=True)
+    return (first, split(head.mix, True), [split(conv, True) for conv in head.wide],
+            split(head.out, False))
+
+
+def _native_with_max(h: torch.Tensor, peak: torch.Tensor, split: NativeSplit,
+                     residual: torch.Tensor | None = None, with_max: bool = False):
+    """``act(conv(cat([h, peak]))) + residual``, ``peak`` being ``h``'s maximum over the
+    layers: its half once."""
+    each, shared = split
+    return each(h, base=shared(peak), residual=residual, with_max=with_max)
 
 
 def _layer_max(h: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,7 @@ class DataConfig:
     jpeg: float = 0.0
     highlights: float = 0.0             # physical renderer: share with over-exposed highlights
     plateaus: float = 0.0               # physical renderer: share with flat bright plateaus
+    emission: float = 0.0               # physical renderer: share as emitted light, no occlusion
     dead_leaves: float = 0.5
     photos: float = 0.4
     motorcycle: float = 0.1
@@ -100,6 +101,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "layer_sampling": Rule("str", choices=("uniform", "inverse")),
         "batch_size": at_least(1), "label": Rule("str", choices=("error", "depth")),
         "noise": fraction(), "jpeg": fraction(), "highlights": fraction(), "plateaus": fraction(),
+        "emission": fraction(),
         "dead_leaves": Rule("float", low=0),
         "photos": Rule("float", low=0), "motorcycle": Rule("float", low=0),
         "photo_folder": Rule("str", optional=True), "debian_photos": Rule("bool"),

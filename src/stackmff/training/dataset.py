@@ -32,7 +32,7 @@ def render(config: DataConfig, sampler: SceneSampler, n_layers: int,
     elif config.renderer == "physical":
         options = PhysicalOptions(noise=config.noise, jpeg=config.jpeg, label=config.label,
                                   highlights=config.highlights,
-                                  plateaus=config.plateaus)
+                                  plateaus=config.plateaus, emission=config.emission)
         stack, focus_map = render_physical(scene, n_layers, rng, options, shuffle=shuffle)
     else:
         raise ValueError(f"renderer must be 'physical' or 'faithful', got {config.renderer!r}")

@@ -35,8 +35,9 @@ from stackmff.training.network_target import training_device
 from stackmff.weights import network_weights
 
 MANIFEST = "cache.json"
-# 2: where layers serve a pixel alike, its label is the layer focused at its depth
-FORMAT = 2
+# 2: where layers serve a pixel alike, its label is the layer focused at its depth;
+# 3: the settings name the share of emitted-light stacks
+FORMAT = 3
 # the keys that do not change what stack i holds
 NOT_STORED = ("folder", "network", "device", "stacks", "held_out")
 
@@ -146,7 +147,7 @@ def build_cache(cache: CacheConfig, progress: bool = False) -> int:
                                                      cache.debian_photos))
     options = PhysicalOptions(noise=cache.noise, jpeg=cache.jpeg, label="error",
                               highlights=cache.highlights,
-                              plateaus=cache.plateaus)
+                              plateaus=cache.plateaus, emission=cache.emission)
     for i in tqdm(missing, desc="cache", disable=not progress):
         if cache.rendered and i % cache.rendered_every == 0:
             sample = read_rendered(Path(cache.rendered), i // cache.rendered_every, cache.crop)

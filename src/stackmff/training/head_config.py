@@ -41,6 +41,7 @@ class CacheConfig:
     jpeg: float = 0.2
     highlights: float = 0.0             # share of stacks with over-exposed highlights
     plateaus: float = 0.0               # share of stacks with flat bright plateaus
+    emission: float = 0.0               # share of stacks as emitted light, no occlusion
     dead_leaves: float = 0.4
     photos: float = 0.5
     motorcycle: float = 0.1
@@ -91,6 +92,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "stacks": at_least(2), "held_out": at_least(1), "crop": at_least(MIN_CROP),
         "seed": at_least(0), "min_layers": at_least(2), "max_layers": at_least(2),
         "noise": fraction(), "jpeg": fraction(), "highlights": fraction(), "plateaus": fraction(),
+        "emission": fraction(),
         "dead_leaves": Rule("float", low=0),
         "photos": Rule("float", low=0), "motorcycle": Rule("float", low=0),
         "photo_folder": Rule("str", optional=True), "debian_photos": Rule("bool"),
