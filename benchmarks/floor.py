@@ -90,15 +90,10 @@ def network_macs(layers: int, width: int, height: int, head: bool) -> float:
     total += count(lambda v: model.attention.logits(v, chunk=side * side), volume)
     if head:  # what its inference pass computes (the shared half of each layer once), on
         # its PyTorch path: the C kernel's sums are the same, but the counter does not see them
-        before = os.environ.get("STACKMFF_NATIVE_HEAD")
-        os.environ["STACKMFF_NATIVE_HEAD"] = "0"
-        try:
-            fast = HeadInference(load_head(head_weights(None))[0])
-        finally:
-            if before is None:
-                del os.environ["STACKMFF_NATIVE_HEAD"]
-            else:
-                os.environ["STACKMFF_NATIVE_HEAD"] = before
+        from agreement import with_environment
+
+        fast = with_environment("STACKMFF_NATIVE_HEAD", "0",
+                                lambda: HeadInference(load_head(head_weights(None))[0]))
         grey = torch.rand(layers, side, side)
         total += count(lambda g: fast(g, g, rows=side), grey)
     pixels = (-(-height // 32) * 32) * (-(-width // 32) * 32)

@@ -1,8 +1,8 @@
 /* The v3+ head's convolutions (stackmff.runtime.refine_inference), inference only, in C:
  * float32 planar maps (layer, channel, row, column), LANES columns side by side, one
  * accumulator register per output channel (-DOUTS= the head's width), every tap read from
- * rows padded by replication as PyTorch's replicate padding pads them, bias, GELU and the
- * residual in the same pass. Built on first use by stackmff.runtime.native_head. */
+ * rows padded by replication as PyTorch's replicate padding pads them; bias, GELU, the
+ * residual and the maximum over the layers in the same pass. Built on first use by stackmff.runtime.native_head. */
 #include <stdlib.h>
 #include <string.h>
 

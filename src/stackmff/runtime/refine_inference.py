@@ -54,7 +54,7 @@ class HeadInference:
         self.out = _split(head.out, width, self.layout)
         self.scale = float(head.log_scale.detach().exp())
         kernel = load_kernel(width) if torch.device(device).type == "cpu" else None
-        self.native = None if kernel is None else _native_convolutions(head, kernel)
+        self.native = None if kernel is None else _kernel_calls(head, kernel)
         if self.native is not None:
             self.layout = torch.contiguous_format
 
@@ -121,7 +121,7 @@ class HeadInference:
         return y
 
 
-def _native_convolutions(head: RefineHead, kernel) -> tuple:
+def _kernel_calls(head: RefineHead, kernel) -> tuple:
     """The head's convolutions as kernel calls: the first, then ``[h, max]`` ones split in
     their per-layer and shared halves."""
     width = head.config.width
