@@ -6,8 +6,11 @@ with the distance to the cell's depth (light is conserved: defocus spreads it in
 plus background and shot-like noise. The truth is every cell in focus.
 
 Brightfield: an absorbing specimen (dark nuclei, granular cytoplasm) on a bright background,
-on a tilted, curved slide: each pixel is sharp in the plane of its depth and blurred by the
-distance elsewhere, so defocus lifts dark detail towards the background.
+on a tilted, curved slide, so defocus lifts dark detail towards the background. A continuous
+slide is blurred in each plane by its true distance, as a lens blurs it: where it passes
+midway between two planes they are equally sharp. A stepped slide rounds its depth to the
+planes first, so each pixel is sharp in exactly one plane and its sharpness jumps at a
+one-pixel rim that no lens makes; a method is scored there on placing those rims.
 """
 
 from __future__ import annotations
@@ -64,21 +67,55 @@ def fluorescence_stack(planes: int, height: int, width: int, seed: int = 0,
     return np.clip(stack, 0, 1), np.clip(truth, 0, 1).astype(np.float32)
 
 
-def _slide_depth(height: int, width: int, planes: int, rng: np.random.Generator) -> np.ndarray:
-    """Plane index per pixel: a tilted, gently curved slide over all planes."""
+def _slide_depth(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Depth per pixel in [0, 1]: a tilted, gently curved slide."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.cos(angle) * x / width + np.sin(angle) * y / height
     bump = np.exp(-(((x - width * rng.uniform(0.3, 0.7)) / (0.3 * width)) ** 2
                     + ((y - height * rng.uniform(0.3, 0.7)) / (0.3 * height)) ** 2))
     depth = ramp + 0.6 * bump
-    depth = (depth - depth.min()) / (np.ptp(depth) + 1e-9)
-    return np.minimum((depth * planes).astype(np.int64), planes - 1)
+    return (depth - depth.min()) / (np.ptp(depth) + 1e-9)
+
+
+def _stepped_planes(truth: np.ndarray, depth: np.ndarray, planes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Depth rounded down to a plane index; each pixel blurred by its whole-plane distance."""
+    index = np.minimum((depth * planes).astype(np.int64), planes - 1)
+    blurred = [_blur(truth, IN_FOCUS_SIGMA + BLUR_PER_PLANE * d) for d in range(planes)]
+    stack = np.empty((planes, *truth.shape), np.float32)
+    for k in range(planes):
+        distance = np.abs(index - k)
+        for d in np.unique(distance):
+            stack[k][distance == d] = blurred[d][distance == d]
+    return stack, index
+
+
+SUBSTEPS = 8  # blur levels per plane of defocus for a continuous slide (0.16 px of sigma apart)
+
+
+def _continuous_planes(truth: np.ndarray, depth: np.ndarray, planes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel blurred by its true distance to each plane (interpolated between blur
+    levels 1/SUBSTEPS of a plane apart); the map is the nearest plane. The planes cover the
+    slide as the stepped one's do: plane k is in focus at depth (k + 0.5) / planes."""
+    z = np.clip(depth * planes - 0.5, 0, planes - 1)
+    levels = np.stack([_blur(truth, IN_FOCUS_SIGMA + BLUR_PER_PLANE * s / SUBSTEPS)
+                       for s in range((planes - 1) * SUBSTEPS + 2)])
+    rows, cols = np.indices(truth.shape)
+    stack = np.empty((planes, *truth.shape), np.float32)
+    for k in range(planes):
+        position = np.abs(z - k) * SUBSTEPS
+        below = position.astype(np.int64)
+        weight = (position - below).astype(np.float32)
+        stack[k] = ((1 - weight) * levels[below, rows, cols]
+                    + weight * levels[below + 1, rows, cols])
+    return stack, np.rint(z).astype(np.int64)
 
 
 def brightfield_stack(planes: int, height: int, width: int, seed: int = 0,
-                      noise: float = 0.004) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(stack (Z, H, W), truth (H, W), focus map (H, W))``, float32 in [0, 1]."""
+                      noise: float = 0.004, continuous: bool = False,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(stack (Z, H, W), truth (H, W), focus map (H, W))``, float32 in [0, 1]; the slide
+    continuous or stepped (see the module docstring; the same specimen and slide for a seed)."""
     rng = np.random.default_rng(seed)
     absorbance = np.zeros((height, width), np.float32)
     sharp = _cells(height, width, 1, rng, density=1 / 500)[0]
@@ -86,13 +123,9 @@ def brightfield_stack(planes: int, height: int, width: int, seed: int = 0,
     grain = _blur(rng.random((height, width), dtype=np.float32), 0.8)
     absorbance += 0.5 * (grain - grain.mean()) * (_blur(sharp[1], 4.0) > 0.01)
     truth = np.clip(0.9 * np.exp(-np.maximum(absorbance, 0)), 0, 1).astype(np.float32)
-    depth = _slide_depth(height, width, planes, rng)
-    blurred = [_blur(truth, IN_FOCUS_SIGMA + BLUR_PER_PLANE * d) for d in range(planes)]
-    stack = np.empty((planes, height, width), np.float32)
-    for k in range(planes):
-        distance = np.abs(depth - k)
-        for d in np.unique(distance):
-            stack[k][distance == d] = blurred[d][distance == d]
+    depth = _slide_depth(height, width, rng)
+    planes_of = _continuous_planes if continuous else _stepped_planes
+    stack, focus_map = planes_of(truth, depth, planes)
     stack += rng.normal(0.0, noise, stack.shape).astype(np.float32)
     truth_seen = _blur(truth, IN_FOCUS_SIGMA)
-    return np.clip(stack, 0, 1), truth_seen, depth
+    return np.clip(stack, 0, 1), truth_seen, focus_map

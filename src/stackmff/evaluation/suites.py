@@ -243,14 +243,20 @@ MICROSCOPY_PLANES = 16
 def microscopy_stacks(quick: bool = False) -> Iterator[BenchStack]:
     """Rendered 16-bit microscope stacks: widefield fluorescence (the membrane channel of
     cells at random depths; its truth is every cell in focus, no true map: the haze has no
-    layer) and brightfield (a stained specimen on a tilted, curved slide, with its map)."""
+    layer) and brightfield (a stained specimen on a tilted, curved slide, with its map):
+    stepped, the slide's depth rounded to the planes, and continuous, blurred by its true
+    distance as a lens does (:mod:`stackmff.data.specimens`)."""
     height, width = (192, 256) if quick else (256, 320)
     uint16 = np.dtype(np.uint16)
     for seed in (0,) if quick else (0, 1, 2):
         stack, truth = fluorescence_stack(MICROSCOPY_PLANES, height, width, seed=seed)
         yield BenchStack("microscopy", "fluorescence", f"cells-{seed}", stack[1], truth[1],
                          None, uint16)
-    for seed in (0,) if quick else (0, 1, 2):
-        stack, truth, depth = brightfield_stack(MICROSCOPY_PLANES, height, width, seed=seed)
-        yield BenchStack("microscopy", "brightfield", f"slide-{seed}", stack, truth, depth,
-                         uint16)
+    slides = (("brightfield", False),) if quick else (("brightfield", False),
+                                                      ("continuous brightfield", True))
+    for variant, continuous in slides:
+        for seed in (0,) if quick else (0, 1, 2):
+            stack, truth, depth = brightfield_stack(MICROSCOPY_PLANES, height, width,
+                                                    seed=seed, continuous=continuous)
+            yield BenchStack("microscopy", variant, f"slide-{seed}", stack, truth, depth,
+                             uint16)
