@@ -176,3 +176,57 @@ def test_saved_checkpoint_round_trips(tiny_config, tmp_path):
     save_checkpoint(path, StackMFFV3(tiny_config), meta={"note": "x"})
     model, payload = load_checkpoint(path)
     assert model.config == tiny_config and payload["meta"] == {"note": "x"}
+
+
+def interpolate_script():
+    """``scripts/interpolate_weights.py``'s main."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "interpolate_weights.py"
+    spec = importlib.util.spec_from_file_location("interpolate_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_interpolated_weights_lie_between_the_two_networks(tiny_config, tmp_path, monkeypatch):
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = StackMFFV3(tiny_config)
+        for name, buffer in model.named_buffers():   # BatchNorm statistics differ too
+            if name.endswith("running_mean"):
+                buffer.normal_()
+        paths.append(tmp_path / f"net{seed}.pt")
+        save_checkpoint(paths[-1], model)
+    main = interpolate_script()
+    for share in (1.0, 0.25):
+        out = tmp_path / f"mixed-{share}.pt"
+        monkeypatch.setattr("sys.argv", ["interpolate_weights.py", str(paths[0]), str(paths[1]),
+                                         "--share", str(share), "-o", str(out)])
+        main()
+        first, second = (load_checkpoint(p)[0].state_dict() for p in paths)
+        mixed = load_checkpoint(out)[0].state_dict()
+        for name, value in mixed.items():
+            if value.is_floating_point():
+                expected = share * first[name] + (1 - share) * second[name]
+                assert torch.allclose(value, expected, atol=1e-6), name
+    differing = [n for n, v in first.items() if v.is_floating_point()
+                 and not torch.equal(v, second[n])]
+    assert len(differing) > 100 and not any(
+        torch.equal(mixed[n], first[n]) or torch.equal(mixed[n], second[n]) for n in differing)
+
+
+def test_interpolating_different_networks_fails_and_writes_nothing(tiny_config, tmp_path,
+                                                                   monkeypatch, capsys):
+    other = dataclasses.replace(tiny_config, decoder_width=tiny_config.decoder_width * 2)
+    paths = []
+    for i, config in enumerate((tiny_config, other)):
+        paths.append(tmp_path / f"net{i}.pt")
+        save_checkpoint(paths[-1], StackMFFV3(config))
+    out = tmp_path / "mixed.pt"
+    monkeypatch.setattr("sys.argv", ["interpolate_weights.py", str(paths[0]), str(paths[1]),
+                                     "--share", "0.5", "-o", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        interpolate_script()()
+    assert "different model configs" in str(exit_info.value) and not out.exists()
