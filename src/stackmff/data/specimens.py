@@ -78,7 +78,8 @@ def _slide_depth(height: int, width: int, rng: np.random.Generator) -> np.ndarra
     return (depth - depth.min()) / (np.ptp(depth) + 1e-9)
 
 
-def _stepped_planes(truth: np.ndarray, depth: np.ndarray, planes: int) -> tuple[np.ndarray, np.ndarray]:
+def _stepped_planes(truth: np.ndarray, depth: np.ndarray,
+                    planes: int) -> tuple[np.ndarray, np.ndarray]:
     """Depth rounded down to a plane index; each pixel blurred by its whole-plane distance."""
     index = np.minimum((depth * planes).astype(np.int64), planes - 1)
     blurred = [_blur(truth, IN_FOCUS_SIGMA + BLUR_PER_PLANE * d) for d in range(planes)]
@@ -93,7 +94,8 @@ def _stepped_planes(truth: np.ndarray, depth: np.ndarray, planes: int) -> tuple[
 SUBSTEPS = 8  # blur levels per plane of defocus for a continuous slide (0.16 px of sigma apart)
 
 
-def _continuous_planes(truth: np.ndarray, depth: np.ndarray, planes: int) -> tuple[np.ndarray, np.ndarray]:
+def _continuous_planes(truth: np.ndarray, depth: np.ndarray,
+                       planes: int) -> tuple[np.ndarray, np.ndarray]:
     """Each pixel blurred by its true distance to each plane (interpolated between blur
     levels 1/SUBSTEPS of a plane apart); the map is the nearest plane. The planes cover the
     slide as the stepped one's do: plane k is in focus at depth (k + 0.5) / planes."""
