@@ -40,3 +40,18 @@ def checkpoint(tiny_config, tmp_path):
     path = tmp_path / "tiny.pt"
     save_checkpoint(path, StackMFFV3(tiny_config), meta={"note": "random weights for tests"})
     return path
+
+
+@pytest.fixture
+def script_main():
+    """``main`` of a script in scripts/, by its file name (scripts are not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / name
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.main
+
+    return load

@@ -178,18 +178,8 @@ def test_saved_checkpoint_round_trips(tiny_config, tmp_path):
     assert model.config == tiny_config and payload["meta"] == {"note": "x"}
 
 
-def interpolate_script():
-    """``scripts/interpolate_weights.py``'s main."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "interpolate_weights.py"
-    spec = importlib.util.spec_from_file_location("interpolate_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def test_interpolated_weights_lie_between_the_two_networks(tiny_config, tmp_path, monkeypatch):
+def test_interpolated_weights_lie_between_the_two_networks(tiny_config, tmp_path, monkeypatch,
+                                                            script_main):
     paths = []
     for seed in (0, 1):
         torch.manual_seed(seed)
@@ -199,7 +189,7 @@ def test_interpolated_weights_lie_between_the_two_networks(tiny_config, tmp_path
                 buffer.normal_()
         paths.append(tmp_path / f"net{seed}.pt")
         save_checkpoint(paths[-1], model)
-    main = interpolate_script()
+    main = script_main("interpolate_weights.py")
     for share in (1.0, 0.25):
         out = tmp_path / f"mixed-{share}.pt"
         monkeypatch.setattr("sys.argv", ["interpolate_weights.py", str(paths[0]), str(paths[1]),
@@ -218,7 +208,7 @@ def test_interpolated_weights_lie_between_the_two_networks(tiny_config, tmp_path
 
 
 def test_interpolating_different_networks_fails_and_writes_nothing(tiny_config, tmp_path,
-                                                                   monkeypatch, capsys):
+                                                                   monkeypatch, script_main):
     other = dataclasses.replace(tiny_config, decoder_width=tiny_config.decoder_width * 2)
     paths = []
     for i, config in enumerate((tiny_config, other)):
@@ -228,5 +218,5 @@ def test_interpolating_different_networks_fails_and_writes_nothing(tiny_config, 
     monkeypatch.setattr("sys.argv", ["interpolate_weights.py", str(paths[0]), str(paths[1]),
                                      "--share", "0.5", "-o", str(out)])
     with pytest.raises(SystemExit) as exit_info:
-        interpolate_script()()
+        script_main("interpolate_weights.py")()
     assert "different model configs" in str(exit_info.value) and not out.exists()

@@ -266,19 +266,8 @@ def cached_loss(head, cache, psnr_weight=1.0):
     return float(np.mean(total))
 
 
-def export_script():
-    """``scripts/export_weights.py``'s main."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "export_weights.py"
-    spec = importlib.util.spec_from_file_location("export_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def test_stackmff_train_trains_the_head_and_export_ships_it(tmp_path, head_cache, capsys):
+def test_stackmff_train_trains_the_head_and_export_ships_it(tmp_path, head_cache, capsys,
+                                                             script_main):
     from stackmff.cli import main
     from stackmff.training.head_cache import MANIFEST
 
@@ -298,7 +287,8 @@ def test_stackmff_train_trains_the_head_and_export_ships_it(tmp_path, head_cache
     assert [int(r["step"]) for r in validated] == [4, 8, 12]
     assert all(20 < float(r[k]) < 80 for r in validated
                for k in ("val_hard", "val_soft", "val_network_hard", "val_network_soft"))
-    assert export_script()([str(tmp_path / "run" / "last.pt"), str(tmp_path / "head.pt")]) == 0
+    export = script_main("export_weights.py")
+    assert export([str(tmp_path / "run" / "last.pt"), str(tmp_path / "head.pt")]) == 0
     shipped, meta = load_head(tmp_path / "head.pt")
     assert "optimizer" not in meta and meta["meta"]["step"] == 12
     for name, value in trained.state_dict().items():
