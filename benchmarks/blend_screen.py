@@ -21,8 +21,6 @@ openfocus is found as `stackmff bench` finds it (see scripts/setup_bench.sh).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import subprocess
 import tempfile
 from collections import defaultdict
@@ -32,7 +30,7 @@ import numpy as np
 
 from stackmff.api import fuse_stack, prepare_method
 from stackmff.evaluation.report import write_report
-from stackmff.evaluation.runner import OPENFOCUS_ROWS, RunResult, openfocus_program
+from stackmff.evaluation.runner import OPENFOCUS_ROWS, RunResult, openfocus_program, read_rows
 from stackmff.evaluation.suites import (
     VALIDATION_SIZES,
     held_out_scenes,
@@ -120,9 +118,7 @@ def screen(suites: list[str], sizes: list[int], rows_path: Path,
             for name in (p for p in PEERS if p in methods):
                 rows.append(_row(stack, name, _openfocus(program, OPENFOCUS_ROWS[name], layers,
                                                          stack), None))
-            for row in rows:
-                out.write(json.dumps({k: v for k, v in dataclasses.asdict(row).items()
-                                      if k != "fused"}) + "\n")
+            out.writelines(row.json_line() for row in rows)
             out.flush()
             print(stack.suite, stack.variant, stack.name,
                   "  ".join(f"{r.method} {r.psnr:.3f}" for r in rows), flush=True)
@@ -138,7 +134,7 @@ NOTE = ("Made in short runs by benchmarks/blend_screen.py: ours fused in one pro
 
 
 def report(rows_path: Path, out: Path, command: str, note: str = "") -> None:
-    rows = [RunResult(**json.loads(line)) for line in rows_path.read_text().splitlines()]
+    rows = read_rows(rows_path)
     order = {"validation": 0, "validation-order": 1, "validation-interference": 2}
     rows.sort(key=lambda r: order[r.suite])   # stable: each suite's rows in run order
     present = {r.method for r in rows}

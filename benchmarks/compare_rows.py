@@ -12,18 +12,17 @@ method are the baseline (e.g. a candidate v3+ in B against openfocus-nomatch in 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 from stackmff.evaluation.ranking import paired_difference
 from stackmff.evaluation.report import scores_by_variant
-from stackmff.evaluation.runner import RunResult
+from stackmff.evaluation.runner import read_rows
 
 
 def scores(path: Path, method: str) -> dict[tuple[str, str], dict[str, float]]:
     """suite, variant -> stack -> PSNR of ``method``, pooled as the report pools them."""
-    rows = [RunResult(**json.loads(line)) for line in path.read_text().splitlines()]
+    rows = read_rows(path)
     return {key: by_method[method] for key, by_method in scores_by_variant(rows).items()
             if by_method.get(method)}
 

@@ -17,12 +17,11 @@ methods, openfocus) is read from the rivals' files.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from statistics import mean
 
-from stackmff.evaluation.runner import RunResult
+from stackmff.evaluation.runner import RunResult, read_rows
 
 CLASSICAL = ("depthmap", "pyramid", "enfuse", "dwt", "dtcwt", "dct", "variance", "mip")
 OPENFOCUS = ("openfocus", "openfocus-nomatch", "openfocus-hard")
@@ -36,13 +35,8 @@ def judged_sets(brightfield: str) -> dict[str, tuple[str, str | None]]:
             "Devernay blur 10": ("devernay-office", "blur 10"),
             "Lytro #48": ("lytro-epfl48", None),
             "ray-traced split": ("raytraced", None),
-            f"{BRIGHTFIELD[brightfield]}": ("microscopy", BRIGHTFIELD[brightfield]),
+            BRIGHTFIELD[brightfield]: ("microscopy", BRIGHTFIELD[brightfield]),
             "fluorescence (own rule)": ("microscopy", "fluorescence")}
-
-
-def read_rows(paths: list[Path]) -> list[RunResult]:
-    return [RunResult(**json.loads(line)) for path in paths
-            for line in path.read_text().splitlines() if line.strip()]
 
 
 def set_mean(rows: list[RunResult], method: str, suite: str, variant: str | None) -> float:
@@ -60,7 +54,8 @@ def main() -> None:
     parser.add_argument("--brightfield", choices=tuple(BRIGHTFIELD), default="continuous")
     args = parser.parse_args()
     file, _, method = args.candidate.rpartition(":")
-    ours, rivals = read_rows([Path(file)]), read_rows(args.rivals)
+    ours = read_rows(Path(file))
+    rivals = [row for path in args.rivals for row in read_rows(path)]
     sets = judged_sets(args.brightfield)
     classical = [m for m in CLASSICAL if any(r.method == m for r in rivals)]
     settings = [m for m in OPENFOCUS if any(r.method == m for r in rivals)]

@@ -23,15 +23,9 @@ import numpy as np
 from stackmff.api import fuse_stack
 from stackmff.evaluation import suites
 from stackmff.metrics import psnr
-from stackmff.stack_ops import gather
+from stackmff.stack_ops import gather, luma
 
 MARGIN = 2.0   # the other layer's measure over the network's choice needed to switch
-
-
-def luma(layers: np.ndarray) -> np.ndarray:
-    if layers.ndim == 4:
-        return layers @ np.array([0.299, 0.587, 0.114], np.float32)
-    return layers
 
 
 def rim_decision(layers: np.ndarray, focus_map: np.ndarray) -> np.ndarray:
@@ -72,10 +66,11 @@ def main() -> None:
         band = fuse_stack(layers, args.method, blend="band")
         decided = rim_decision(layers, hard.focus_map)
         changed = decided != hard.focus_map
+        hard_decided = gather(layers, decided)
         band_decided = band.fused.copy()
-        band_decided[changed] = gather(layers, decided)[changed]
+        band_decided[changed] = hard_decided[changed]
         key = stack.variant if stack.suite in ("microscopy", "devernay-office") else stack.suite
-        for name, image in (("hard", hard.fused), ("hard, rims decided", gather(layers, decided)),
+        for name, image in (("hard", hard.fused), ("hard, rims decided", hard_decided),
                             ("band", band.fused), ("band, rims decided", band_decided)):
             rows[key][name].append(psnr(image, stack.truth))
         print(f"{key} {stack.name}: {changed.mean():.2%} of the pixels re-decided", flush=True)

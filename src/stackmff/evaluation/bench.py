@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -90,9 +88,7 @@ def run_bench(suites: list[str] | None, methods: list[str] | None, quick: bool, 
         results += rows
         if rows_out is not None:
             with rows_out.open("a") as handle:
-                for r in rows:
-                    handle.write(json.dumps({k: v for k, v in dataclasses.asdict(r).items()
-                                             if k != "fused"}) + "\n")
+                handle.writelines(r.json_line() for r in rows)
         print(f"{stack.suite} / {stack.variant} / {stack.name}: "
               + ", ".join(f"{r.method} {r.psnr:.2f}" for r in rows), file=sys.stderr, flush=True)
     plot_paths = []

@@ -8,6 +8,7 @@ included.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,17 @@ class RunResult:
     qabf: float = float("nan")
     error: str = ""
     fused: np.ndarray | None = field(default=None, repr=False)
+
+    def json_line(self) -> str:
+        """The row as one line of a ``--rows`` file (without the fused image)."""
+        return json.dumps({k: v for k, v in asdict(self).items()
+                           if k != "fused"}) + "\n"
+
+
+def read_rows(path: Path) -> list[RunResult]:
+    """The rows of a ``--rows`` file, in the order they were written."""
+    return [RunResult(**json.loads(line)) for line in path.read_text().splitlines()
+            if line.strip()]
 
 
 TIME = "/usr/bin/time"  # GNU time: the child's own peak memory (a fork of this process

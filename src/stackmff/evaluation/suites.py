@@ -252,9 +252,8 @@ def microscopy_stacks(quick: bool = False) -> Iterator[BenchStack]:
         stack, truth = fluorescence_stack(MICROSCOPY_PLANES, height, width, seed=seed)
         yield BenchStack("microscopy", "fluorescence", f"cells-{seed}", stack[1], truth[1],
                          None, uint16)
-    slides = (("brightfield", False),) if quick else (("brightfield", False),
-                                                      ("continuous brightfield", True))
-    for variant, continuous in slides:
+    slides = (("brightfield", False), ("continuous brightfield", True))
+    for variant, continuous in slides[:1] if quick else slides:
         for seed in (0,) if quick else (0, 1, 2):
             stack, truth, depth = brightfield_stack(MICROSCOPY_PLANES, height, width,
                                                     seed=seed, continuous=continuous)
